@@ -1,0 +1,34 @@
+"""The simulation core: pure functions over a `TownState` of tensors.
+
+    level = compile_level("L1_full_observability")
+    state = initial_state(level, num_towns=64, agents_per_town=1, generator=torch.Generator())
+    state, result = step(level, state, actions)       # one tick, no randomness
+    obs, mask = observe(level, state), action_mask(level, state)
+    state = autoreset(level, state, result.terminated | result.truncated, generator)
+"""
+
+from townlet_env.core.dynamics import StepResult, reward_of, step
+from townlet_env.core.layout import Field, ObservationLayout
+from townlet_env.core.level import CompiledLevel, compile_level
+from townlet_env.core.observe import action_mask, affordance_at, hour_of_day, observe
+from townlet_env.core.spawn import autoreset, initial_state, regenerate, respawn
+from townlet_env.core.state import TownState
+
+__all__ = [
+    "CompiledLevel",
+    "Field",
+    "ObservationLayout",
+    "StepResult",
+    "TownState",
+    "action_mask",
+    "affordance_at",
+    "autoreset",
+    "compile_level",
+    "hour_of_day",
+    "initial_state",
+    "observe",
+    "regenerate",
+    "respawn",
+    "reward_of",
+    "step",
+]

@@ -1,0 +1,107 @@
+"""One tick of every town at once: `step(level, state, actions) -> (state, StepResult)`.
+
+The order is the one in levels.md: actions; base drain x difficulty, modulations, cascades;
+terminal check; reward from the post-step state; clock + 1. Meters are clamped to [0, 1] after
+each phase. A tick uses no randomness, so it is a pure function of its inputs; births and
+town regeneration live in `townlet_env.core.spawn`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from townlet_env.core.level import CompiledLevel
+from townlet_env.core.observe import action_mask, affordance_at
+from townlet_env.core.state import TownState
+
+
+@dataclass(frozen=True)
+class StepResult:
+    reward: torch.Tensor  # [N] float32
+    terminated: torch.Tensor  # [N] bool: died this tick
+    truncated: torch.Tensor  # [N] bool: alive when the town reached max_steps
+    invalid_action: torch.Tensor  # [N] bool: the chosen action was masked and ran as WAIT
+    executed: torch.Tensor  # [N] long: the action that ran
+
+
+def step(
+    level: CompiledLevel, state: TownState, actions: torch.Tensor
+) -> tuple[TownState, StepResult]:
+    aff = affordance_at(level, state)
+    legal = action_mask(level, state, aff).gather(1, actions[:, None]).squeeze(1)
+    executed = torch.where(legal, actions, level.wait_action)
+    alive = state.alive
+
+    meters, progress = _act(level, state, executed, aff)
+    meters = _drain(level, meters, state.difficulty)
+    meters = torch.where(alive[:, None], meters, state.meters)  # the dead do not change
+
+    died = alive & (meters[:, level.terminal] <= 0.0).any(dim=1)
+    living = alive & ~died
+    reward = torch.where(living, reward_of(level, meters), 0.0)
+    clock = state.clock + 1
+    truncated = living & (clock[state.town] >= level.max_steps)
+
+    new_state = state.replace(
+        meters=meters,
+        position=state.position + level.move_delta[executed],
+        alive=living,
+        progress=torch.where(living, progress, 0),
+        life_steps=state.life_steps + alive.long(),
+        clock=clock,
+    )
+    return new_state, StepResult(reward, died, truncated, ~legal, executed)
+
+
+def _act(
+    level: CompiledLevel, state: TownState, executed: torch.Tensor, aff: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Phase 1: the executed actions' own meter effects plus any affordance use."""
+    delta = level.action_delta[executed]
+    progress = torch.zeros_like(state.progress)
+    if level.interact_action >= 0:
+        using = executed == level.interact_action  # masked INTERACT already became WAIT
+        a = aff.clamp(min=0)
+        if level.multi_tick:
+            progress = torch.where(using, state.progress + 1, 0)
+            done = using & (progress >= level.aff_ticks[a])
+            use = level.aff_tick_delta[a] * using[:, None] + level.aff_completion[a] * done[:, None]
+            progress = torch.where(done, 0, progress)
+        else:
+            use = level.aff_instant_delta[a] * using[:, None]
+        delta = delta + use
+    return (state.meters + delta).clamp(0.0, 1.0), progress
+
+
+def _drain(level: CompiledLevel, meters: torch.Tensor, difficulty: torch.Tensor) -> torch.Tensor:
+    """Phase 2: base drain x difficulty, then modulations, then cascade stages in order."""
+    meters = (meters - level.drain * difficulty[:, None]).clamp(0.0, 1.0)
+    for source, target, base, offset, scale in level.modulations:
+        loss = base * (offset + scale * (1.0 - meters[:, source]))
+        meters = meters.clone()
+        meters[:, target] = (meters[:, target] - loss).clamp(0.0, 1.0)
+    for stage in level.cascade_stages:
+        pressure = (stage.threshold - meters[:, stage.source]).clamp(min=0.0)
+        loss = (pressure * stage.strength_over_threshold) @ stage.target
+        meters = (meters - loss).clamp(0.0, 1.0)
+    return meters
+
+
+def reward_of(level: CompiledLevel, meters: torch.Tensor) -> torch.Tensor:
+    """[N] reward formula of the level applied to post-step meters (before the alive mask)."""
+    spec = level.config.reward.reward
+    idx = {name: i for i, name in enumerate(level.meter_names)}
+    if spec.kind == "product":
+        reward = meters[:, [idx[m] for m in spec.meters]].prod(dim=1)
+    elif spec.kind == "weighted_sum":
+        names = list(spec.weights)
+        weights = torch.tensor([spec.weights[m] for m in names], device=meters.device)
+        reward = spec.base + ((meters[:, [idx[m] for m in names]] - spec.centre) * weights).sum(dim=1)
+    else:
+        bonus = meters[:, [idx[m] for m in spec.bonus_meters]].prod(dim=1)
+        reward = spec.base + spec.bonus * bonus
+    if spec.clip is not None:
+        reward = reward.clamp(*spec.clip)
+    return reward

@@ -1,0 +1,99 @@
+"""The observation layout: which field sits where in the flat observation vector.
+
+Networks and tools slice observations by field name (`layout["meters"]`), never by magic
+offsets. Levels that reserve the same views with the same channels get the same layout, so a
+network trained on L1 reads L2 and L3 observations unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from townlet_env.config import LevelConfig
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    offset: int
+    size: int
+    shape: tuple[int, ...]
+    doc: str
+
+    @property
+    def slice(self) -> slice:
+        return slice(self.offset, self.offset + self.size)
+
+
+@dataclass(frozen=True)
+class ObservationLayout:
+    fields: tuple[Field, ...]
+    size: int
+    encoding: str  # the view this level fills: "full" or "partial"
+    window: int
+    channels: tuple[str, ...]  # affordance identities, in channel order
+    other_agents: int
+
+    def __getitem__(self, name: str) -> Field:
+        for field in self.fields:
+            if field.name == name:
+                return field
+        raise KeyError(f"no observation field '{name}' (fields: {', '.join(self.names)})")
+
+    def __contains__(self, name: object) -> bool:
+        return any(field.name == name for field in self.fields)
+
+    @property
+    def names(self) -> list[str]:
+        return [field.name for field in self.fields]
+
+    def as_dict(self) -> dict[str, dict[str, object]]:
+        return {f.name: {"offset": f.offset, "size": f.size, "shape": list(f.shape)} for f in self.fields}
+
+
+def build_layout(cfg: LevelConfig) -> ObservationLayout:
+    obs = cfg.observation
+    channels = tuple(obs.affordance_channels or [a.name for a in cfg.affordances.affordances])
+    n_ch = len(channels)
+    specs: list[tuple[str, tuple[int, ...], str]] = [
+        ("meters", (len(cfg.meter_names),), "meter values in [0, 1], pack order"),
+        ("time", (2,), "sin, cos of the hour on a 24-tick day; 0, 0 without a day cycle"),
+        ("interaction_progress", (1,), "ticks done / ticks of the current multi-tick use"),
+        ("episode_progress", (1,), "town steps since regeneration / max_steps"),
+        ("position", (2,), "own x / (width - 1), y / (height - 1)"),
+    ]
+    if "full" in obs.views:
+        specs.append(
+            ("affordances", (n_ch, 3), "per affordance channel: dx, dy (normalised), present")
+        )
+        if obs.other_agents:
+            specs.append(
+                ("agents", (obs.other_agents, 3), "other agents of the town: dx, dy, present")
+            )
+    if "partial" in obs.views:
+        w = obs.window
+        specs.append(
+            (
+                "window",
+                (w, w, n_ch + 2),
+                "egocentric cells (row-major, y then x): affordance one-hot, blocked, other agent",
+            )
+        )
+    fields = []
+    offset = 0
+    for name, shape, doc in specs:
+        size = 1
+        for dim in shape:
+            size *= dim
+        fields.append(Field(name, offset, size, shape, doc))
+        offset += size
+    return ObservationLayout(
+        fields=tuple(fields),
+        size=offset,
+        encoding=obs.encoding,
+        window=obs.window if "partial" in obs.views else 1,
+        channels=channels,
+        other_agents=obs.other_agents if "full" in obs.views else 0,
+    )

@@ -1,0 +1,138 @@
+"""Randomness lives here: new towns, newcomers, and the vector env's autoreset.
+
+All draws come from one `torch.Generator`, so a seed fixes every layout and birth cell.
+Towns are regenerated only where asked (indices, not a Python loop over towns), and a
+regenerated town gets a new layout, fresh agents and clock 0.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from townlet_env.core.level import BLOCKED, EMPTY, CompiledLevel
+from townlet_env.core.state import TownState
+
+
+def initial_state(
+    level: CompiledLevel,
+    num_towns: int,
+    agents_per_town: int,
+    generator: torch.Generator,
+    difficulty: torch.Tensor | None = None,
+) -> TownState:
+    dev = level.device
+    if level.free_cells.numel() < level.n_affordances + agents_per_town:
+        raise ValueError(
+            f"level '{level.name}' has {level.free_cells.numel()} free cells, too few for "
+            f"{level.n_affordances} affordances and agents_per_town={agents_per_town}"
+        )
+    n = num_towns * agents_per_town
+    p = level.pad
+    cells = torch.full(
+        (num_towns, level.height + 2 * p, level.width + 2 * p), BLOCKED, dtype=torch.int8, device=dev
+    )
+    blank = TownState(
+        meters=level.initial_meters.expand(n, -1).clone(),
+        position=torch.zeros(n, 2, dtype=torch.long, device=dev),
+        alive=torch.ones(n, dtype=torch.bool, device=dev),
+        progress=torch.zeros(n, dtype=torch.long, device=dev),
+        life_steps=torch.zeros(n, dtype=torch.long, device=dev),
+        difficulty=torch.ones(n, dtype=torch.float32, device=dev) if difficulty is None else difficulty,
+        clock=torch.zeros(num_towns, dtype=torch.long, device=dev),
+        affordance_position=torch.zeros(num_towns, level.n_affordances, 2, dtype=torch.long, device=dev),
+        cells=cells,
+    )
+    return regenerate(level, blank, torch.arange(num_towns, device=dev), generator)
+
+
+def regenerate(
+    level: CompiledLevel, state: TownState, towns: torch.Tensor, generator: torch.Generator
+) -> TownState:
+    """New layout, fresh agents and clock 0 for the given town indices."""
+    if towns.numel() == 0:
+        return state
+    k = state.agents_per_town
+    n_aff = level.n_affordances
+    # A uniformly random permutation of the free cells per town; the first picks are distinct.
+    scores = torch.rand(towns.numel(), level.free_cells.numel(), generator=generator, device=level.device)
+    picks = level.free_cells[scores.argsort(dim=1)[:, : n_aff + k]]  # [R, A + K]
+    xy = torch.stack([picks % level.width, picks // level.width], dim=2)  # [R, A + K, 2]
+
+    aff_pos = state.affordance_position.clone()
+    aff_pos[towns] = xy[:, :n_aff]
+    cells = state.cells.clone()
+    p = level.pad
+    inner = torch.full((level.height, level.width), EMPTY, dtype=torch.int8, device=level.device)
+    inner[level.walls] = BLOCKED
+    grid = inner.expand(towns.numel(), -1, -1).clone()
+    rows = torch.arange(towns.numel(), device=level.device)[:, None]
+    grid[rows, xy[:, :n_aff, 1], xy[:, :n_aff, 0]] = torch.arange(
+        n_aff, dtype=torch.int8, device=level.device
+    )
+    cells[towns, p : p + level.height, p : p + level.width] = grid
+
+    slots = (towns[:, None] * k + torch.arange(k, device=level.device)).flatten()
+    return _fresh_agents(level, state, slots, xy[:, n_aff:].reshape(-1, 2)).replace(
+        affordance_position=aff_pos,
+        cells=cells,
+        clock=state.clock.index_fill(0, towns, 0),
+    )
+
+
+def respawn(
+    level: CompiledLevel, state: TownState, slots: torch.Tensor, generator: torch.Generator
+) -> TownState:
+    """Newcomers in the given slots, each on a free cell of its town (no wall, affordance or
+    living agent), never two on one cell."""
+    if slots.numel() == 0:
+        return state
+    k = state.agents_per_town
+    slots = slots.sort().values  # slots of one town are then adjacent
+    towns, inverse, counts = torch.unique_consecutive(
+        state.town[slots], return_inverse=True, return_counts=True
+    )
+    # rank of each newcomer among its town's newcomers, so that they take distinct picks
+    rank = torch.arange(slots.numel(), device=slots.device) - (counts.cumsum(0) - counts)[inverse]
+
+    w, h, p = level.width, level.height, level.pad
+    free = state.cells[towns, p : p + h, p : p + w].reshape(towns.numel(), -1) == EMPTY
+    living = state.alive.view(-1, k)[towns]  # [U, K]
+    pos = state.position.view(-1, k, 2)[towns]
+    occupied_cell = pos[..., 1] * w + pos[..., 0]
+    occupied = torch.zeros_like(free)
+    occupied.scatter_(1, occupied_cell, living)
+    free &= ~occupied
+    scores = torch.rand(free.shape, generator=generator, device=level.device)
+    scores = torch.where(free, scores, -1.0)
+    picks = scores.topk(k, dim=1).indices[inverse, rank]  # [S]
+    xy = torch.stack([picks % w, picks // w], dim=1)
+    return _fresh_agents(level, state, slots, xy)
+
+
+def _fresh_agents(
+    level: CompiledLevel, state: TownState, slots: torch.Tensor, xy: torch.Tensor
+) -> TownState:
+    meters = state.meters.clone()
+    meters[slots] = level.initial_meters
+    position = state.position.clone()
+    position[slots] = xy
+    return state.replace(
+        meters=meters,
+        position=position,
+        alive=state.alive.index_fill(0, slots, True),
+        progress=state.progress.index_fill(0, slots, 0),
+        life_steps=state.life_steps.index_fill(0, slots, 0),
+    )
+
+
+def autoreset(
+    level: CompiledLevel, state: TownState, done: torch.Tensor, generator: torch.Generator
+) -> TownState:
+    """After a tick: regenerate towns whose agents have all ended or that reached max_steps;
+    in other towns, replace each agent that died by a newcomer."""
+    k = state.agents_per_town
+    ended_town = (~state.alive).view(-1, k).all(dim=1) | (state.clock >= level.max_steps)
+    towns = ended_town.nonzero().flatten()
+    replace = (done & ~state.alive & ~ended_town[state.town]).nonzero().flatten()
+    state = regenerate(level, state, towns, generator)
+    return respawn(level, state, replace, generator)

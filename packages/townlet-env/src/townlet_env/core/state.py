@@ -1,0 +1,55 @@
+"""The simulation state: a frozen bag of tensors, batched over towns and agent slots.
+
+Slot `i` lives in town `i // agents_per_town`. Per-slot tensors have `N = towns x agents_per_town`
+rows; per-town tensors have `T` rows. Functions in `townlet_env.core` take a state and return a
+new one; nothing here is mutated in place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class TownState:
+    meters: torch.Tensor  # [N, M] float32 in [0, 1]
+    position: torch.Tensor  # [N, 2] long (x, y)
+    alive: torch.Tensor  # [N] bool
+    progress: torch.Tensor  # [N] long, ticks done of the current multi-tick use
+    life_steps: torch.Tensor  # [N] long, ticks lived by the slot's current agent
+    difficulty: torch.Tensor  # [N] float32, multiplies the base drain
+    clock: torch.Tensor  # [T] long, ticks since the town was (re)generated
+    affordance_position: torch.Tensor  # [T, A, 2] long (x, y)
+    cells: torch.Tensor  # [T, H + 2 pad, W + 2 pad] int8: affordance index, EMPTY or BLOCKED
+
+    @property
+    def num_slots(self) -> int:
+        return self.meters.shape[0]
+
+    @property
+    def num_towns(self) -> int:
+        return self.clock.shape[0]
+
+    @property
+    def agents_per_town(self) -> int:
+        return self.num_slots // self.num_towns
+
+    @property
+    def town(self) -> torch.Tensor:
+        """[N] town index of every slot."""
+        return town_index(self.num_slots, self.agents_per_town, self.meters.device)
+
+    def replace(self, **changes: torch.Tensor) -> TownState:
+        return dataclasses.replace(self, **changes)
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+@functools.lru_cache(maxsize=64)
+def town_index(num_slots: int, agents_per_town: int, device: torch.device) -> torch.Tensor:
+    return torch.arange(num_slots, device=device) // agents_per_town

@@ -1,0 +1,224 @@
+"""`TownletVectorEnv`: the torch-native Gymnasium vector env, a thin adapter over the core.
+
+Observations, rewards, flags and info entries are tensors on the env's device. Autoreset is
+SAME_STEP: a slot that ended returns the first observation of its next life, and its last
+observation is in `info["final_obs"]` where `info["_final_obs"]` is true.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from townlet_env.config import ConfigError
+from townlet_env.core import (
+    CompiledLevel,
+    TownState,
+    action_mask,
+    affordance_at,
+    autoreset,
+    compile_level,
+    initial_state,
+    observe,
+    step,
+)
+from townlet_env.core.level import HOURS_PER_DAY
+
+STATE_FORMAT = 1
+
+
+class TownletVectorEnv(VectorEnv):
+    metadata = {
+        "autoreset_mode": AutoresetMode.SAME_STEP,
+        "render_modes": ["ansi", "rgb_array"],
+        "render_fps": 4,
+    }
+
+    def __init__(
+        self,
+        level: str | Path = "L1_full_observability",
+        num_envs: int = 1,
+        agents_per_town: int = 1,
+        device: str | torch.device = "cpu",
+        render_mode: str | None = None,
+        render_town: int = 0,
+    ) -> None:
+        if agents_per_town < 1 or num_envs < 1 or num_envs % agents_per_town:
+            raise ValueError(
+                f"num_envs ({num_envs}) must be a positive multiple of agents_per_town "
+                f"({agents_per_town}): slot i lives in town i // agents_per_town"
+            )
+        if render_mode not in (None, *self.metadata["render_modes"]):
+            raise ValueError(f"render_mode {render_mode!r} is not one of None, 'ansi', 'rgb_array'")
+        self.device = torch.device(device)
+        self.level: CompiledLevel = compile_level(level, self.device)
+        self.num_envs = num_envs
+        self.agents_per_town = agents_per_town
+        self.num_towns = num_envs // agents_per_town
+        if not 0 <= render_town < self.num_towns:
+            raise ValueError(f"render_town {render_town} is not in [0, {self.num_towns})")
+        self.render_mode = render_mode
+        self.render_town = render_town
+        dim = self.level.layout.size
+        self.single_observation_space = gym.spaces.Box(-1.0, 1.0, (dim,), np.float32)
+        self.single_action_space = gym.spaces.Discrete(self.level.n_actions)
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self._generator = torch.Generator(device=self.device)
+        self._generator.seed()
+        self._difficulty = torch.ones(num_envs, dtype=torch.float32, device=self.device)
+        self._state: TownState | None = None
+
+    # --- names and layout ------------------------------------------------------------------
+
+    @property
+    def meter_names(self) -> list[str]:
+        return list(self.level.meter_names)
+
+    @property
+    def action_names(self) -> list[str]:
+        return list(self.level.action_names)
+
+    @property
+    def affordance_names(self) -> list[str]:
+        return list(self.level.affordance_names)
+
+    @property
+    def observation_layout(self) -> list[tuple[str, int, int]]:
+        """(name, offset, size) of every observation field, in order."""
+        return [(f.name, f.offset, f.size) for f in self.level.layout.fields]
+
+    @property
+    def state(self) -> TownState:
+        if self._state is None:
+            raise RuntimeError("call reset() before using the env")
+        return self._state
+
+    # --- the Gymnasium API -----------------------------------------------------------------
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[torch.Tensor, dict[str, Any]]:
+        if seed is not None:
+            self._generator.manual_seed(seed)
+        if options:
+            raise ValueError(f"reset options are not supported (got {sorted(options)})")
+        self._state = initial_state(
+            self.level, self.num_towns, self.agents_per_town, self._generator, self._difficulty
+        )
+        aff = affordance_at(self.level, self._state)
+        return observe(self.level, self._state, aff), self._info(self._state, aff)
+
+    def step(
+        self, actions: torch.Tensor | np.ndarray | list[int]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]:
+        state = self.state
+        actions = self._check_actions(actions)
+        state, result = step(self.level, state, actions)
+        done = result.terminated | result.truncated
+        final_obs = observe(self.level, state)
+        final_steps = state.life_steps
+        if bool(done.any()):
+            state = autoreset(self.level, state, done, self._generator)
+            aff = affordance_at(self.level, state)
+            obs = observe(self.level, state, aff)
+        else:
+            aff = affordance_at(self.level, state)
+            obs = final_obs
+        self._state = state
+        info = self._info(state, aff)
+        info.update(
+            invalid_action=result.invalid_action,
+            final_obs=final_obs,
+            _final_obs=done,
+            final_episode_step=final_steps,
+        )
+        return obs, result.reward, result.terminated, result.truncated, info
+
+    def _check_actions(self, actions: Any) -> torch.Tensor:
+        actions = torch.as_tensor(actions, device=self.device)
+        if actions.shape != (self.num_envs,) or actions.is_floating_point() or actions.is_complex():
+            raise ValueError(
+                f"actions must be an integer tensor of shape ({self.num_envs},), "
+                f"got {tuple(actions.shape)} {actions.dtype}"
+            )
+        actions = actions.long()
+        bad = (actions < 0) | (actions >= self.level.n_actions)
+        if bool(bad.any()):
+            slot = int(bad.nonzero()[0, 0])
+            raise ValueError(
+                f"action {int(actions[slot])} in slot {slot} is out of range: actions are 0.."
+                f"{self.level.n_actions - 1} ({', '.join(self.level.action_names)})"
+            )
+        return actions
+
+    def _info(self, state: TownState, aff: torch.Tensor) -> dict[str, Any]:
+        hour = (state.clock % HOURS_PER_DAY)[state.town] if self.level.day_cycle else torch.zeros_like(state.life_steps)
+        return {
+            "action_mask": action_mask(self.level, state, aff),
+            "meters": state.meters,
+            "position": state.position,
+            "time_of_day": hour,
+            "affordance_at": aff,
+            "interaction_progress": state.progress,
+            "episode_step": state.life_steps,
+        }
+
+    # --- curriculum, persistence, rendering --------------------------------------------------
+
+    def set_difficulty(self, multiplier: float | torch.Tensor) -> None:
+        """Multiply every slot's base drain (a float) or each slot's (a [num_envs] tensor)."""
+        value = torch.as_tensor(multiplier, dtype=torch.float32, device=self.device)
+        if value.dim() == 0:
+            value = value.expand(self.num_envs)
+        if value.shape != (self.num_envs,):
+            raise ValueError(f"difficulty must be a float or a [{self.num_envs}] tensor, got {tuple(value.shape)}")
+        if not bool(torch.isfinite(value).all()) or bool((value < 0).any()):
+            raise ValueError("difficulty multipliers must be finite and >= 0")
+        self._difficulty = value.clone()
+        if self._state is not None:
+            self._state = self._state.replace(difficulty=self._difficulty)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The whole simulation state, RNG included; loadable with torch.load(weights_only=True)."""
+        return {
+            "format": STATE_FORMAT,
+            "level": self.level.name,
+            "level_hash": self.level.content_hash,
+            "num_envs": self.num_envs,
+            "agents_per_town": self.agents_per_town,
+            "generator": self._generator.get_state(),
+            "difficulty": self._difficulty.clone(),
+            "state": {k: v.clone() for k, v in self.state.tensors().items()},
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        from townlet_env.persistence import check_state_dict
+
+        check_state_dict(self, state_dict, STATE_FORMAT)
+        self._generator.set_state(state_dict["generator"].cpu())
+        self._difficulty = state_dict["difficulty"].to(self.device).clone()
+        tensors = {k: v.to(self.device).clone() for k, v in state_dict["state"].items()}
+        self._state = TownState(**tensors)
+
+    def render(self) -> str | np.ndarray | None:
+        from townlet_env.render import render_ansi, render_rgb
+
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; pass render_mode='ansi' or 'rgb_array'")
+            return None
+        if self.render_mode == "ansi":
+            return render_ansi(self.level, self.state, self.render_town)
+        return render_rgb(self.level, self.state, self.render_town)
+
+    def close_extras(self, **kwargs: Any) -> None:
+        self._state = None
+
+
+__all__ = ["ConfigError", "TownletVectorEnv"]
