@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import string
+
 import numpy as np
 
 from townlet_env.core.level import CompiledLevel
@@ -11,13 +13,20 @@ from townlet_env.core.state import TownState
 CELL = 16  # pixels per grid cell in rgb_array
 
 
+RESERVED = set("#.@0123456789 ")  # walls, floor and agents (digits number agents of a shared town)
+SPARE = string.ascii_letters + "$%&*+-?^~<>/|!"  # no "=": the legend reads symbol=name
+
+
 def _symbols(level: CompiledLevel) -> list[str]:
-    """One distinct letter per affordance: its initial, lower-cased for later clashes."""
+    """One distinct character per affordance: its initial, lower-cased for later clashes, then
+    another letter of its name, then any spare letter or sign; never one that marks an agent."""
     used: set[str] = set()
     out = []
     for name in level.affordance_names:
-        options = [name[0].upper(), name[0].lower(), *name[1:].upper(), *name[1:].lower(), *"0123456789"]
-        symbol = next(s for s in options if s not in used and s not in "#.@")
+        options = [name[0].upper(), name[0].lower(), *name[1:].upper(), *name[1:].lower(), *SPARE]
+        symbol = next((s for s in options if s not in used and s not in RESERVED), None)
+        if symbol is None:
+            raise ValueError(f"too many affordances ({level.n_affordances}) for distinct text symbols")
         used.add(symbol)
         out.append(symbol)
     return out
@@ -43,12 +52,19 @@ def render_ansi(level: CompiledLevel, state: TownState, town: int) -> str:
         header += f"  hour {int(hour_of_day(state)[town * k])}"
     meters = state.meters.cpu()
     rows = [header, *lines]
+    # an agent hides the letter of the affordance it stands on, so its line names it
+    under = state.cells[town, p : p + level.height, p : p + level.width]
     for j, slot in enumerate(slots):
         status = "alive" if alive[slot] else "dead"
+        x, y = pos[slot]
+        code = int(under[y, x])
+        if alive[slot] and code >= 0:
+            status += f", on {level.affordance_names[code]}"
         values = " ".join(f"{n}={meters[slot, i]:.2f}" for i, n in enumerate(level.meter_names))
         rows.append(f"agent {j} ({status}): {values}")
-    legend = "  ".join(f"{s}={n}" for s, n in zip(symbols, level.affordance_names))
-    rows.append(f"legend: {legend}  @=agent  #=wall")
+    legend = "  ".join(f"{s}={n}" for s, n in zip(symbols, level.affordance_names, strict=True))
+    agents = "@=agent" if k == 1 else f"0-{min(k, 10) - 1}=agents"  # slot in town, mod 10
+    rows.append(f"legend: {legend}  {agents}  #=wall  .=floor")
     return "\n".join(rows) + "\n"
 
 

@@ -34,7 +34,8 @@ STATE_FORMAT = 1
 
 
 class TownletVectorEnv(VectorEnv):
-    metadata = {
+    # Gymnasium declares metadata an instance attribute, so it cannot be a ClassVar here.
+    metadata = {  # noqa: RUF012
         "autoreset_mode": AutoresetMode.SAME_STEP,
         "render_modes": ["ansi", "rgb_array"],
         "render_fps": 4,
@@ -49,6 +50,10 @@ class TownletVectorEnv(VectorEnv):
         render_mode: str | None = None,
         render_town: int = 0,
     ) -> None:
+        for name, value in (("num_envs", num_envs), ("agents_per_town", agents_per_town)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+        num_envs, agents_per_town = int(num_envs), int(agents_per_town)
         if agents_per_town < 1 or num_envs < 1 or num_envs % agents_per_town:
             raise ValueError(
                 f"num_envs ({num_envs}) must be a positive multiple of agents_per_town "
@@ -58,6 +63,12 @@ class TownletVectorEnv(VectorEnv):
             raise ValueError(f"render_mode {render_mode!r} is not one of None, 'ansi', 'rgb_array'")
         self.device = torch.device(device)
         self.level: CompiledLevel = compile_level(level, self.device)
+        if self.level.free_cells.numel() < self.level.n_affordances + agents_per_town:
+            # Fail here rather than at the first reset(): the town cannot hold everyone.
+            raise ValueError(
+                f"level '{self.level.name}' has {self.level.free_cells.numel()} free cells, too few "
+                f"for {self.level.n_affordances} affordances and agents_per_town={agents_per_town}"
+            )
         self.num_envs = num_envs
         self.agents_per_town = agents_per_town
         self.num_towns = num_envs // agents_per_town
@@ -105,10 +116,11 @@ class TownletVectorEnv(VectorEnv):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[torch.Tensor, dict[str, Any]]:
-        if seed is not None:
-            self._generator.manual_seed(seed)
+        # Reject bad options before seeding, so that a failed call leaves the RNG untouched.
         if options:
             raise ValueError(f"reset options are not supported (got {sorted(options)})")
+        if seed is not None:
+            self._generator.manual_seed(seed)
         self._state = initial_state(
             self.level, self.num_towns, self.agents_per_town, self._generator, self._difficulty
         )
@@ -122,7 +134,9 @@ class TownletVectorEnv(VectorEnv):
         actions = self._check_actions(actions)
         state, result = step(self.level, state, actions)
         done = result.terminated | result.truncated
-        final_obs = observe(self.level, state)
+        final_aff = affordance_at(self.level, state)
+        final_obs = observe(self.level, state, final_aff)
+        final_mask = action_mask(self.level, state, final_aff)
         final_steps = state.life_steps
         if bool(done.any()):
             state = autoreset(self.level, state, done, self._generator)
@@ -138,12 +152,24 @@ class TownletVectorEnv(VectorEnv):
             final_obs=final_obs,
             _final_obs=done,
             final_episode_step=final_steps,
+            final_action_mask=final_mask,
         )
         return obs, result.reward, result.terminated, result.truncated, info
 
     def _check_actions(self, actions: Any) -> torch.Tensor:
-        actions = torch.as_tensor(actions, device=self.device)
-        if actions.shape != (self.num_envs,) or actions.is_floating_point() or actions.is_complex():
+        try:
+            actions = torch.as_tensor(actions, device=self.device)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise ValueError(
+                f"actions must be integers of shape ({self.num_envs},) (tensor, array or list): {err}"
+            ) from err
+        # bool is rejected too: True/False would silently run as UP/DOWN.
+        if (
+            actions.shape != (self.num_envs,)
+            or actions.is_floating_point()
+            or actions.is_complex()
+            or actions.dtype == torch.bool
+        ):
             raise ValueError(
                 f"actions must be an integer tensor of shape ({self.num_envs},), "
                 f"got {tuple(actions.shape)} {actions.dtype}"
@@ -159,7 +185,11 @@ class TownletVectorEnv(VectorEnv):
         return actions
 
     def _info(self, state: TownState, aff: torch.Tensor) -> dict[str, Any]:
-        hour = (state.clock % HOURS_PER_DAY)[state.town] if self.level.day_cycle else torch.zeros_like(state.life_steps)
+        hour = (
+            (state.clock % HOURS_PER_DAY)[state.town]
+            if self.level.day_cycle
+            else torch.zeros_like(state.life_steps)
+        )
         return {
             "action_mask": action_mask(self.level, state, aff),
             "meters": state.meters,
@@ -178,7 +208,9 @@ class TownletVectorEnv(VectorEnv):
         if value.dim() == 0:
             value = value.expand(self.num_envs)
         if value.shape != (self.num_envs,):
-            raise ValueError(f"difficulty must be a float or a [{self.num_envs}] tensor, got {tuple(value.shape)}")
+            raise ValueError(
+                f"difficulty must be a float or a [{self.num_envs}] tensor, got {tuple(value.shape)}"
+            )
         if not bool(torch.isfinite(value).all()) or bool((value < 0).any()):
             raise ValueError("difficulty multipliers must be finite and >= 0")
         self._difficulty = value.clone()
@@ -207,7 +239,9 @@ class TownletVectorEnv(VectorEnv):
         tensors = {k: v.to(self.device).clone() for k, v in state_dict["state"].items()}
         self._state = TownState(**tensors)
 
-    def render(self) -> str | np.ndarray | None:
+    # One picture of one town (render_town), not a tuple per sub-env as VectorEnv declares:
+    # thousands of slots make a per-slot tuple useless for logs and videos.
+    def render(self) -> str | np.ndarray | None:  # type: ignore[override]
         from townlet_env.render import render_ansi, render_rgb
 
         if self.render_mode is None:

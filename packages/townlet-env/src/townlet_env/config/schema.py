@@ -3,13 +3,17 @@
 Every model forbids unknown keys, so a misspelt setting is an error instead of a silent default.
 Checks that need more than one file (a cascade naming an unknown meter, say) live in
 `townlet_env.config.loader`, where the file and field can be named in the message.
+
+Checks within one file are field validators rather than model validators wherever possible:
+pydantic reports a field validator's error at that field (`meters`, `walls`, `actions[0].delta`),
+while a model validator's error points at the whole model and cannot name the culprit.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=40)]
 MeterDeltas = dict[str, Annotated[float, Field(ge=-1.0, le=1.0)]]
@@ -19,12 +23,15 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _unique(names: list[str], what: str) -> None:
-    seen: set[str] = set()
-    for name in names:
+def _unique(names: list[str], what: str, field: str) -> None:
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
         if name in seen:
-            raise ValueError(f"duplicate {what} name '{name}'")
-        seen.add(name)
+            raise ValueError(
+                f"duplicate {what} name '{name}' at {field}[{seen[name]}] and {field}[{i}] "
+                "(names must be unique)"
+            )
+        seen[name] = i
 
 
 # --- meters.yaml -------------------------------------------------------------------------------
@@ -40,12 +47,13 @@ class MeterSpec(Strict):
 class MetersFile(Strict):
     meters: list[MeterSpec] = Field(min_length=1, max_length=32)
 
-    @model_validator(mode="after")
-    def _names(self) -> MetersFile:
-        _unique([m.name for m in self.meters], "meter")
-        if not any(m.terminal for m in self.meters):
-            raise ValueError("at least one meter must be terminal, or no agent could ever die")
-        return self
+    @field_validator("meters")
+    @classmethod
+    def _names(cls, meters: list[MeterSpec]) -> list[MeterSpec]:
+        _unique([m.name for m in meters], "meter", "meters")
+        if not any(m.terminal for m in meters):
+            raise ValueError("at least one meter must have terminal: true, or no agent could ever die")
+        return meters
 
 
 # --- cascades.yaml -----------------------------------------------------------------------------
@@ -91,6 +99,20 @@ class AffordanceSpec(Strict):
     effects: MeterDeltas = Field(default_factory=dict, description="per tick")
     completion: MeterDeltas = Field(default_factory=dict, description="bonus on completion")
 
+    @field_validator("hours", mode="before")
+    @classmethod
+    def _hours_shape(cls, hours: Any) -> Any:
+        # Without this, a bad value gets one error per union member ("hours.literal['always']",
+        # "hours.tuple[int, int]"), which reads like a pydantic internal rather than a hint.
+        ok = hours == "always" or (
+            isinstance(hours, list | tuple) and len(hours) == 2 and all(type(h) is int for h in hours)
+        )
+        if not ok:
+            raise ValueError(
+                f"hours must be 'always' or [open, close] in whole hours, e.g. [8, 18] (got {hours!r})"
+            )
+        return hours
+
     @field_validator("hours")
     @classmethod
     def _hours(cls, hours: Literal["always"] | tuple[int, int]) -> Literal["always"] | tuple[int, int]:
@@ -99,7 +121,7 @@ class AffordanceSpec(Strict):
         open_, close = hours
         if not (0 <= open_ < 24 and open_ < close <= 48 and close - open_ <= 24):
             raise ValueError(
-                f"hours {list(hours)} must be [open, close) with 0 <= open < 24, "
+                f"{list(hours)} must be [open, close) with 0 <= open < 24, "
                 "open < close <= 48 and at most 24 hours open"
             )
         return hours
@@ -116,10 +138,11 @@ class AffordanceSpec(Strict):
 class AffordancesFile(Strict):
     affordances: list[AffordanceSpec] = Field(min_length=1, max_length=64)
 
-    @model_validator(mode="after")
-    def _names(self) -> AffordancesFile:
-        _unique([a.name for a in self.affordances], "affordance")
-        return self
+    @field_validator("affordances")
+    @classmethod
+    def _names(cls, affordances: list[AffordanceSpec]) -> list[AffordanceSpec]:
+        _unique([a.name for a in affordances], "affordance", "affordances")
+        return affordances
 
 
 # --- world.yaml --------------------------------------------------------------------------------
@@ -133,14 +156,20 @@ class WorldFile(Strict):
     day_cycle: bool = Field(default=False, description="24-tick days; opening hours apply")
     interaction: Literal["instant", "multi_tick"] = "instant"
 
-    @model_validator(mode="after")
-    def _walls(self) -> WorldFile:
-        for i, (x, y) in enumerate(self.walls):
-            if not (0 <= x < self.width and 0 <= y < self.height):
+    @field_validator("walls")
+    @classmethod
+    def _walls(cls, walls: list[tuple[int, int]], info: ValidationInfo) -> list[tuple[int, int]]:
+        # width and height are declared first, so they are in info.data when they were valid.
+        width, height = info.data.get("width"), info.data.get("height")
+        if width is None or height is None:
+            return walls
+        for i, (x, y) in enumerate(walls):
+            if not (0 <= x < width and 0 <= y < height):
                 raise ValueError(
-                    f"walls[{i}] = [{x}, {y}] is off the {self.width}x{self.height} grid"
+                    f"[{x}, {y}] (walls[{i}]) is off the {width}x{height} grid "
+                    f"(allowed: 0 <= x < {width}, 0 <= y < {height})"
                 )
-        return self
+        return walls
 
 
 # --- actions.yaml ------------------------------------------------------------------------------
@@ -151,33 +180,47 @@ class ActionSpec(Strict):
     kind: Literal["move", "interact", "wait", "self"] = Field(
         description="move by delta, use the affordance underfoot, do nothing, or act on oneself"
     )
-    delta: tuple[int, int] | None = Field(default=None, description="[dx, dy], moves only")
+    # validate_default: a move action that leaves delta out must still reach the check below.
+    delta: tuple[int, int] | None = Field(
+        default=None, validate_default=True, description="[dx, dy], moves only"
+    )
     effects: MeterDeltas = Field(default_factory=dict, description="meter changes when executed")
 
-    @model_validator(mode="after")
-    def _delta(self) -> ActionSpec:
-        if self.kind == "move":
-            if self.delta is None or self.delta == (0, 0):
-                raise ValueError(f"move action '{self.name}' needs a non-zero delta [dx, dy]")
-            if max(abs(self.delta[0]), abs(self.delta[1])) > 1:
-                raise ValueError(f"move action '{self.name}' delta must be within one cell")
-        elif self.delta is not None:
-            raise ValueError(f"only move actions take a delta ('{self.name}' is {self.kind})")
-        return self
+    @field_validator("delta")
+    @classmethod
+    def _delta(cls, delta: tuple[int, int] | None, info: ValidationInfo) -> tuple[int, int] | None:
+        kind, name = info.data.get("kind"), info.data.get("name", "?")
+        if kind is None:  # the kind itself was invalid and is reported on its own
+            return delta
+        if kind == "move":
+            if delta is None or delta == (0, 0):
+                raise ValueError(f"move action '{name}' needs a non-zero delta [dx, dy], e.g. [0, -1] for up")
+            if max(abs(delta[0]), abs(delta[1])) > 1:
+                raise ValueError(
+                    f"move action '{name}' delta {list(delta)} must be within one cell "
+                    "(dx and dy in -1, 0, 1)"
+                )
+        elif delta is not None:
+            raise ValueError(f"only move actions take a delta ('{name}' is of kind '{kind}')")
+        return delta
 
 
 class ActionsFile(Strict):
     actions: list[ActionSpec] = Field(min_length=1, max_length=32)
 
-    @model_validator(mode="after")
-    def _kinds(self) -> ActionsFile:
-        _unique([a.name for a in self.actions], "action")
-        kinds = [a.kind for a in self.actions]
+    @field_validator("actions")
+    @classmethod
+    def _kinds(cls, actions: list[ActionSpec]) -> list[ActionSpec]:
+        _unique([a.name for a in actions], "action", "actions")
+        kinds = [a.kind for a in actions]
         if kinds.count("wait") != 1:
-            raise ValueError("exactly one action must be of kind 'wait' (the only one a dead agent has)")
+            raise ValueError(
+                f"exactly one action must be of kind 'wait' (the only one a dead agent has), "
+                f"found {kinds.count('wait')}"
+            )
         if kinds.count("interact") > 1:
-            raise ValueError("at most one action may be of kind 'interact'")
-        return self
+            raise ValueError(f"at most one action may be of kind 'interact', found {kinds.count('interact')}")
+        return actions
 
 
 # --- reward.yaml -------------------------------------------------------------------------------
@@ -243,15 +286,27 @@ class ObservationFile(Strict):
         default=None, description="affordance identities in layout order (default: the level's)"
     )
 
-    @model_validator(mode="after")
-    def _check(self) -> ObservationFile:
-        if self.window % 2 == 0:
-            raise ValueError(f"window must be odd, got {self.window}")
-        if self.reserve and self.encoding not in self.reserve:
-            raise ValueError(f"reserve {self.reserve} must include the encoding '{self.encoding}'")
-        if self.affordance_channels is not None:
-            _unique(self.affordance_channels, "affordance channel")
-        return self
+    @field_validator("reserve")
+    @classmethod
+    def _reserve(cls, reserve: list[str], info: ValidationInfo) -> list[str]:
+        encoding = info.data.get("encoding")
+        if reserve and encoding is not None and encoding not in reserve:
+            raise ValueError(f"reserve {reserve} must include the encoding '{encoding}'")
+        return reserve
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, window: int) -> int:
+        if window % 2 == 0:
+            raise ValueError(f"must be odd (3, 5, 7, ...) so the agent sits in its centre, got {window}")
+        return window
+
+    @field_validator("affordance_channels")
+    @classmethod
+    def _channels(cls, channels: list[str] | None) -> list[str] | None:
+        if channels is not None:
+            _unique(channels, "affordance channel", "affordance_channels")
+        return channels
 
     @property
     def views(self) -> list[str]:

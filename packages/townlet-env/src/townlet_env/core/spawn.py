@@ -99,9 +99,11 @@ def respawn(
     living = state.alive.view(-1, k)[towns]  # [U, K]
     pos = state.position.view(-1, k, 2)[towns]
     occupied_cell = pos[..., 1] * w + pos[..., 0]
-    occupied = torch.zeros_like(free)
-    occupied.scatter_(1, occupied_cell, living)
-    free &= ~occupied
+    # Counted, not scattered: agents may share a cell, and with scatter_ a dead agent's False
+    # could overwrite a living one's True on that cell.
+    occupied = torch.zeros(free.shape, dtype=torch.long, device=free.device)
+    occupied.scatter_add_(1, occupied_cell, living.long())
+    free &= occupied == 0
     scores = torch.rand(free.shape, generator=generator, device=level.device)
     scores = torch.where(free, scores, -1.0)
     picks = scores.topk(k, dim=1).indices[inverse, rank]  # [S]

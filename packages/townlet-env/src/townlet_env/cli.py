@@ -1,0 +1,391 @@
+"""`townlet-env`: list, check, explain and watch level packs from a terminal.
+
+    townlet-env levels                      the built-in levels, one line each
+    townlet-env validate PACK               load and compile a pack; exit 2 with one message if not
+    townlet-env inspect PACK [--json]       every rule of a pack and its observation layout
+    townlet-env simulate [--level L0_minimal] [--steps 30] [--seed 0] ...   watch a town live
+
+PACK is a built-in level name or a pack directory. Problems with a pack or with the arguments
+print one `error: ...` message to stderr and exit with status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from townlet_env import __version__
+from townlet_env.config import ConfigError, builtin_levels
+from townlet_env.config.loader import BUILTIN_DIR
+from townlet_env.core import CompiledLevel, compile_level
+
+USAGE_ERROR = 2  # argparse's status for bad arguments; a bad pack is a bad argument too
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse would print the whole usage block and exit
+        raise _UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+
+def _int_at_least(low: int) -> Any:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="townlet-env",
+        description="Townlet level packs: list, validate, inspect, and simulate a town.",
+        epilog="PACK is a built-in level name (see 'townlet-env levels') or a pack directory.",
+    )
+    parser.add_argument("--version", action="version", version=f"townlet-env {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    commands.add_parser("levels", help="list the built-in levels")
+
+    validate = commands.add_parser("validate", help="check a level pack; exit 2 with a message if bad")
+    validate.add_argument("pack", metavar="PACK", help="built-in level name or pack directory")
+
+    inspect = commands.add_parser("inspect", help="show a pack's rules and observation layout")
+    inspect.add_argument("pack", metavar="PACK", help="built-in level name or pack directory")
+    inspect.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+
+    sim = commands.add_parser("simulate", help="run one town with random legal actions and show it")
+    sim.add_argument(
+        "--level",
+        default="L0_minimal",
+        metavar="LEVEL",
+        help="built-in level or pack dir (default: %(default)s)",
+    )
+    for flag, low, default, text in (
+        ("--steps", 1, 30, "ticks to run"),
+        ("--seed", 0, 0, "seeds the town and the action draws"),
+        ("--agents-per-town", 1, 1, "agents sharing the town"),
+        ("--every", 1, 10, "draw the town every N steps, and at the end"),
+    ):
+        sim.add_argument(
+            flag, type=_int_at_least(low), default=default, metavar="N", help=f"{text} (default: {default})"
+        )
+    sim.add_argument(
+        "--policy",
+        choices=["random", "interact"],
+        default="random",
+        help="random: uniform over legal actions; interact: INTERACT whenever it is legal",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        run = {"levels": _levels, "validate": _validate, "inspect": _inspect, "simulate": _simulate}
+        return run[args.command](args)
+    except SystemExit as done:  # --help and --version
+        return done.code if isinstance(done.code, int) else 0
+    except (_UsageError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    except BrokenPipeError:  # `townlet-env inspect L1_full_observability | head` is fine
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+# --- levels and validate -----------------------------------------------------------------------
+
+
+def _levels(args: argparse.Namespace) -> int:
+    names = builtin_levels()
+    width = max(len(n) for n in names)
+    for name in names:
+        print(f"{name:<{width}}  {readme_summary(BUILTIN_DIR / name)}")
+    return 0
+
+
+def readme_summary(pack: Path, limit: int = 100) -> str:
+    """The first sentence of the README after its title, cut to `limit` characters."""
+    readme = pack / "README.md"
+    if not readme.is_file():
+        return ""
+    paragraph: list[str] = []
+    for line in readme.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#") or (not line.strip() and not paragraph):
+            continue
+        if not line.strip():
+            break
+        paragraph.append(line.strip())
+    text = " ".join(paragraph)
+    end = text.find(". ")
+    text = text if end < 0 else text[: end + 1]
+    return text if len(text) <= limit else text[: limit - 3].rsplit(" ", 1)[0] + "..."
+
+
+def _validate(args: argparse.Namespace) -> int:
+    # Compiling, not just loading, so "ok" means the env itself accepts the pack.
+    level = compile_level(args.pack)
+    print(
+        f"ok: {level.name}: {level.n_meters} meters, {level.n_affordances} affordances, "
+        f"{level.n_actions} actions, observation {level.layout.size} floats, "
+        f"hash {level.content_hash[:12]}"
+    )
+    return 0
+
+
+# --- inspect -----------------------------------------------------------------------------------
+
+
+def describe_level(level: CompiledLevel) -> dict[str, Any]:
+    """Everything `inspect` shows, as plain JSON-ready data (the text view renders this too)."""
+    cfg = level.config
+    per_use = level.aff_instant_delta.cpu().tolist()
+    affordances = []
+    for a, aff in enumerate(cfg.affordances.affordances):
+        entry = aff.model_dump(mode="json")
+        # What one INTERACT does in an instant level: ticks x (effects - cost) + completion.
+        entry["per_use"] = {m: round(v, 6) for m, v in zip(level.meter_names, per_use[a], strict=True) if v}
+        affordances.append(entry)
+    reward = cfg.reward.reward.model_dump(mode="json")
+    reward["formula"] = reward_formula(reward)
+    layout = level.layout
+    return {
+        "name": level.name,
+        "source": str(cfg.source),
+        "hash": level.content_hash,
+        "meters": [m.model_dump(mode="json") for m in cfg.meters.meters],
+        "modulations": [m.model_dump(mode="json") for m in cfg.cascades.modulations],
+        "cascade_groups": [g.model_dump(mode="json") for g in cfg.cascades.groups],
+        "affordances": affordances,
+        "actions": [{"index": i, **a.model_dump(mode="json")} for i, a in enumerate(cfg.actions.actions)],
+        "world": cfg.world.model_dump(mode="json"),
+        "reward": reward,
+        "observation": {
+            "encoding": layout.encoding,
+            "views": cfg.observation.views,
+            "window": layout.window,
+            "other_agents": layout.other_agents,
+            "affordance_channels": list(layout.channels),
+        },
+        "observation_size": layout.size,
+        "observation_layout": [
+            {"name": f.name, "offset": f.offset, "size": f.size, "shape": list(f.shape), "doc": f.doc}
+            for f in layout.fields
+        ],
+    }
+
+
+def reward_formula(reward: dict[str, Any]) -> str:
+    kind = reward["kind"]
+    if kind == "product":
+        text = " x ".join(reward["meters"])
+    elif kind == "weighted_sum":
+        centre = reward["centre"]
+        terms = [
+            f"{w:g} ({m} - {centre:g})" if centre else f"{w:g} {m}" for m, w in reward["weights"].items()
+        ]
+        text = " + ".join(([f"{reward['base']:g}"] if reward["base"] else []) + terms)
+    else:
+        bonus = " x ".join(reward["bonus_meters"]) or "1"
+        text = (
+            f"{reward['base']:g} + {reward['bonus']:g} x {bonus}"
+            if reward["bonus"]
+            else f"{reward['base']:g}"
+        )
+    clip = reward.get("clip")
+    return text + (f", clipped to [{clip[0]:g}, {clip[1]:g}]" if clip else "") + " per tick while alive"
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    info = describe_level(compile_level(args.pack))
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        print(render_description(info))
+    return 0
+
+
+def _deltas(deltas: dict[str, float], sign: bool = True) -> str:
+    return ", ".join(f"{m} {v:+g}" if sign else f"{m} {v:g}" for m, v in deltas.items()) or "-"
+
+
+def _table(header: list[str], rows: list[list[Any]], indent: str = "  ") -> list[str]:
+    if not rows:
+        return [f"{indent}none"]
+    cells = [header, *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    return [
+        indent + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    ]
+
+
+def _hours(hours: Any, day_cycle: bool) -> str:
+    if hours == "always":
+        return "always"
+    open_, close = hours
+    text = f"{open_}-{close}" + (f" ({open_:02d}:00-{close % 24:02d}:00)" if close > 24 else "")
+    return text if day_cycle else f"{text} (no day cycle: always open)"
+
+
+def render_description(info: dict[str, Any]) -> str:
+    world = info["world"]
+    out = [f"level {info['name']}  hash {info['hash'][:12]}", f"source {info['source']}", ""]
+
+    out.append(f"meters ({len(info['meters'])}): drain per tick is multiplied by the difficulty")
+    rows = [
+        [m["name"], f"{m['initial']:g}", f"{m['drain']:g}", "yes" if m["terminal"] else ""]
+        for m in info["meters"]
+    ]
+    out += [*_table(["name", "initial", "drain", "terminal"], rows), ""]
+
+    out.append("modulations: target -= base * (offset + scale * (1 - source)) every tick")
+    rows = [
+        [f"{q['source']} -> {q['target']}", f"{q['base']:g}", f"{q['offset']:g}", f"{q['scale']:g}"]
+        for q in info["modulations"]
+    ]
+    out += [*_table(["source -> target", "base", "offset", "scale"], rows), ""]
+
+    out.append("cascades: when source < threshold, target -= strength * (threshold - source) / threshold")
+    rows = [
+        [g["name"], f"{c['source']} -> {c['target']}", f"{c['strength']:g}", f"{c['threshold']:g}"]
+        for g in info["cascade_groups"]
+        for c in g["cascades"]
+    ]
+    out += [*_table(["group", "source -> target", "strength", "threshold"], rows), ""]
+
+    mode = "multi-tick: each INTERACT pays one tick" if world["interaction"] == "multi_tick" else "instant"
+    out.append(
+        f"affordances ({len(info['affordances'])}): cost and effects per tick, completion once ({mode})"
+    )
+    for a in info["affordances"]:
+        out += [
+            f"  {a['name']:<12} hours {_hours(a['hours'], world['day_cycle'])}, {a['ticks']} ticks",
+            f"  {'':<12} cost/tick     {_deltas(a['cost'], sign=False)}",
+            f"  {'':<12} effects/tick  {_deltas(a['effects'])}",
+            f"  {'':<12} completion    {_deltas(a['completion'])}",
+            f"  {'':<12} one full use  {_deltas(a['per_use'])}",
+        ]
+    out.append("")
+
+    out.append(f"actions ({len(info['actions'])})")
+    rows = [
+        [a["index"], a["name"], a["kind"], a["delta"] or "", _deltas(a["effects"]) if a["effects"] else ""]
+        for a in info["actions"]
+    ]
+    out += [*_table(["#", "name", "kind", "delta", "effects"], rows), ""]
+
+    walls = ", ".join(f"[{x}, {y}]" for x, y in world["walls"]) or "none"
+    out += [
+        "world",
+        f"  size {world['width']}x{world['height']}, max_steps {world['max_steps']}, "
+        f"day cycle {'24 ticks' if world['day_cycle'] else 'none'}, interaction {world['interaction']}",
+        f"  walls {walls}",
+        "",
+        f"reward ({info['reward']['kind']})",
+        f"  {info['reward']['formula']}",
+        "",
+    ]
+
+    obs = info["observation"]
+    out.append(
+        f"observation: {info['observation_size']} floats, fills the '{obs['encoding']}' view "
+        f"(layout reserves: {', '.join(obs['views'])}), window {obs['window']}, "
+        f"{obs['other_agents']} other agents, {len(obs['affordance_channels'])} affordance channels"
+    )
+    rows = [
+        [f["name"], f["offset"], f["size"], "x".join(map(str, f["shape"])), f["doc"]]
+        for f in info["observation_layout"]
+    ]
+    out += _table(["field", "offset", "size", "shape", "doc"], rows)
+    out.append(f"  channels: {', '.join(obs['affordance_channels'])}")
+    return "\n".join(out)
+
+
+# --- simulate ----------------------------------------------------------------------------------
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    import torch
+
+    from townlet_env.vector_env import TownletVectorEnv
+
+    k = args.agents_per_town
+    try:  # a bad level or too many agents for the free cells: a usage error, not a crash
+        env = TownletVectorEnv(args.level, num_envs=k, agents_per_town=k, render_mode="ansi")
+        _, info = env.reset(seed=args.seed)
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from None
+    level = env.level
+    # A generator of our own for the action draws: the same seed gives the same run, and the
+    # global torch RNG of whoever called main() is left alone.
+    draws = torch.Generator().manual_seed(args.seed)
+    meters = level.layout["meters"].slice
+    print(
+        f"simulating {level.name}: {k} agent{'s' if k > 1 else ''}, {args.steps} steps, "
+        f"policy {args.policy}, seed {args.seed}\n"
+    )
+    print(env.render(), end="")
+    print("step 0: a new town")
+    returns = torch.zeros(k)
+    deaths = timeouts = 0
+    for t in range(1, args.steps + 1):
+        actions = choose_actions(info["action_mask"], args.policy, level.interact_action, draws)
+        _, reward, terminated, truncated, info = env.step(actions)
+        returns += reward.cpu()
+        events = []
+        for slot in terminated.nonzero().flatten().tolist():
+            final = info["final_obs"][slot, meters]
+            empty = [n for i, n in enumerate(level.meter_names) if level.terminal[i] and final[i] <= 0]
+            events.append(f"step {t}: agent {slot} died ({', '.join(empty) or 'a terminal meter'} at 0)")
+        if bool(truncated.any()):
+            events.append(f"step {t}: time limit of {level.max_steps} steps reached")
+        deaths += int(terminated.sum())
+        timeouts += int((truncated & ~terminated).sum())
+        if events:
+            print("\n".join(["", *events]))
+        if t % args.every == 0 or t == args.steps:
+            # After a death or the time limit the picture is already the next life's town.
+            fresh = " (the picture shows the new town)" if events and k == 1 else ""
+            print()
+            print(env.render(), end="")
+            print(
+                f"step {t}: reward {float(reward.mean()):.2f}, return {float(returns.mean()):.2f}, "
+                f"deaths so far {deaths}{fresh}"
+            )
+    print(
+        f"\ndone: {args.steps} steps, mean reward {float(returns.mean()) / args.steps:.3f} per step "
+        f"and agent; lives ended by death {deaths}, by the time limit {timeouts}"
+    )
+    env.close()
+    return 0
+
+
+def choose_actions(mask: Any, policy: str, interact: int, generator: Any) -> Any:
+    """One legal action per slot: uniform over the mask, or INTERACT wherever it is legal."""
+    weights = mask.float()
+    if policy == "interact" and interact >= 0:
+        can = mask[:, interact]
+        weights[can] = 0.0
+        weights[can, interact] = 1.0
+    return weights.cpu().multinomial(1, generator=generator).squeeze(1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
