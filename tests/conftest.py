@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import os
 
+import torch
 from hypothesis import HealthCheck, settings
+
+# Tests use small tensors, where a second thread costs more than it gives on a shared 2-core machine.
+torch.set_num_threads(1)
 
 # CI gets more examples; local runs stay quick. Deadlines are off: machines are shared and noisy.
 settings.register_profile(
