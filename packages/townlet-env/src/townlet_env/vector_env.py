@@ -138,15 +138,21 @@ class TownletVectorEnv(VectorEnv):
         final_obs = observe(self.level, state, final_aff)
         final_mask = action_mask(self.level, state, final_aff)
         final_steps = state.life_steps
+        obs, mask, aff = final_obs, final_mask, final_aff
         if bool(done.any()):
             state = autoreset(self.level, state, done, self._generator)
-            aff = affordance_at(self.level, state)
-            obs = observe(self.level, state, aff)
-        else:
-            aff = affordance_at(self.level, state)
-            obs = final_obs
+            # Only towns with an ended slot changed: re-observe just those.
+            k = self.agents_per_town
+            towns = done.view(-1, k).any(dim=1).nonzero().flatten()
+            slots = (towns[:, None] * k + torch.arange(k, device=self.device)).flatten()
+            sub = state.select_towns(towns)
+            sub_aff = affordance_at(self.level, sub)
+            obs, mask, aff = obs.clone(), mask.clone(), aff.clone()
+            obs[slots] = observe(self.level, sub, sub_aff)
+            mask[slots] = action_mask(self.level, sub, sub_aff)
+            aff[slots] = sub_aff
         self._state = state
-        info = self._info(state, aff)
+        info = self._info(state, aff, mask)
         info.update(
             invalid_action=result.invalid_action,
             final_obs=final_obs,
@@ -184,14 +190,14 @@ class TownletVectorEnv(VectorEnv):
             )
         return actions
 
-    def _info(self, state: TownState, aff: torch.Tensor) -> dict[str, Any]:
+    def _info(self, state: TownState, aff: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, Any]:
         hour = (
             (state.clock % HOURS_PER_DAY)[state.town]
             if self.level.day_cycle
             else torch.zeros_like(state.life_steps)
         )
         return {
-            "action_mask": action_mask(self.level, state, aff),
+            "action_mask": action_mask(self.level, state, aff) if mask is None else mask,
             "meters": state.meters,
             "position": state.position,
             "time_of_day": hour,

@@ -1,10 +1,10 @@
 """The simulation core: pure functions over a `TownState` of tensors.
 
-    level = compile_level("L1_full_observability")
-    state = initial_state(level, num_towns=64, agents_per_town=1, generator=torch.Generator())
-    state, result = step(level, state, actions)       # one tick, no randomness
-    obs, mask = observe(level, state), action_mask(level, state)
-    state = autoreset(level, state, result.terminated | result.truncated, generator)
+level = compile_level("L1_full_observability")
+state = initial_state(level, num_towns=64, agents_per_town=1, generator=torch.Generator())
+state, result = step(level, state, actions)       # one tick, no randomness
+obs, mask = observe(level, state), action_mask(level, state)
+state = autoreset(level, state, result.terminated | result.truncated, generator)
 """
 
 from townlet_env.core.dynamics import StepResult, reward_of, step

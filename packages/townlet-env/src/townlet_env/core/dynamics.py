@@ -26,9 +26,7 @@ class StepResult:
     executed: torch.Tensor  # [N] long: the action that ran
 
 
-def step(
-    level: CompiledLevel, state: TownState, actions: torch.Tensor
-) -> tuple[TownState, StepResult]:
+def step(level: CompiledLevel, state: TownState, actions: torch.Tensor) -> tuple[TownState, StepResult]:
     aff = affordance_at(level, state)
     legal = action_mask(level, state, aff).gather(1, actions[:, None]).squeeze(1)
     executed = torch.where(legal, actions, level.wait_action)

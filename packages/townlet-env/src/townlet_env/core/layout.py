@@ -65,13 +65,9 @@ def build_layout(cfg: LevelConfig) -> ObservationLayout:
         ("position", (2,), "own x / (width - 1), y / (height - 1)"),
     ]
     if "full" in obs.views:
-        specs.append(
-            ("affordances", (n_ch, 3), "per affordance channel: dx, dy (normalised), present")
-        )
+        specs.append(("affordances", (n_ch, 3), "per affordance channel: dx, dy (normalised), present"))
         if obs.other_agents:
-            specs.append(
-                ("agents", (obs.other_agents, 3), "other agents of the town: dx, dy, present")
-            )
+            specs.append(("agents", (obs.other_agents, 3), "other agents of the town: dx, dy, present"))
     if "partial" in obs.views:
         w = obs.window
         specs.append(

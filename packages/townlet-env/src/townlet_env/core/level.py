@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -86,16 +87,20 @@ class CompiledLevel:
         return self.initial_meters.device
 
     def to(self, device: torch.device | str) -> CompiledLevel:
-        def move(value: object) -> object:
+        def move(value: Any) -> Any:
             if isinstance(value, torch.Tensor):
                 return value.to(device)
             if isinstance(value, CascadeStage):
-                return CascadeStage(*(move(getattr(value, f.name)) for f in dataclasses.fields(value)))
+                return dataclasses.replace(
+                    value, **{f.name: move(getattr(value, f.name)) for f in dataclasses.fields(value)}
+                )
             if isinstance(value, tuple) and value and isinstance(value[0], CascadeStage):
                 return tuple(move(v) for v in value)
             return value
 
-        return CompiledLevel(**{f.name: move(getattr(self, f.name)) for f in dataclasses.fields(self)})
+        return dataclasses.replace(
+            self, **{f.name: move(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        )
 
 
 def compile_level(level: str | Path | LevelConfig, device: torch.device | str = "cpu") -> CompiledLevel:

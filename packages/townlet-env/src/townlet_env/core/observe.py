@@ -33,9 +33,7 @@ def hour_of_day(state: TownState) -> torch.Tensor:
     return (state.clock % HOURS_PER_DAY)[state.town]
 
 
-def action_mask(
-    level: CompiledLevel, state: TownState, aff: torch.Tensor | None = None
-) -> torch.Tensor:
+def action_mask(level: CompiledLevel, state: TownState, aff: torch.Tensor | None = None) -> torch.Tensor:
     """[N, n_actions] bool: which actions each agent may take now."""
     n = state.num_slots
     aff = affordance_at(level, state) if aff is None else aff
@@ -97,9 +95,7 @@ def observe(level: CompiledLevel, state: TownState, aff: torch.Tensor | None = N
         progress = torch.where(aff >= 0, state.progress.float() / ticks, 0.0)
         obs[:, layout["interaction_progress"].offset] = progress
     obs[:, layout["episode_progress"].offset] = state.clock[state.town].float() / level.max_steps
-    scale = torch.tensor(
-        [max(level.width - 1, 1), max(level.height - 1, 1)], dtype=torch.float32, device=dev
-    )
+    scale = torch.tensor([max(level.width - 1, 1), max(level.height - 1, 1)], dtype=torch.float32, device=dev)
     obs[:, layout["position"].slice] = state.position.float() / scale
     if layout.encoding == "full":
         _full_view(level, state, obs, scale)
@@ -143,13 +139,13 @@ def _partial_view(level: CompiledLevel, state: TownState, obs: torch.Tensor) -> 
     n_ch = len(layout.channels)
     wp = level.width + 2 * level.pad
     dev = state.meters.device
-    dy, dx = torch.meshgrid(torch.arange(-r, r + 1, device=dev), torch.arange(-r, r + 1, device=dev), indexing="ij")
+    dy, dx = torch.meshgrid(
+        torch.arange(-r, r + 1, device=dev), torch.arange(-r, r + 1, device=dev), indexing="ij"
+    )
     index = cell_index(level, state)[:, None] + (dy * wp + dx).flatten()[None, :]  # [N, w*w]
     codes = state.cells.view(-1)[index].long()
     # code -> channel: BLOCKED -> n_ch, EMPTY -> n_ch + 2 (a scratch channel), affordance -> its channel
-    lookup = torch.cat(
-        [torch.tensor([n_ch, n_ch + 2], device=dev), level.aff_channel]
-    )
+    lookup = torch.cat([torch.tensor([n_ch, n_ch + 2], device=dev), level.aff_channel])
     cells = torch.zeros(n, w * w, n_ch + 3, dtype=torch.float32, device=dev)
     cells.scatter_(2, lookup[codes + 2].unsqueeze(2), 1.0)
     if state.agents_per_town > 1:

@@ -111,9 +111,7 @@ def respawn(
     return _fresh_agents(level, state, slots, xy)
 
 
-def _fresh_agents(
-    level: CompiledLevel, state: TownState, slots: torch.Tensor, xy: torch.Tensor
-) -> TownState:
+def _fresh_agents(level: CompiledLevel, state: TownState, slots: torch.Tensor, xy: torch.Tensor) -> TownState:
     meters = state.meters.clone()
     meters[slots] = level.initial_meters
     position = state.position.clone()

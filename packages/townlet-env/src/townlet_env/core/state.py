@@ -46,8 +46,22 @@ class TownState:
     def replace(self, **changes: torch.Tensor) -> TownState:
         return dataclasses.replace(self, **changes)
 
+    def select_towns(self, towns: torch.Tensor) -> TownState:
+        """The sub-state of the given towns and their slots, e.g. to re-observe only them."""
+        k = self.agents_per_town
+        slots = (towns[:, None] * k + torch.arange(k, device=towns.device)).flatten()
+        return TownState(
+            **{
+                name: value[towns] if name in PER_TOWN else value[slots]
+                for name, value in self.tensors().items()
+            }
+        )
+
     def tensors(self) -> dict[str, torch.Tensor]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+PER_TOWN = frozenset({"clock", "affordance_position", "cells"})
 
 
 @functools.lru_cache(maxsize=64)
