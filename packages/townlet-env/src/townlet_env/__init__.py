@@ -2,19 +2,30 @@
 
 from townlet_env.config import ConfigError, LevelConfig, builtin_levels, load_level
 from townlet_env.core import CompiledLevel, TownState, compile_level
+from townlet_env.gym_env import TorchToNumpy, TownletEnv
 from townlet_env.persistence import StateMismatchError
+from townlet_env.pettingzoo_env import TownletParallelEnv, env, parallel_env
+from townlet_env.registration import register_envs
 from townlet_env.vector_env import TownletVectorEnv
 
 __version__ = "0.1.0"
+
+register_envs()
 
 __all__ = [
     "CompiledLevel",
     "ConfigError",
     "LevelConfig",
     "StateMismatchError",
+    "TorchToNumpy",
     "TownState",
+    "TownletEnv",
+    "TownletParallelEnv",
     "TownletVectorEnv",
     "builtin_levels",
     "compile_level",
+    "env",
     "load_level",
+    "parallel_env",
+    "register_envs",
 ]
