@@ -1,0 +1,149 @@
+"""Checkpoints: written atomically, verified by SHA-256, loaded without running pickled code.
+
+File layout: `<name>.pt` holds the payload saved by `torch.save`; `<name>.pt.sha256` holds its
+digest. Loading checks the digest, then `torch.load(weights_only=True)`, then the format
+version, the level hash and the network shape, and reports any mismatch in one message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, corrupt, or belongs to another level, network or format."""
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _write_temp(path: Path, write: Any) -> Path:
+    """Write into a hidden temporary file next to `path` (flushed and synced); return it."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return Path(tmp)
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    tmp = _write_temp(path, write)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _step_of(path: Path) -> tuple[int, float, str]:
+    """Sort key: the agent-step in `step_<N>.pt`, then the modification time, then the name."""
+    stem = path.name.removesuffix(".pt")
+    number = stem.removeprefix("step_")
+    step = int(number) if stem.startswith("step_") and number.isdigit() else -1
+    return step, path.stat().st_mtime, path.name
+
+
+def save_checkpoint(payload: dict[str, Any], directory: Path, name: str, keep: int) -> Path:
+    """Write `directory/name.pt` and its digest atomically; prune to the newest `keep`.
+
+    The payload goes to a temporary file first; its digest file is written next, and only then
+    is the payload renamed into place, so a `.pt` never appears without its digest and an
+    interrupted save leaves the previous checkpoints as they were.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.pt"
+    payload = {"format_version": FORMAT_VERSION, **payload}
+    tmp = _write_temp(path, lambda f: torch.save(payload, f))
+    try:
+        digest = _digest(tmp)
+        _atomic_write(_sidecar(path), lambda f: f.write(f"{digest}  {path.name}\n".encode()))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    for old in sorted(directory.glob("step_*.pt"), key=_step_of)[:-keep]:
+        if old != path:
+            old.unlink(missing_ok=True)
+            _sidecar(old).unlink(missing_ok=True)
+    return path
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def latest_checkpoint(directory: Path) -> Path | None:
+    """The newest checkpoint in `directory` (highest step), or None."""
+    if not directory.is_dir():
+        return None
+    candidates = sorted(directory.glob("*.pt"), key=_step_of)
+    return candidates[-1] if candidates else None
+
+
+def load_checkpoint(
+    path: Path, *, level_hash: str | None = None, network_shapes: dict[str, tuple] | None = None
+) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    sidecar = _sidecar(path)
+    if not sidecar.is_file():
+        raise CheckpointError(
+            f"{path}: missing its digest file {sidecar.name}; refusing an unverified checkpoint"
+        )
+    recorded = sidecar.read_text(errors="replace").split()
+    expected = recorded[0] if recorded else ""
+    actual = _digest(path)
+    if actual != expected:
+        raise CheckpointError(
+            f"{path}: SHA-256 mismatch (file {actual[:12]}..., recorded {expected[:12]}...): "
+            "the checkpoint is corrupt or was modified"
+        )
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for unreadable files
+        first = (str(exc).strip().splitlines() or [""])[0]  # torch's messages run to pages
+        raise CheckpointError(f"{path}: not a loadable checkpoint ({type(exc).__name__}: {first})") from None
+    if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
+        got = payload.get("format_version") if isinstance(payload, dict) else type(payload).__name__
+        raise CheckpointError(f"{path}: format version {got!r}, this trainer reads version {FORMAT_VERSION}")
+    if level_hash is not None and payload.get("level_hash") != level_hash:
+        saved_hash = str(payload.get("level_hash"))[:12]
+        raise CheckpointError(
+            f"{path}: trained on level '{payload.get('level')}' (hash {saved_hash}), "
+            f"not on this level (hash {level_hash[:12]})"
+        )
+    if not isinstance(payload.get("network"), dict):
+        raise CheckpointError(f"{path}: holds no network weights")
+    if network_shapes is not None:
+        saved = {k: tuple(v.shape) for k, v in payload["network"].items()}
+        if saved != network_shapes:
+            keys = sorted(set(saved) | set(network_shapes))
+            diff = [
+                f"{k}: checkpoint {saved.get(k, 'absent')}, config {network_shapes.get(k, 'absent')}"
+                for k in keys
+                if saved.get(k) != network_shapes.get(k)
+            ]
+            raise CheckpointError(
+                f"{path}: network shape differs from this config "
+                f"({len(diff)} tensors; first: {'; '.join(diff[:3])})"
+            )
+    return payload

@@ -1,0 +1,206 @@
+"""Training configuration: strict pydantic models, loaded from YAML.
+
+Like the env's level packs, every model forbids unknown keys, and every error names the file,
+the field and what is allowed. The built-in configs (one per level) ship inside the package.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from townlet_env.config import ConfigError
+from townlet_env.config.loader import _describe
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EnvSettings(Strict):
+    num_envs: int = Field(default=256, ge=1, le=1 << 20, description="agent slots stepped together")
+    agents_per_town: int = Field(default=1, ge=1, le=64)
+
+
+class NetworkSettings(Strict):
+    kind: Literal["mlp", "dueling", "lstm"] = "dueling"
+    hidden: list[Annotated[int, Field(ge=1, le=8192)]] = Field(default_factory=lambda: [256, 256])
+    field_embed: int = Field(default=64, ge=1, le=4096, description="width of each field encoder")
+    lstm_hidden: int = Field(default=128, ge=1, le=4096)
+
+
+class HardTarget(Strict):
+    kind: Literal["hard"] = "hard"
+    every: int = Field(default=500, ge=1, description="gradient updates between copies")
+
+
+class PolyakTarget(Strict):
+    kind: Literal["polyak"]
+    tau: float = Field(default=0.005, gt=0.0, le=1.0)
+
+
+class AlgorithmSettings(Strict):
+    gamma: float = Field(default=0.99, gt=0.0, lt=1.0)
+    n_step: int = Field(default=3, ge=1, le=64)
+    double: bool = True
+    loss: Literal["huber", "mse"] = "huber"
+    lr: float = Field(default=5e-4, gt=0.0, le=1.0)
+    grad_clip: float = Field(default=10.0, gt=0.0)
+    batch_size: int = Field(default=256, ge=1, le=1 << 16)
+    replay_ratio: float = Field(
+        default=0.25, gt=0.0, le=64.0, description="sampled transitions per collected transition"
+    )
+    learning_starts: int = Field(default=10_000, ge=0, description="agent-steps before learning")
+    target: Annotated[HardTarget | PolyakTarget, Field(discriminator="kind")] = Field(
+        default_factory=HardTarget
+    )
+
+    @field_validator("target", mode="before")
+    @classmethod
+    def _default_target_kind(cls, value: Any) -> Any:
+        # `target: {every: 1000}` means a hard target, as the default does; without this the
+        # discriminated union rejected it with "kind: required field missing".
+        if isinstance(value, dict) and "kind" not in value:
+            return {"kind": "hard", **value}
+        return value
+
+
+class ReplaySettings(Strict):
+    kind: Literal["uniform", "prioritized", "sequence"] = "uniform"
+    capacity: int = Field(default=200_000, ge=1, description="transitions (or sequences)")
+    alpha: float = Field(default=0.6, ge=0.0, le=1.0, description="prioritized: priority exponent")
+    beta_start: float = Field(default=0.4, ge=0.0, le=1.0, description="prioritized: IS exponent")
+    beta_steps: int = Field(default=1_000_000, ge=1, description="agent-steps to anneal beta to 1")
+    sequence_length: int = Field(default=16, ge=2, le=512, description="sequence: learned steps")
+    burn_in: int = Field(default=8, ge=0, le=512, description="sequence: steps to warm the LSTM")
+
+
+class EpsilonSettings(Strict):
+    start: float = Field(default=1.0, ge=0.0, le=1.0)
+    end: float = Field(default=0.05, ge=0.0, le=1.0)
+    decay_steps: int = Field(default=500_000, ge=1, description="agent-steps of linear decay")
+
+
+class RndSettings(Strict):
+    enabled: bool = False
+    weight_start: float = Field(default=0.1, ge=0.0)
+    weight_end: float = Field(default=0.0, ge=0.0)
+    anneal_steps: int = Field(default=1_000_000, ge=1)
+    embed: int = Field(default=64, ge=1, le=4096)
+    lr: float = Field(default=1e-4, gt=0.0, le=1.0)
+
+
+class ExplorationSettings(Strict):
+    epsilon: EpsilonSettings = Field(default_factory=EpsilonSettings)
+    rnd: RndSettings = Field(default_factory=RndSettings)
+
+
+class CurriculumSettings(Strict):
+    kind: Literal["adversarial", "static"] = "adversarial"
+    stages: list[Annotated[float, Field(ge=0.0, le=10.0)]] = Field(
+        default_factory=lambda: [0.2, 0.5, 0.8, 1.0, 1.0], min_length=1
+    )
+    window: int = Field(default=10, ge=1, le=10_000, description="recent episodes judged")
+    min_episodes: int = Field(default=10, ge=1, description="episodes between two stage moves")
+    advance_survival: float = Field(default=0.7, ge=0.0, le=1.0)
+    advance_entropy: float = Field(default=0.5, ge=0.0)
+    retreat_survival: float = Field(default=0.3, ge=0.0, le=1.0)
+    difficulty: float = Field(default=1.0, ge=0.0, le=10.0, description="static: the multiplier")
+
+
+class CheckpointSettings(Strict):
+    every_episodes: int = Field(default=2000, ge=1, description="finished episodes between saves")
+    keep: int = Field(default=3, ge=1, description="most recent checkpoints kept")
+    include_replay: bool = False
+
+
+class MetricsSettings(Strict):
+    tensorboard: bool = True
+    log_every_updates: int = Field(default=50, ge=1)
+    progress: bool = True
+
+
+class TrainConfig(Strict):
+    level: str = "L1_full_observability"
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    total_steps: int = Field(default=2_000_000, ge=1, description="agent-steps, all slots together")
+    env: EnvSettings = Field(default_factory=EnvSettings)
+    network: NetworkSettings = Field(default_factory=NetworkSettings)
+    algorithm: AlgorithmSettings = Field(default_factory=AlgorithmSettings)
+    replay: ReplaySettings = Field(default_factory=ReplaySettings)
+    exploration: ExplorationSettings = Field(default_factory=ExplorationSettings)
+    curriculum: CurriculumSettings = Field(default_factory=CurriculumSettings)
+    checkpoint: CheckpointSettings = Field(default_factory=CheckpointSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainConfig:
+        recurrent = self.network.kind == "lstm"
+        if recurrent != (self.replay.kind == "sequence"):
+            raise ValueError(
+                "network.kind 'lstm' needs replay.kind 'sequence' and vice versa "
+                f"(got network.kind '{self.network.kind}', replay.kind '{self.replay.kind}')"
+            )
+        if self.env.num_envs % self.env.agents_per_town:
+            raise ValueError("env.num_envs must be a multiple of env.agents_per_town")
+        if self.curriculum.retreat_survival >= self.curriculum.advance_survival:
+            raise ValueError("curriculum.retreat_survival must be below advance_survival")
+        return self
+
+
+def builtin_config(level: str) -> Path | None:
+    if Path(level).name != level or level in ("", ".", ".."):
+        return None  # a pack directory, not a built-in level name (and never an absolute join)
+    path = CONFIG_DIR / f"{level}.yaml"
+    return path if path.is_file() else None
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig:
+    """Read a YAML config (or the built-in one for `overrides['level']`), then apply overrides.
+
+    Overrides use dotted keys flattened with '__' ('env__num_envs=64') or top-level names.
+    """
+    data: dict[str, Any] = {}
+    source = Path(path) if path is not None else None
+    if source is None and overrides.get("level"):
+        source = builtin_config(str(overrides["level"]))
+    if source is not None:
+        if not source.is_file():
+            raise ConfigError(f"{source}: no such training config file")
+        try:
+            loaded = yaml.safe_load(source.read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{source}: expected a mapping at the top level")
+        data = loaded
+    applied = []
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        node = data
+        *parents, leaf = key.split("__")
+        for depth, parent in enumerate(parents):
+            child = node.setdefault(parent, {})
+            if child is None:  # `env:` left empty in the YAML
+                child = node[parent] = {}
+            if not isinstance(child, dict):
+                where = ".".join(parents[: depth + 1])
+                raise ConfigError(f"{source or '<settings>'}: {where}: expected a mapping, got {child!r}")
+            node = child
+        node[leaf] = value
+        if not (key == "level" and path is None):  # not when it only picked the built-in file
+            applied.append(key.replace("__", "."))
+    label = str(source) if source is not None else "<settings>"
+    if applied:  # a bad value may come from the command line, not from the file
+        label += f" (with overrides: {', '.join(applied)})"
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(Path(label), TrainConfig, exc)) from None

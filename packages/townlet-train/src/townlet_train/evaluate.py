@@ -1,0 +1,105 @@
+"""Evaluation: play K whole episodes at a fixed difficulty with a learned, scripted or random
+policy, and report survival and reward. Learned policies act greedily (no exploration)."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import ValidationError
+
+from townlet_env import TownletVectorEnv
+from townlet_train.checkpoint import CheckpointError, load_checkpoint
+from townlet_train.config import TrainConfig
+from townlet_train.networks import build_network, masked_argmax
+from townlet_train.scripted import ScriptedPolicy
+
+POLICIES = ("learned", "scripted", "random")
+
+
+def load_policy_network(path: Path, device: torch.device) -> tuple[torch.nn.Module, TrainConfig]:
+    """The greedy network of a checkpoint; every way the file can be unusable is a CheckpointError."""
+    payload = load_checkpoint(path)
+    try:
+        cfg = TrainConfig.model_validate(payload.get("config"))
+    except ValidationError as exc:
+        raise CheckpointError(
+            f"{path}: its training config is not valid for this trainer ({exc.error_count()} problems, "
+            f"first: {'.'.join(map(str, exc.errors()[0]['loc']))}: {exc.errors()[0]['msg']})"
+        ) from None
+    env = TownletVectorEnv(cfg.level, 1)
+    if env.level.content_hash != payload.get("level_hash"):
+        raise CheckpointError(
+            f"{path}: trained on a different version of level '{cfg.level}' (level hash differs)"
+        )
+    net = cfg.network
+    network = build_network(
+        net.kind, env.observation_layout, env.level.n_actions, net.hidden, net.field_embed, net.lstm_hidden
+    )
+    try:
+        network.load_state_dict(payload["network"])
+    except RuntimeError as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise CheckpointError(f"{path}: network weights do not fit its config ({first})") from None
+    return network.to(device).eval(), cfg
+
+
+def evaluate(
+    level: str,
+    policy: str,
+    episodes: int,
+    difficulty: float = 1.0,
+    network: torch.nn.Module | None = None,
+    seed: int = 12345,
+    device: torch.device | str = "cpu",
+) -> dict[str, Any]:
+    """Each slot plays exactly one episode; `episodes` slots run side by side."""
+    if policy not in POLICIES:
+        raise ValueError(f"policy '{policy}' is not one of {', '.join(POLICIES)}")
+    if policy == "learned" and network is None:
+        raise ValueError("policy 'learned' needs a network (pass --checkpoint)")
+    env = TownletVectorEnv(level, episodes, device=device)
+    env.set_difficulty(difficulty)
+    obs, info = env.reset(seed=seed)
+    rng = torch.Generator(device=env.device).manual_seed(seed)
+    scripted = ScriptedPolicy(env) if policy == "scripted" else None
+    recurrent = bool(getattr(network, "recurrent", False))
+    hidden = network.initial_state(episodes, env.device) if recurrent else None  # type: ignore[union-attr,operator]
+    finished = torch.zeros(episodes, dtype=torch.bool, device=env.device)
+    survival = torch.zeros(episodes, dtype=torch.long, device=env.device)
+    total_reward = torch.zeros(episodes, device=env.device)
+    while not bool(finished.all()):
+        mask = info["action_mask"]
+        with torch.no_grad():
+            if policy == "learned" and recurrent:
+                q, hidden = network(obs[:, None], hidden)  # type: ignore[misc]
+                action = masked_argmax(q[:, 0], mask)
+            elif policy == "learned":
+                action = masked_argmax(network(obs), mask)  # type: ignore[misc]
+            elif scripted is not None:
+                action = scripted(obs, info)
+            else:
+                action = (
+                    torch.rand(mask.shape, generator=rng, device=env.device).masked_fill(~mask, -1).argmax(1)
+                )
+        obs, reward, terminated, truncated, info = env.step(action)
+        total_reward += reward * ~finished
+        done = (terminated | truncated) & ~finished
+        survival = torch.where(done, info["final_episode_step"], survival)
+        finished |= done
+        if recurrent and bool(done.any()):
+            keep = (~done).float()[None, :, None]
+            hidden = (hidden[0] * keep, hidden[1] * keep)  # type: ignore[index]
+    values = survival.float().cpu().tolist()
+    return {
+        "policy": policy,
+        "level": level,
+        "episodes": episodes,
+        "difficulty": difficulty,
+        "mean_survival": statistics.fmean(values),
+        "median_survival": statistics.median(values),
+        "mean_reward": float(total_reward.mean()),
+        "max_steps": env.level.max_steps,
+    }

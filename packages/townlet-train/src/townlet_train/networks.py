@@ -1,0 +1,107 @@
+"""Q-networks that read their inputs by field name from the env's observation layout.
+
+An earlier implementation sliced its observation by hand and fed its LSTM all zeros. Here each
+layout field gets its own encoder, keyed by name, so a field cannot silently fall out of the
+input (tests/train/test_networks.py checks that every field reaches the output).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+from torch import nn
+
+Layout = list[tuple[str, int, int]]  # (name, offset, size), as TownletVectorEnv.observation_layout
+
+
+class FieldEncoder(nn.Module):
+    """One linear encoder per observation field; their outputs are concatenated."""
+
+    def __init__(self, layout: Layout, embed: int) -> None:
+        super().__init__()
+        self.layout = [(name, offset, size) for name, offset, size in layout]
+        self.encoders = nn.ModuleDict({name: nn.Linear(size, embed) for name, _, size in self.layout})
+        self.out_features = embed * len(self.layout)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        parts = [self.encoders[name](obs[..., offset : offset + size]) for name, offset, size in self.layout]
+        return torch.relu(torch.cat(parts, dim=-1))
+
+
+def _mlp(sizes: list[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for a, b in itertools.pairwise(sizes):
+        layers += [nn.Linear(a, b), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+class QNetwork(nn.Module):
+    """Feed-forward Q-network, with an optional dueling head (value + advantage)."""
+
+    recurrent = False
+
+    def __init__(self, layout: Layout, n_actions: int, hidden: list[int], embed: int, dueling: bool):
+        super().__init__()
+        self.encoder = FieldEncoder(layout, embed)
+        self.trunk = _mlp([self.encoder.out_features, *hidden])
+        width = hidden[-1] if hidden else self.encoder.out_features
+        self.dueling = dueling
+        self.advantage = nn.Linear(width, n_actions)
+        self.value = nn.Linear(width, 1) if dueling else None
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        features = self.trunk(self.encoder(obs))
+        advantage = self.advantage(features)
+        if self.value is None:
+            return advantage
+        return self.value(features) + advantage - advantage.mean(dim=-1, keepdim=True)
+
+
+class RecurrentQNetwork(nn.Module):
+    """Field encoders -> LSTM -> dueling head, for the partial-observation levels.
+
+    `forward(obs [B, T, D], state)` returns q [B, T, A] and the new (h, c), each [1, B, H].
+    """
+
+    recurrent = True
+
+    def __init__(self, layout: Layout, n_actions: int, hidden: list[int], embed: int, lstm_hidden: int):
+        super().__init__()
+        self.encoder = FieldEncoder(layout, embed)
+        self.pre = _mlp([self.encoder.out_features, *hidden])
+        width = hidden[-1] if hidden else self.encoder.out_features
+        self.lstm = nn.LSTM(width, lstm_hidden, batch_first=True)
+        self.hidden_size = lstm_hidden
+        self.advantage = nn.Linear(lstm_hidden, n_actions)
+        self.value = nn.Linear(lstm_hidden, 1)
+
+    def initial_state(self, batch: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        zeros = torch.zeros(1, batch, self.hidden_size, device=device)
+        return zeros, zeros.clone()
+
+    def forward(
+        self, obs: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        features = self.pre(self.encoder(obs))
+        out, new_state = self.lstm(features, state)
+        advantage = self.advantage(out)
+        q = self.value(out) + advantage - advantage.mean(dim=-1, keepdim=True)
+        return q, (new_state[0], new_state[1])
+
+
+def build_network(
+    kind: str, layout: Layout, n_actions: int, hidden: list[int], embed: int, lstm_hidden: int
+) -> nn.Module:
+    if kind == "lstm":
+        return RecurrentQNetwork(layout, n_actions, hidden, embed, lstm_hidden)
+    return QNetwork(layout, n_actions, hidden, embed, dueling=kind == "dueling")
+
+
+def masked_argmax(q: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Greedy action among the legal ones (every row has at least WAIT legal)."""
+    return q.masked_fill(~mask, float("-inf")).argmax(dim=-1)
+
+
+def masked_max(q: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return q.masked_fill(~mask, float("-inf")).max(dim=-1).values

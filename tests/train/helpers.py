@@ -1,0 +1,103 @@
+"""Helpers for the trainer's tests: tiny configs and access to the trainer's parts.
+
+Every test here is small (tiny networks, 16 slots, a few thousand agent-steps): the suite runs
+on two shared CPU cores.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from townlet_train.config import TrainConfig, load_config
+
+# A small feed-forward run on L0_minimal; every test overrides what it is about.
+TINY: dict[str, Any] = {
+    "level": "L0_minimal",
+    "seed": 0,
+    "device": "cpu",
+    "total_steps": 2048,
+    "env__num_envs": 16,
+    "env__agents_per_town": 1,
+    "network__kind": "dueling",
+    "network__hidden": [32],
+    "network__field_embed": 8,
+    "algorithm__batch_size": 32,
+    "algorithm__learning_starts": 256,
+    "algorithm__replay_ratio": 0.5,
+    "algorithm__n_step": 3,
+    "algorithm__target": {"kind": "hard", "every": 20},
+    "replay__kind": "uniform",
+    "replay__capacity": 2048,
+    "exploration__epsilon__decay_steps": 2000,
+    "exploration__rnd__enabled": False,
+    "curriculum__kind": "adversarial",
+    "curriculum__window": 2,
+    "curriculum__min_episodes": 2,
+    "checkpoint__every_episodes": 1000,
+    "checkpoint__keep": 100,
+    "metrics__progress": False,
+    "metrics__tensorboard": False,
+}
+
+
+def tiny_config(**overrides: Any) -> TrainConfig:
+    return load_config(None, **{**TINY, **overrides})
+
+
+def network_of(trainer: Any) -> torch.nn.Module:
+    """The online Q-network, wherever the trainer keeps it."""
+    agent = getattr(trainer, "agent", None) or getattr(trainer, "learner", None)
+    return agent.online
+
+
+def replay_of(trainer: Any) -> Any:
+    agent = getattr(trainer, "agent", None)
+    return agent.replay if agent is not None else trainer.replay
+
+
+def network_shapes(trainer: Any) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in network_of(trainer).state_dict().items()}
+
+
+def write_yaml(path: Path, data: dict[str, Any]) -> Path:
+    import yaml
+
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def short_level(directory: Path, max_steps: int = 120, base: str = "L0_minimal") -> Path:
+    """A copy of a built-in level pack with fewer max steps (episodes end sooner)."""
+    import shutil
+
+    import yaml
+
+    from townlet_env.config.loader import BUILTIN_DIR
+
+    pack = directory / f"{base}_short"
+    if not pack.exists():
+        shutil.copytree(BUILTIN_DIR / base, pack)
+        world = yaml.safe_load((pack / "world.yaml").read_text())
+        world["max_steps"] = max_steps
+        (pack / "world.yaml").write_text(yaml.safe_dump(world, sort_keys=False))
+    return pack
+
+
+def nested(settings: dict[str, Any]) -> dict[str, Any]:
+    """{'env__num_envs': 8} -> {'env': {'num_envs': 8}}."""
+    data: dict[str, Any] = {}
+    for key, value in settings.items():
+        node = data
+        *parents, leaf = key.split("__")
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[leaf] = value
+    return data
+
+
+def config_file(path: Path, **overrides: Any) -> Path:
+    """TINY plus overrides, written as a nested YAML training config (for the CLI)."""
+    return write_yaml(path, nested({**TINY, **overrides}))

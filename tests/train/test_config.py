@@ -1,0 +1,156 @@
+"""Training configs are strict: a misspelt or out-of-range setting is an error that names the
+file, the field and what is allowed (an earlier implementation silently ignored unknown keys)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from townlet_env.config import ConfigError
+from townlet_train.config import CONFIG_DIR, TrainConfig, builtin_config, load_config
+
+from .helpers import write_yaml
+
+
+def error_of(path: Path | None = None, **overrides: object) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_config(path, **overrides)
+    message = str(info.value)
+    assert "Traceback" not in message and "pydantic" not in message.lower(), message
+    assert info.value.__cause__ is None
+    assert info.value.__context__ is None or info.value.__suppress_context__
+    return message
+
+
+def test_defaults_validate_and_every_builtin_config_loads() -> None:
+    TrainConfig()
+    shipped = sorted(CONFIG_DIR.glob("*.yaml"))
+    for path in shipped:
+        cfg = load_config(path)
+        assert cfg.level == path.stem
+        assert load_config(None, level=path.stem) == cfg  # level alone picks the built-in file
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "allowed"),
+    [
+        ("algorithm", "gama", "gamma"),
+        ("replay", "capacityy", "capacity"),
+        ("exploration", "epsilonn", "epsilon"),
+        ("curriculum", "windw", "window"),
+        ("checkpoint", "include_replays", "include_replay"),
+    ],
+)
+def test_misspelt_key_names_file_field_and_allowed_fields(
+    tmp_path: Path, section: str, key: str, allowed: str
+) -> None:
+    path = write_yaml(tmp_path / "train.yaml", {"level": "L0_minimal", section: {key: 1}})
+    message = error_of(path)
+    assert str(path) in message
+    assert f"{section}.{key}" in message
+    assert "unknown field" in message
+    assert "allowed: " in message and allowed in message
+
+
+def test_misspelt_top_level_and_nested_keys(tmp_path: Path) -> None:
+    path = write_yaml(tmp_path / "t.yaml", {"levle": "L0_minimal"})
+    message = error_of(path)
+    assert "levle" in message and "level" in message and str(path) in message
+    path = write_yaml(tmp_path / "t.yaml", {"exploration": {"rnd": {"wieght_start": 0.5}}})
+    message = error_of(path)
+    assert "exploration.rnd.wieght_start" in message and "weight_start" in message
+
+
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [
+        ({"algorithm__gamma": 1.0}, "algorithm.gamma"),
+        ({"algorithm__gamma": 0.0}, "algorithm.gamma"),
+        ({"algorithm__lr": -1e-3}, "algorithm.lr"),
+        ({"algorithm__n_step": 0}, "algorithm.n_step"),
+        ({"env__num_envs": 0}, "env.num_envs"),
+        ({"replay__alpha": 1.5}, "replay.alpha"),
+        ({"exploration__epsilon__start": 1.2}, "exploration.epsilon.start"),
+        ({"curriculum__stages": []}, "curriculum.stages"),
+        ({"checkpoint__keep": 0}, "checkpoint.keep"),
+        ({"algorithm__target": {"kind": "polyak", "tau": 0.0}}, "algorithm.target.polyak.tau"),
+    ],
+)
+def test_out_of_range_values_are_rejected(override: dict, field: str) -> None:
+    message = error_of(None, level="L0_minimal", **override)
+    assert field.split(".")[-1] in message, message
+    assert field.rsplit(".", 1)[0].split(".")[0] in message
+    # the message says where the bad value came from
+    assert "L0_minimal.yaml" in message and "overrides" in message
+
+
+def test_wrong_literal_lists_choices() -> None:
+    message = error_of(None, network__kind="transformer")
+    assert "network.kind" in message and "mlp" in message and "dueling" in message and "lstm" in message
+
+
+def test_lstm_needs_sequence_replay_and_vice_versa() -> None:
+    message = error_of(None, network__kind="lstm", replay__kind="uniform")
+    assert "lstm" in message and "sequence" in message
+    message = error_of(None, network__kind="dueling", replay__kind="sequence")
+    assert "sequence" in message
+    cfg = load_config(None, network__kind="lstm", replay__kind="sequence")
+    assert cfg.network.kind == "lstm"
+
+
+def test_cross_field_rules() -> None:
+    message = error_of(None, env__num_envs=10, env__agents_per_town=4)
+    assert "agents_per_town" in message
+    message = error_of(None, curriculum__retreat_survival=0.8, curriculum__advance_survival=0.7)
+    assert "retreat_survival" in message
+
+
+def test_overrides_apply_on_top_of_a_file(tmp_path: Path) -> None:
+    path = write_yaml(
+        tmp_path / "t.yaml",
+        {"level": "L0_minimal", "env": {"num_envs": 32, "agents_per_town": 1}, "algorithm": {"gamma": 0.9}},
+    )
+    cfg = load_config(path, env__num_envs=64, total_steps=123, algorithm__n_step=5, seed=None)
+    assert cfg.env.num_envs == 64  # overridden
+    assert cfg.total_steps == 123
+    assert cfg.algorithm.n_step == 5
+    assert cfg.algorithm.gamma == 0.9  # the file's value survives a sibling override
+    assert cfg.seed == 0  # None means "not given"
+    assert cfg.level == "L0_minimal"
+
+
+def test_target_without_kind_is_a_hard_target() -> None:
+    cfg = load_config(None, algorithm__target={"every": 7})
+    assert cfg.algorithm.target.kind == "hard" and cfg.algorithm.target.every == 7
+    cfg = load_config(None, algorithm__target={"kind": "polyak", "tau": 0.1})
+    assert cfg.algorithm.target.kind == "polyak" and cfg.algorithm.target.tau == 0.1
+    message = error_of(None, algorithm__target={"kind": "soft"})
+    assert "hard" in message and "polyak" in message
+
+
+def test_file_problems_are_config_errors(tmp_path: Path) -> None:
+    assert "no such" in error_of(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("algorithm: [unclosed\n")
+    assert "YAML" in error_of(bad)
+    bad.write_text("- a\n- list\n")
+    assert "mapping" in error_of(bad)
+    bad.write_text(yaml.safe_dump({"env": 5}))
+    assert "env" in error_of(bad, env__num_envs=8)
+
+
+def test_builtin_config_only_for_plain_names() -> None:
+    assert builtin_config("L0_minimal") is not None
+    assert builtin_config("no_such_level") is None
+    # a pack directory given as a level must never be joined onto the config folder
+    assert builtin_config("/tmp/L0_minimal") is None
+    assert builtin_config("packs/L0_minimal") is None
+
+
+def test_config_is_frozen() -> None:
+    cfg = load_config(None)
+    with pytest.raises(ValidationError):
+        cfg.seed = 3  # type: ignore[misc]
