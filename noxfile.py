@@ -1,4 +1,4 @@
-"""Development sessions: `nox -s tests`, `nox -s simulate`, `nox -s lint`, `nox -s typecheck`.
+"""Sessions: `nox -s train`, `nox -s tests`, `nox -s simulate`, `nox -s lint`, `nox -s typecheck`.
 
 The only prerequisite is nox itself (`pip install nox`); every session installs what it needs
 into its own virtualenv under `.nox/`.
@@ -28,6 +28,7 @@ RUFF = "ruff==0.17.5"
 MYPY = "mypy==2.4.1"
 LINT_PATHS = ("packages", "tests", "benchmarks", "noxfile.py")
 SIMULATE_ARGS = ("--level", "L1_full_observability", "--steps", "40", "--every", "20", "--seed", "0")
+TRAIN_ARGS = ("--level", "L1_full_observability")
 
 nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.reuse_venv = "yes"  # a fresh clone builds them once; later runs only re-sync
@@ -64,6 +65,17 @@ def tests(session: nox.Session) -> None:
     session.install("-c", str(constraints), *packages)
     # pytest's exit code 5 ("no tests collected") fails the session like any other failure.
     session.run("pytest", *session.posargs)
+
+
+@nox.session
+def train(session: nox.Session) -> None:
+    """Train a DQN agent on L1 with its default config (`-- ARGS` replaces the defaults).
+
+    For example `nox -s train -- --level L0_minimal --total-steps 300000`.
+    """
+    constraints = install_torch(session)
+    session.install("-c", str(constraints), "-e", ENV_PKG, "-e", TRAIN_PKG)
+    session.run("townlet-train", "train", *(session.posargs or TRAIN_ARGS))
 
 
 @nox.session

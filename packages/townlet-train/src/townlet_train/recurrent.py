@@ -144,18 +144,27 @@ class SequenceReplay:
 def unroll(
     net: RecurrentQNetwork, obs: torch.Tensor, h: torch.Tensor, c: torch.Tensor, reset: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Run the LSTM over [B, T] steps from state (h, c) [B, H], zeroing the state before steps
-    where `reset` is true. Returns q [B, T, A] and the states after each step, [B, T, H] each."""
+    """Run the LSTM over [B, T] steps from state (h, c) [B, H], zeroing a row's state before
+    the steps where `reset` is true.
+
+    Returns q [B, T, A], the hidden state after each step [B, T, H], and the cell state after
+    each step that ends a segment (the step before a reset, and the last), zeros elsewhere.
+    Boundaries are rare, so the LSTM runs over whole segments between the steps where any row
+    resets: a few calls per window instead of one per step.
+    """
     features = net.pre(net.encoder(obs))
-    hs, cs = [], []
-    for t in range(obs.shape[1]):
-        keep = (~reset[:, t]).float()[:, None]
-        _, (h1, c1) = net.lstm(features[:, t : t + 1], ((h * keep)[None], (c * keep)[None]))
+    steps = obs.shape[1]
+    cuts = reset[:, 1:].any(dim=0).nonzero().flatten().add(1).tolist()
+    outs = []
+    cells = torch.zeros(*obs.shape[:2], net.hidden_size, device=obs.device, dtype=features.dtype)
+    for start, stop in zip([0, *cuts], [*cuts, steps], strict=True):
+        keep = (~reset[:, start]).to(features.dtype)[:, None]
+        out, (h1, c1) = net.lstm(features[:, start:stop], ((h * keep)[None], (c * keep)[None]))
         h, c = h1[0], c1[0]
-        hs.append(h)
-        cs.append(c)
-    out_h, out_c = torch.stack(hs, dim=1), torch.stack(cs, dim=1)
-    return head(net, out_h), out_h, out_c
+        outs.append(out)
+        cells[:, stop - 1] = c
+    hidden = torch.cat(outs, dim=1)
+    return head(net, hidden), hidden, cells
 
 
 def head(net: RecurrentQNetwork, h: torch.Tensor) -> torch.Tensor:
