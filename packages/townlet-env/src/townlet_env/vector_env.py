@@ -84,7 +84,8 @@ class TownletVectorEnv(VectorEnv):
         self._generator = torch.Generator(device=self.device)
         self._generator.seed()
         self._difficulty = torch.ones(num_envs, dtype=torch.float32, device=self.device)
-        self._state: TownState | None = None
+        self._mask: torch.Tensor | None = None  # legal actions of the current state, kept for step
+        self._state = None
 
     # --- names and layout ------------------------------------------------------------------
 
@@ -106,6 +107,16 @@ class TownletVectorEnv(VectorEnv):
         return [(f.name, f.offset, f.size) for f in self.level.layout.fields]
 
     @property
+    def _state(self) -> TownState | None:
+        return self._town_state
+
+    @_state.setter
+    def _state(self, value: TownState | None) -> None:
+        # Any new state (reset, load, or a test setting one up) invalidates the cached mask.
+        self._town_state = value
+        self._mask = None
+
+    @property
     def state(self) -> TownState:
         if self._state is None:
             raise RuntimeError("call reset() before using the env")
@@ -125,14 +136,15 @@ class TownletVectorEnv(VectorEnv):
             self.level, self.num_towns, self.agents_per_town, self._generator, self._difficulty
         )
         aff = affordance_at(self.level, self._state)
-        return observe(self.level, self._state, aff), self._info(self._state, aff)
+        self._mask = action_mask(self.level, self._state, aff)
+        return observe(self.level, self._state, aff), self._info(self._state, aff, self._mask.clone())
 
     def step(
         self, actions: torch.Tensor | np.ndarray | list[int]
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]:
         state = self.state
         actions = self._check_actions(actions)
-        state, result = step(self.level, state, actions)
+        state, result = step(self.level, state, actions, self._mask)
         done = result.terminated | result.truncated
         final_aff = affordance_at(self.level, state)
         final_obs = observe(self.level, state, final_aff)
@@ -151,8 +163,8 @@ class TownletVectorEnv(VectorEnv):
             obs[slots] = observe(self.level, sub, sub_aff)
             mask[slots] = action_mask(self.level, sub, sub_aff)
             aff[slots] = sub_aff
-        self._state = state
-        info = self._info(state, aff, mask)
+        self._state, self._mask = state, mask
+        info = self._info(state, aff, mask.clone())  # a caller editing its mask must not change ours
         info.update(
             invalid_action=result.invalid_action,
             final_obs=final_obs,

@@ -26,9 +26,14 @@ class StepResult:
     executed: torch.Tensor  # [N] long: the action that ran
 
 
-def step(level: CompiledLevel, state: TownState, actions: torch.Tensor) -> tuple[TownState, StepResult]:
+def step(
+    level: CompiledLevel, state: TownState, actions: torch.Tensor, mask: torch.Tensor | None = None
+) -> tuple[TownState, StepResult]:
+    """One tick. `mask` may pass in `action_mask(level, state)` when the caller already has it."""
     aff = affordance_at(level, state)
-    legal = action_mask(level, state, aff).gather(1, actions[:, None]).squeeze(1)
+    if mask is None:
+        mask = action_mask(level, state, aff)
+    legal = mask.gather(1, actions[:, None]).squeeze(1)
     executed = torch.where(legal, actions, level.wait_action)
     alive = state.alive
 
@@ -90,16 +95,13 @@ def _drain(level: CompiledLevel, meters: torch.Tensor, difficulty: torch.Tensor)
 def reward_of(level: CompiledLevel, meters: torch.Tensor) -> torch.Tensor:
     """[N] reward formula of the level applied to post-step meters (before the alive mask)."""
     spec = level.config.reward.reward
-    idx = {name: i for i, name in enumerate(level.meter_names)}
+    read = meters[:, level.reward_meters]
     if spec.kind == "product":
-        reward = meters[:, [idx[m] for m in spec.meters]].prod(dim=1)
+        reward = read.prod(dim=1)
     elif spec.kind == "weighted_sum":
-        names = list(spec.weights)
-        weights = torch.tensor([spec.weights[m] for m in names], device=meters.device)
-        reward = spec.base + ((meters[:, [idx[m] for m in names]] - spec.centre) * weights).sum(dim=1)
+        reward = spec.base + ((read - spec.centre) * level.reward_weights).sum(dim=1)
     else:
-        bonus = meters[:, [idx[m] for m in spec.bonus_meters]].prod(dim=1)
-        reward = spec.base + spec.bonus * bonus
+        reward = spec.base + spec.bonus * read.prod(dim=1)
     if spec.clip is not None:
         reward = reward.clamp(*spec.clip)
     return reward

@@ -63,6 +63,10 @@ class CompiledLevel:
     aff_required: torch.Tensor  # [A, M] what the agent must hold to start (cost of a use/tick)
     aff_open: torch.Tensor  # [A, 24] bool, open at hour h (all true without a day cycle)
     aff_channel: torch.Tensor  # [A] observation channel of each affordance
+    channels_in_order: bool  # affordance a sits in channel a (a slice can replace aff_channel)
+    # reward: the meters the formula reads, and their weights (weighted_sum only)
+    reward_meters: torch.Tensor  # [K] long
+    reward_weights: torch.Tensor  # [K] float32
     # dynamics
     modulations: tuple[tuple[int, int, float, float, float], ...]  # (src, tgt, base, offset, scale)
     cascade_stages: tuple[CascadeStage, ...]
@@ -163,6 +167,8 @@ def compile_level(level: str | Path | LevelConfig, device: torch.device | str = 
         aff_required=required,
         aff_open=_opening_table(cfg),
         aff_channel=torch.tensor([layout.channels.index(a.name) for a in affs], dtype=torch.long),
+        channels_in_order=[layout.channels.index(a.name) for a in affs] == list(range(len(affs))),
+        **_reward_tables(cfg, idx),
         modulations=tuple(
             (idx[q.source], idx[q.target], q.base, q.offset, q.scale) for q in cfg.cascades.modulations
         ),
@@ -171,6 +177,19 @@ def compile_level(level: str | Path | LevelConfig, device: torch.device | str = 
         free_cells=(~walls).flatten().nonzero().flatten(),
     )
     return compiled.to(device)
+
+
+def _reward_tables(cfg: LevelConfig, idx: dict[str, int]) -> dict[str, torch.Tensor]:
+    spec = cfg.reward.reward
+    if spec.kind == "weighted_sum":
+        names, weights = list(spec.weights), list(spec.weights.values())
+    else:
+        names = list(spec.meters if spec.kind == "product" else spec.bonus_meters)
+        weights = [1.0] * len(names)
+    return {
+        "reward_meters": torch.tensor([idx[n] for n in names], dtype=torch.long),
+        "reward_weights": torch.tensor(weights, dtype=torch.float32),
+    }
 
 
 def _opening_table(cfg: LevelConfig) -> torch.Tensor:

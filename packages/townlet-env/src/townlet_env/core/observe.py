@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from townlet_env.core.level import BLOCKED, HOURS_PER_DAY, CompiledLevel
+from townlet_env.core.level import BLOCKED, EMPTY, HOURS_PER_DAY, CompiledLevel
 from townlet_env.core.state import TownState
 
 
@@ -109,8 +109,9 @@ def _full_view(level: CompiledLevel, state: TownState, obs: torch.Tensor, scale:
     n = state.num_slots
     field = obs[:, layout["affordances"].slice].view(n, len(layout.channels), 3)
     offsets = (state.affordance_position[state.town] - state.position[:, None, :]).float() / scale
-    field[:, level.aff_channel, 0:2] = offsets
-    field[:, level.aff_channel, 2] = 1.0
+    channels = slice(0, level.n_affordances) if level.channels_in_order else level.aff_channel
+    field[:, channels, 0:2] = offsets
+    field[:, channels, 2] = 1.0
     k = state.agents_per_town
     if layout.other_agents and k > 1:
         others = _other_slots(k, layout.other_agents, state.meters.device)  # [K, O]
@@ -144,10 +145,11 @@ def _partial_view(level: CompiledLevel, state: TownState, obs: torch.Tensor) -> 
     )
     index = cell_index(level, state)[:, None] + (dy * wp + dx).flatten()[None, :]  # [N, w*w]
     codes = state.cells.view(-1)[index].long()
-    # code -> channel: BLOCKED -> n_ch, EMPTY -> n_ch + 2 (a scratch channel), affordance -> its channel
-    lookup = torch.cat([torch.tensor([n_ch, n_ch + 2], device=dev), level.aff_channel])
-    cells = torch.zeros(n, w * w, n_ch + 3, dtype=torch.float32, device=dev)
-    cells.scatter_(2, lookup[codes + 2].unsqueeze(2), 1.0)
+    # code -> channel: BLOCKED -> n_ch, affordance -> its channel; EMPTY writes a 0 into channel 0,
+    # which leaves that (all-zero) cell unchanged, so every cell takes one scatter.
+    lookup = torch.cat([torch.tensor([n_ch, 0], device=dev), level.aff_channel])
+    cells = obs[:, layout["window"].slice].view(n, w * w, n_ch + 2)
+    cells.scatter_(2, lookup[codes + 2].unsqueeze(2), (codes != EMPTY).float().unsqueeze(2))
     if state.agents_per_town > 1:
         occupied = torch.zeros(state.cells.numel(), dtype=torch.float32, device=dev)
         own = cell_index(level, state)
@@ -155,4 +157,3 @@ def _partial_view(level: CompiledLevel, state: TownState, obs: torch.Tensor) -> 
         seen = occupied[index]
         seen[:, (w * w) // 2] -= state.alive.float()  # not oneself
         cells[:, :, n_ch + 1] = (seen > 0).float() * state.alive[:, None]
-    obs[:, layout["window"].slice] = cells[:, :, : n_ch + 2].reshape(n, -1)
