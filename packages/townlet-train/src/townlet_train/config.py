@@ -13,7 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from townlet_env.config import ConfigError
-from townlet_env.config.loader import _describe
+from townlet_env.config.messages import describe_validation_error
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -203,4 +203,4 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig
     try:
         return TrainConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_describe(Path(label), TrainConfig, exc)) from None
+        raise ConfigError(describe_validation_error(Path(label), TrainConfig, exc)) from None

@@ -9,7 +9,6 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from townlet_env.config.messages import describe_validation_error, did_you_mean, kind_of
 from townlet_env.config.schema import (
     PACK_FILES,
     ActionsFile,
@@ -75,7 +75,7 @@ def resolve_pack(level: str | Path) -> Path:
         return BUILTIN_DIR / str(level)
     raise ConfigError(
         f"level '{level}' is neither a pack directory nor a built-in level "
-        f"(built-in: {', '.join(builtin_levels())}{_hint(str(level), builtin_levels())})"
+        f"(built-in: {', '.join(builtin_levels())}{did_you_mean(str(level), builtin_levels())})"
     )
 
 
@@ -86,7 +86,7 @@ def load_level(level: str | Path) -> LevelConfig:
     if unknown:
         raise ConfigError(
             f"{pack / unknown[0]}: unknown file in level pack "
-            f"(allowed: {', '.join(PACK_FILES)}{_hint(unknown[0], list(PACK_FILES))})"
+            f"(allowed: {', '.join(PACK_FILES)}{did_you_mean(unknown[0], list(PACK_FILES))})"
         )
     parsed: dict[str, Any] = {}
     for file, model in PACK_FILES.items():
@@ -134,12 +134,12 @@ def _load_file(path: Path, model: type[BaseModel]) -> BaseModel:
     if not isinstance(data, dict):
         raise ConfigError(
             f"{path}: expected a mapping (key: value) at the top level with the fields: {fields}; "
-            f"got {_kind_of(data)}"
+            f"got {kind_of(data)}"
         )
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_describe(path, model, exc)) from None
+        raise ConfigError(describe_validation_error(path, model, exc)) from None
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
@@ -153,143 +153,6 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     return f"{where}{problem}" + (f" ({context})" if context else "")
 
 
-def _kind_of(value: Any) -> str:
-    names = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
-    return names.get(type(value), type(value).__name__) + f" {_short(value)}"
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _hint(word: str, options: typing.Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
-
-
-# --- pydantic errors as one line each ----------------------------------------------------------
-
-MAX_LINES = 6  # more than this and the first few problems are the useful ones
-_JARGON = {  # pydantic's words for Python types, in the words of a YAML file
-    "a valid tuple": "a list like [a, b]",
-    "a valid dictionary or object to extract fields from": "a mapping (key: value)",
-    "a valid dictionary": "a mapping (key: value)",
-}
-
-
-def _describe(path: Path, model: type[BaseModel], exc: ValidationError) -> str:
-    """One line per problem: `file: field.path: what is wrong (allowed: ...)`."""
-    lines = [f"{path}: {_one(model, err)}" for err in exc.errors()]
-    if len(lines) > MAX_LINES:
-        lines = [*lines[: MAX_LINES - 1], f"{path}: ... and {len(lines) - MAX_LINES + 1} more problems"]
-    return "\n".join(lines)
-
-
-def _one(model: type[BaseModel], err: Any) -> str:
-    loc, kind, value = list(err["loc"]), err["type"], err.get("input")
-    where, end, constraints = _walk(model, loc)
-    where = where or "(top level)"
-    if kind == "extra_forbidden":
-        owner = _walk(model, loc[:-1])[1]
-        allowed = list(owner.model_fields) if _is_model(owner) else []
-        return f"{where}: unknown field (allowed: {', '.join(allowed)}{_hint(str(loc[-1]), allowed)})"
-    if kind == "missing":
-        return f"{where}: required field missing"
-    if kind in ("union_tag_invalid", "union_tag_not_found"):
-        key = err["ctx"]["discriminator"].strip("'")
-        tags = [str(_tag(m)) for m in _members(end)]
-        tag = err["ctx"].get("tag")
-        problem = f"unknown {key} '{tag}'" if kind == "union_tag_invalid" else "required field missing"
-        return f"{where}.{key}: {problem} (allowed: {', '.join(tags)}{_hint(str(tag), tags)})"
-    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
-        name = next((str(p) for p in reversed(loc) if isinstance(p, str)), "value")
-        return f"{where}: {value!r} is out of range (allowed: {_range(constraints, name)})"
-    if kind == "literal_error":
-        return f"{where}: got {_short(value)} (allowed: {err['ctx']['expected']})"
-    if kind == "string_pattern_mismatch":
-        rule = "letters, digits and _, not starting with a digit"
-        return f"{where}: {value!r} is not a valid name (allowed: {rule})"
-    if kind == "value_error":  # our own validators already say what they got
-        return f"{where}: {err['msg'].removeprefix('Value error, ')}"
-    msg = err["msg"]
-    for jargon, plain in _JARGON.items():
-        msg = msg.replace(jargon, plain)
-    return f"{where}: {msg} (got {_short(value)})"
-
-
-def _walk(model: type[BaseModel], loc: list[Any]) -> tuple[str, Any, list[Any]]:
-    """Follow an error location through the schema's types.
-
-    Returns the path as the user wrote it (a discriminated union's tag such as 'product' is
-    dropped: pydantic puts it in the location, but it is not a key in the file), the type at
-    the end of the path, and the constraints (ge, le, ...) declared on that value.
-    """
-    path, current = "", _strip(model)[0]
-    constraints: list[Any] = []
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-            args = typing.get_args(current)
-            current, constraints = _strip(args[min(part, len(args) - 1)] if args else Any)
-            continue
-        if _is_union(current) and any(_tag(m) == part for m in _members(current)):
-            current = next(m for m in _members(current) if _tag(m) == part)
-            continue
-        path += f".{part}" if path else str(part)
-        if _is_model(current) and part in current.model_fields:
-            info = current.model_fields[part]
-            current, extra = _strip(info.annotation)
-            constraints = list(info.metadata) + extra
-        elif typing.get_origin(current) is dict:
-            current, constraints = _strip(typing.get_args(current)[1])
-        else:
-            current, constraints = Any, []
-    return path, current, constraints
-
-
-def _strip(tp: Any) -> tuple[Any, list[Any]]:
-    """Annotated[X, ...] -> X and X | None -> X, collecting the constraints on the way."""
-    constraints: list[Any] = []
-    while True:
-        if typing.get_origin(tp) is typing.Annotated:
-            tp, *meta = typing.get_args(tp)
-            for item in meta:
-                constraints += getattr(item, "metadata", [item])
-        elif _is_union(tp) and type(None) in typing.get_args(tp):
-            rest = [a for a in typing.get_args(tp) if a is not type(None)]
-            if len(rest) != 1:
-                return tp, constraints
-            tp = rest[0]
-        else:
-            return tp, constraints
-
-
-def _range(constraints: list[Any], name: str) -> str:
-    low = next((f"{c.ge:g} <= " for c in constraints if hasattr(c, "ge")), "")
-    low = low or next((f"{c.gt:g} < " for c in constraints if hasattr(c, "gt")), "")
-    high = next((f" <= {c.le:g}" for c in constraints if hasattr(c, "le")), "")
-    high = high or next((f" < {c.lt:g}" for c in constraints if hasattr(c, "lt")), "")
-    return f"{low}{name}{high}"
-
-
-def _is_model(tp: Any) -> bool:
-    return isinstance(tp, type) and issubclass(tp, BaseModel)
-
-
-def _members(tp: Any) -> list[Any]:
-    return [_strip(t)[0] for t in typing.get_args(tp)] if _is_union(tp) else [tp]
-
-
-def _is_union(tp: Any) -> bool:
-    return typing.get_origin(tp) in (typing.Union, types.UnionType)
-
-
-def _tag(tp: Any) -> Any:
-    field = getattr(tp, "model_fields", {}).get("kind")
-    return typing.get_args(field.annotation)[0] if field else None
-
-
 # --- checks across files -----------------------------------------------------------------------
 
 
@@ -301,7 +164,7 @@ def _cross_check(cfg: LevelConfig) -> None:
         if name not in meters:
             raise ConfigError(
                 f"{pack / file}: {where}: unknown meter '{name}' "
-                f"(meters: {', '.join(meters)}{_hint(name, meters)})"
+                f"(meters: {', '.join(meters)}{did_you_mean(name, meters)})"
             )
 
     for i, mod in enumerate(cfg.cascades.modulations):

@@ -1,0 +1,152 @@
+"""Error messages for invalid settings: one line per problem, naming the field path, what is
+wrong and what is allowed, in the words of a YAML file rather than Python's.
+
+Shared by the level-pack loader and by townlet-train's config loader.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+
+def kind_of(value: Any) -> str:
+    names = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
+    return names.get(type(value), type(value).__name__) + f" {_short(value)}"
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def did_you_mean(word: str, options: typing.Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+# --- pydantic errors as one line each ----------------------------------------------------------
+
+MAX_LINES = 6  # more than this and the first few problems are the useful ones
+_JARGON = {  # pydantic's words for Python types, in the words of a YAML file
+    "a valid tuple": "a list like [a, b]",
+    "a valid dictionary or object to extract fields from": "a mapping (key: value)",
+    "a valid dictionary": "a mapping (key: value)",
+}
+
+
+def describe_validation_error(path: Path, model: type[BaseModel], exc: ValidationError) -> str:
+    """One line per problem: `file: field.path: what is wrong (allowed: ...)`."""
+    lines = [f"{path}: {_one(model, err)}" for err in exc.errors()]
+    if len(lines) > MAX_LINES:
+        lines = [*lines[: MAX_LINES - 1], f"{path}: ... and {len(lines) - MAX_LINES + 1} more problems"]
+    return "\n".join(lines)
+
+
+def _one(model: type[BaseModel], err: Any) -> str:
+    loc, kind, value = list(err["loc"]), err["type"], err.get("input")
+    where, end, constraints = _walk(model, loc)
+    where = where or "(top level)"
+    if kind == "extra_forbidden":
+        owner = _walk(model, loc[:-1])[1]
+        allowed = list(owner.model_fields) if _is_model(owner) else []
+        return f"{where}: unknown field (allowed: {', '.join(allowed)}{did_you_mean(str(loc[-1]), allowed)})"
+    if kind == "missing":
+        return f"{where}: required field missing"
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        key = err["ctx"]["discriminator"].strip("'")
+        tags = [str(_tag(m)) for m in _members(end)]
+        tag = err["ctx"].get("tag")
+        problem = f"unknown {key} '{tag}'" if kind == "union_tag_invalid" else "required field missing"
+        return f"{where}.{key}: {problem} (allowed: {', '.join(tags)}{did_you_mean(str(tag), tags)})"
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        name = next((str(p) for p in reversed(loc) if isinstance(p, str)), "value")
+        return f"{where}: {value!r} is out of range (allowed: {_range(constraints, name)})"
+    if kind == "literal_error":
+        return f"{where}: got {_short(value)} (allowed: {err['ctx']['expected']})"
+    if kind == "string_pattern_mismatch":
+        rule = "letters, digits and _, not starting with a digit"
+        return f"{where}: {value!r} is not a valid name (allowed: {rule})"
+    if kind == "value_error":  # our own validators already say what they got
+        return f"{where}: {err['msg'].removeprefix('Value error, ')}"
+    msg = err["msg"]
+    for jargon, plain in _JARGON.items():
+        msg = msg.replace(jargon, plain)
+    return f"{where}: {msg} (got {_short(value)})"
+
+
+def _walk(model: type[BaseModel], loc: list[Any]) -> tuple[str, Any, list[Any]]:
+    """Follow an error location through the schema's types.
+
+    Returns the path as the user wrote it (a discriminated union's tag such as 'product' is
+    dropped: pydantic puts it in the location, but it is not a key in the file), the type at
+    the end of the path, and the constraints (ge, le, ...) declared on that value.
+    """
+    path, current = "", _strip(model)[0]
+    constraints: list[Any] = []
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+            args = typing.get_args(current)
+            current, constraints = _strip(args[min(part, len(args) - 1)] if args else Any)
+            continue
+        if _is_union(current) and any(_tag(m) == part for m in _members(current)):
+            current = next(m for m in _members(current) if _tag(m) == part)
+            continue
+        path += f".{part}" if path else str(part)
+        if _is_model(current) and part in current.model_fields:
+            info = current.model_fields[part]
+            current, extra = _strip(info.annotation)
+            constraints = list(info.metadata) + extra
+        elif typing.get_origin(current) is dict:
+            current, constraints = _strip(typing.get_args(current)[1])
+        else:
+            current, constraints = Any, []
+    return path, current, constraints
+
+
+def _strip(tp: Any) -> tuple[Any, list[Any]]:
+    """Annotated[X, ...] -> X and X | None -> X, collecting the constraints on the way."""
+    constraints: list[Any] = []
+    while True:
+        if typing.get_origin(tp) is typing.Annotated:
+            tp, *meta = typing.get_args(tp)
+            for item in meta:
+                constraints += getattr(item, "metadata", [item])
+        elif _is_union(tp) and type(None) in typing.get_args(tp):
+            rest = [a for a in typing.get_args(tp) if a is not type(None)]
+            if len(rest) != 1:
+                return tp, constraints
+            tp = rest[0]
+        else:
+            return tp, constraints
+
+
+def _range(constraints: list[Any], name: str) -> str:
+    low = next((f"{c.ge:g} <= " for c in constraints if hasattr(c, "ge")), "")
+    low = low or next((f"{c.gt:g} < " for c in constraints if hasattr(c, "gt")), "")
+    high = next((f" <= {c.le:g}" for c in constraints if hasattr(c, "le")), "")
+    high = high or next((f" < {c.lt:g}" for c in constraints if hasattr(c, "lt")), "")
+    return f"{low}{name}{high}"
+
+
+def _is_model(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, BaseModel)
+
+
+def _members(tp: Any) -> list[Any]:
+    return [_strip(t)[0] for t in typing.get_args(tp)] if _is_union(tp) else [tp]
+
+
+def _is_union(tp: Any) -> bool:
+    return typing.get_origin(tp) in (typing.Union, types.UnionType)
+
+
+def _tag(tp: Any) -> Any:
+    field = getattr(tp, "model_fields", {}).get("kind")
+    return typing.get_args(field.annotation)[0] if field else None
