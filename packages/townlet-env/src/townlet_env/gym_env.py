@@ -34,11 +34,12 @@ from townlet_env.core import (
     observe,
     step,
 )
+from townlet_env.names import LevelNames
 
 RENDER_MODES = ("ansi", "rgb_array")
 
 
-class TownletEnv(gym.Env[np.ndarray, np.int64]):
+class TownletEnv(LevelNames, gym.Env[np.ndarray, np.int64]):
     """One agent in one town, with the Gymnasium single-agent API and numpy outputs.
 
     Args:
@@ -72,19 +73,6 @@ class TownletEnv(gym.Env[np.ndarray, np.int64]):
     def max_steps(self) -> int:
         """The horizon: the env truncates itself after this many steps."""
         return self.level.max_steps
-
-    @property
-    def meter_names(self) -> list[str]:
-        return list(self.level.meter_names)
-
-    @property
-    def action_names(self) -> list[str]:
-        return list(self.level.action_names)
-
-    @property
-    def observation_layout(self) -> list[tuple[str, int, int]]:
-        """(name, offset, size) of every observation field, in order."""
-        return [(f.name, f.offset, f.size) for f in self.level.layout.fields]
 
     # --- the Gymnasium API -----------------------------------------------------------------
 

@@ -50,11 +50,12 @@ from townlet_env.core import (
 )
 from townlet_env.core.level import HOURS_PER_DAY
 from townlet_env.gym_env import _action_index
+from townlet_env.names import LevelNames
 
 RENDER_MODES = ("human", "ansi", "rgb_array")
 
 
-class TownletParallelEnv(ParallelEnv[str, Any, int]):
+class TownletParallelEnv(LevelNames, ParallelEnv[str, Any, int]):
     """One Townlet town with `num_agents` agents, `agent_0 ... agent_{N-1}`.
 
     Args:
@@ -135,19 +136,6 @@ class TownletParallelEnv(ParallelEnv[str, Any, int]):
         if agent not in self._index:
             raise KeyError(f"unknown agent {agent!r} (agents are agent_0 .. agent_{len(self._index) - 1})")
         return agent
-
-    @property
-    def action_names(self) -> list[str]:
-        return list(self.level.action_names)
-
-    @property
-    def meter_names(self) -> list[str]:
-        return list(self.level.meter_names)
-
-    @property
-    def observation_layout(self) -> list[tuple[str, int, int]]:
-        """(name, offset, size) of every field of an agent's observation vector."""
-        return [(f.name, f.offset, f.size) for f in self.level.layout.fields]
 
     # --- the Parallel API ------------------------------------------------------------------
 

@@ -29,11 +29,12 @@ from townlet_env.core import (
     step,
 )
 from townlet_env.core.level import HOURS_PER_DAY
+from townlet_env.names import LevelNames
 
 STATE_FORMAT = 1
 
 
-class TownletVectorEnv(VectorEnv):
+class TownletVectorEnv(LevelNames, VectorEnv):
     # Gymnasium declares metadata an instance attribute, so it cannot be a ClassVar here.
     metadata = {  # noqa: RUF012
         "autoreset_mode": AutoresetMode.SAME_STEP,
@@ -88,23 +89,6 @@ class TownletVectorEnv(VectorEnv):
         self._state = None
 
     # --- names and layout ------------------------------------------------------------------
-
-    @property
-    def meter_names(self) -> list[str]:
-        return list(self.level.meter_names)
-
-    @property
-    def action_names(self) -> list[str]:
-        return list(self.level.action_names)
-
-    @property
-    def affordance_names(self) -> list[str]:
-        return list(self.level.affordance_names)
-
-    @property
-    def observation_layout(self) -> list[tuple[str, int, int]]:
-        """(name, offset, size) of every observation field, in order."""
-        return [(f.name, f.offset, f.size) for f in self.level.layout.fields]
 
     @property
     def _state(self) -> TownState | None:

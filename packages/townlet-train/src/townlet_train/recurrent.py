@@ -14,12 +14,10 @@ implementation treated the last step of every sequence as terminal and had no bu
 
 from __future__ import annotations
 
-import copy
-
 import torch
-from torch.nn import functional as F
 
 from townlet_train.config import TrainConfig
+from townlet_train.learner import DQNLearner
 from townlet_train.networks import RecurrentQNetwork, masked_argmax
 
 STEP_KEYS = (
@@ -193,10 +191,10 @@ class RecurrentDQN:
     ):
         self.cfg = cfg
         alg, rep = cfg.algorithm, cfg.replay
-        self.online = network
-        self.target = copy.deepcopy(network).requires_grad_(False)
-        self.optimizer = torch.optim.Adam(self.online.parameters(), lr=alg.lr)
-        self.updates = 0
+        # the optimizer, loss, clipping and target-network upkeep are the feed-forward learner's
+        self.learner = DQNLearner(network, alg)
+        self.online: RecurrentQNetwork = network
+        self.target: RecurrentQNetwork = self.learner.target  # type: ignore[assignment]
         length = rep.burn_in + rep.sequence_length + alg.n_step
         self.collector = SequenceCollector(
             length, rep.sequence_length, num_envs, obs_dim, n_actions, network.hidden_size, device
@@ -227,28 +225,13 @@ class RecurrentDQN:
         """One gradient step on `batch_size` windows; returns statistics and sampled observations."""
         batch = self.replay.sample(batch_size, rng)
         td, q = self.td_errors(batch)
-        loss = (
-            F.huber_loss(td, torch.zeros_like(td), reduction="none")
-            if self.cfg.algorithm.loss == "huber"
-            else td.pow(2)
-        ).mean()
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.online.parameters(), self.cfg.algorithm.grad_clip)
-        self.optimizer.step()
-        self.updates += 1
-        target = self.cfg.algorithm.target
-        if target.kind == "hard" and self.updates % target.every == 0:
-            self.target.load_state_dict(self.online.state_dict())
-        elif target.kind == "polyak":
-            with torch.no_grad():
-                for t, o in zip(self.target.parameters(), self.online.parameters(), strict=True):
-                    t.lerp_(o, target.tau)
+        loss = self.learner.loss(td, torch.ones_like(td))
+        grad_norm = self.learner.apply(loss)
         stats = {
             "loss": float(loss.detach()),
             "td_error": float(td.detach().abs().mean()),
             "q_mean": float(q.detach().mean()),
-            "grad_norm": float(grad_norm),
+            "grad_norm": grad_norm,
         }
         return stats, batch["obs"][:, -1]
 
@@ -311,21 +294,18 @@ class RecurrentDQN:
         best = masked_argmax(q_c, batch["final_mask"])
         return q_t.gather(1, best[:, None]).squeeze(1) * batch["truncated"].any(dim=1)
 
+    @property
+    def updates(self) -> int:
+        return self.learner.updates
+
     def state_dict(self) -> dict:
-        out = {
-            "network": self.online.state_dict(),
-            "target_network": self.target.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "updates": self.updates,
+        return {
+            **self.learner.state_dict(),
             "collector": self.collector.state_dict(),
             "actor_state": list(self.state),
         }
-        return out
 
     def load_state_dict(self, state: dict) -> None:
-        self.online.load_state_dict(state["network"])
-        self.target.load_state_dict(state["target_network"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.updates = int(state["updates"])
+        self.learner.load_state_dict(state)
         self.collector.load_state_dict(state["collector"])
         self.state = (state["actor_state"][0].clone(), state["actor_state"][1].clone())
