@@ -226,13 +226,14 @@ def plot(results: dict[str, Any]) -> None:
                 marker="o",
                 label=f"{level} ({device})",
             )
-        first = next(iter(run["levels"].values()))
-        xs = [int(s) for s in first["slots"]]
+        # the floor of the largest observation (L1-L3 share it) is the relevant ceiling
+        name = max(run["levels"], key=lambda lv: run["levels"][lv]["slots"]["1"]["state_bytes_per_slot"])
+        floor = run["levels"][name]["slots"]
         ax.plot(
-            xs,
-            [v["floor_agent_steps_per_s"] for v in first["slots"].values()],
+            [int(s) for s in floor],
+            [v["floor_agent_steps_per_s"] for v in floor.values()],
             "k--",
-            label=f"bare-tensor floor ({device})",
+            label=f"bare-tensor floor, {name} shape ({device})",
         )
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
