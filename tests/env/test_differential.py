@@ -13,7 +13,7 @@ import functools
 import random
 import shutil
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -44,15 +44,6 @@ LEVELS = builtin_levels()
 TOL = 1e-5
 
 Policy = Callable[[random.Random, torch.Tensor, int], list[int]]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread() -> Iterator[None]:
-    """These tensors are tiny: intra-op threads only add overhead, several-fold on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @functools.cache

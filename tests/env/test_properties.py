@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import functools
 import random
-from collections.abc import Iterator
 
-import pytest
 import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -20,15 +18,6 @@ levels = st.sampled_from(LEVELS)
 seeds = st.integers(0, 2**31 - 1)
 sizes = st.sampled_from([1, 2, 3])
 STEPS = 40  # enough: hasten_endings makes every run see deaths, truncations and rebirths
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread() -> Iterator[None]:
-    """These tensors are tiny: intra-op threads only add overhead, several-fold on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @functools.cache

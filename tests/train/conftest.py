@@ -11,9 +11,6 @@ import io
 from typing import Any
 
 import pytest
-import torch
-
-torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
