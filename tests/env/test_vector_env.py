@@ -283,6 +283,18 @@ def test_move_into_the_grid_edge_is_masked_runs_as_wait_and_costs_no_move_energy
     torch.testing.assert_close(info["meters"][:, e], torch.tensor([0.99, 0.99, 0.985, 0.99]))
 
 
+@pytest.mark.parametrize("key", ["action_mask", "final_action_mask"])
+def test_editing_a_returned_mask_does_not_change_the_next_step(key: str) -> None:
+    # The env keeps the mask of the current state for its next step; the masks it hands out
+    # (action_mask, and final_action_mask, which is the same state when nothing ended) are copies.
+    env = _l0_at([(0, 0)] * 4)
+    _, _, _, _, info = env.step([WAIT] * 4)
+    info[key][:] = True  # a caller "unmasks" everything in place
+    _, _, _, _, info = env.step([UP, LEFT, RIGHT, WAIT])
+    assert info["invalid_action"].tolist() == [True, True, False, False]
+    assert info["position"].tolist() == [[0, 0], [0, 0], [1, 0], [0, 0]]
+
+
 def test_interact_off_an_affordance_does_nothing_on_it_applies_the_bed() -> None:
     env = TownletVectorEnv(level="L0_minimal", num_envs=2)
     env.reset(seed=0)

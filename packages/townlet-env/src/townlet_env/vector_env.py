@@ -120,8 +120,9 @@ class TownletVectorEnv(LevelNames, VectorEnv):
             self.level, self.num_towns, self.agents_per_town, self._generator, self._difficulty
         )
         aff = affordance_at(self.level, self._state)
-        self._mask = action_mask(self.level, self._state, aff)
-        return observe(self.level, self._state, aff), self._info(self._state, aff, self._mask.clone())
+        mask = action_mask(self.level, self._state, aff)
+        self._mask = mask.clone()  # the env's own copy, for the next step
+        return observe(self.level, self._state, aff), self._info(self._state, aff, mask)
 
     def step(
         self, actions: torch.Tensor | np.ndarray | list[int]
@@ -138,17 +139,18 @@ class TownletVectorEnv(LevelNames, VectorEnv):
         if bool(done.any()):
             state = autoreset(self.level, state, done, self._generator)
             # Only towns with an ended slot changed: re-observe just those.
-            k = self.agents_per_town
-            towns = done.view(-1, k).any(dim=1).nonzero().flatten()
-            slots = (towns[:, None] * k + torch.arange(k, device=self.device)).flatten()
+            towns = done.view(-1, self.agents_per_town).any(dim=1).nonzero().flatten()
+            slots = state.slots_of(towns)
             sub = state.select_towns(towns)
             sub_aff = affordance_at(self.level, sub)
             obs, mask, aff = obs.clone(), mask.clone(), aff.clone()
             obs[slots] = observe(self.level, sub, sub_aff)
             mask[slots] = action_mask(self.level, sub, sub_aff)
             aff[slots] = sub_aff
-        self._state, self._mask = state, mask
-        info = self._info(state, aff, mask.clone())  # a caller editing its mask must not change ours
+        # The env keeps its own copy of the mask for the next step: `mask` goes out in info, and
+        # when nothing ended it is also the `final_action_mask`; a caller may edit either.
+        self._state, self._mask = state, mask.clone()
+        info = self._info(state, aff, mask)
         info.update(
             invalid_action=result.invalid_action,
             final_obs=final_obs,

@@ -71,7 +71,7 @@ def regenerate(
     )
     cells[towns, p : p + level.height, p : p + level.width] = grid
 
-    slots = (towns[:, None] * k + torch.arange(k, device=level.device)).flatten()
+    slots = state.slots_of(towns)
     return _fresh_agents(level, state, slots, xy[:, n_aff:].reshape(-1, 2)).replace(
         affordance_position=aff_pos,
         cells=cells,

@@ -46,10 +46,14 @@ class TownState:
     def replace(self, **changes: torch.Tensor) -> TownState:
         return dataclasses.replace(self, **changes)
 
+    def slots_of(self, towns: torch.Tensor) -> torch.Tensor:
+        """[len(towns) * K] the slots of the given towns, town by town."""
+        k = self.agents_per_town
+        return (towns[:, None] * k + torch.arange(k, device=towns.device)).flatten()
+
     def select_towns(self, towns: torch.Tensor) -> TownState:
         """The sub-state of the given towns and their slots, e.g. to re-observe only them."""
-        k = self.agents_per_town
-        slots = (towns[:, None] * k + torch.arange(k, device=towns.device)).flatten()
+        slots = self.slots_of(towns)
         return TownState(
             **{
                 name: value[towns] if name in PER_TOWN else value[slots]
