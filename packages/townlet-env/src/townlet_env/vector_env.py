@@ -24,11 +24,11 @@ from townlet_env.core import (
     affordance_at,
     autoreset,
     compile_level,
+    hour_of_day,
     initial_state,
     observe,
     step,
 )
-from townlet_env.core.level import HOURS_PER_DAY
 from townlet_env.names import LevelNames
 
 STATE_FORMAT = 1
@@ -188,14 +188,10 @@ class TownletVectorEnv(LevelNames, VectorEnv):
             )
         return actions
 
-    def _info(self, state: TownState, aff: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, Any]:
-        hour = (
-            (state.clock % HOURS_PER_DAY)[state.town]
-            if self.level.day_cycle
-            else torch.zeros_like(state.life_steps)
-        )
+    def _info(self, state: TownState, aff: torch.Tensor, mask: torch.Tensor) -> dict[str, Any]:
+        hour = hour_of_day(state) if self.level.day_cycle else torch.zeros_like(state.life_steps)
         return {
-            "action_mask": action_mask(self.level, state, aff) if mask is None else mask,
+            "action_mask": mask,
             "meters": state.meters,
             "position": state.position,
             "time_of_day": hour,
