@@ -5,13 +5,15 @@
 
 For each level and slot count: random legal actions drawn on the device (random scores over
 the mask, argmax), a warm-up, then `--repeats` timed runs of `--steps` env steps; the median is
-reported. Alongside:
+reported, once with the default fresh tensors per step (`copy=True`) and once with reused
+observation buffers (`copy=False`, what the trainer uses). Alongside:
 
 - the plain-Python reference (`townlet_env.reference`, one tick of one town at a time) in
   agent-steps per second, and Townlet's speed-up over it;
 - a bare-tensor floor: the least work a tick of the same shape needs (gather and scatter of
-  positions and meters, a drain, a fresh observation tensor of the same size written from them,
-  a mask), as a proxy for what the hardware allows; Townlet is reported as a fraction of it;
+  positions and meters, a drain, every float of an observation of the same size written into a
+  reused buffer, a mask), as a proxy for what the hardware allows; Townlet is reported as a
+  fraction of it;
 - `gym.make("Townlet-v0")` single-agent steps per second (the numpy path of other libraries);
 - bytes of simulation state per agent slot.
 
@@ -46,8 +48,10 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_env(level: str, slots: int, device: torch.device, steps: int, repeats: int) -> dict[str, Any]:
-    env = TownletVectorEnv(level, slots, device=device)
+def time_env(
+    level: str, slots: int, device: torch.device, steps: int, repeats: int, copy: bool = True
+) -> dict[str, Any]:
+    env = TownletVectorEnv(level, slots, device=device, copy=copy)
     _, info = env.reset(seed=0)
     gen = torch.Generator(device=device).manual_seed(0)
 
@@ -86,6 +90,7 @@ def time_floor(level: str, slots: int, device: torch.device, steps: int, repeats
     deltas = torch.tensor([[0, -1], [0, 1], [-1, 0], [1, 0]] + [[0, 0]] * (n_actions - 4), device=device)
     grid = torch.zeros(slots, height * width, device=device)
     mask = torch.ones(slots, n_actions, dtype=torch.bool, device=device)
+    obs = torch.zeros(slots, obs_dim, device=device)  # reused: allocation is not part of the floor
 
     def tick() -> torch.Tensor:
         nonlocal pos, meters
@@ -95,7 +100,7 @@ def time_floor(level: str, slots: int, device: torch.device, steps: int, repeats
         meters = (meters - drain).clamp(0, 1)  # drain
         grid.scatter_(1, cell[:, None], 1.0)  # scatter by position
         seen = grid.gather(1, cell[:, None])  # gather by position
-        obs = torch.zeros(slots, obs_dim, device=device)  # a fresh observation
+        obs.zero_()  # every float of the observation is written once
         obs[:, :n_meters] = meters
         obs[:, n_meters : n_meters + 2] = pos.float()
         obs[:, -1:] = seen
@@ -182,19 +187,27 @@ def main() -> None:
             for slots in args.slots:
                 steps = max(10, min(args.steps, args.steps * 4096 // max(slots, 1)))
                 townlet = time_env(level, slots, device, steps, args.repeats)
+                reused = time_env(level, slots, device, steps, args.repeats, copy=False)
                 floor = time_floor(level, slots, device, steps, args.repeats)
+                townlet["reused_agent_steps_per_s"] = reused["agent_steps_per_s"]
+                townlet["reused_runs"] = reused["runs"]
                 townlet["floor_agent_steps_per_s"] = floor
                 townlet["fraction_of_floor"] = townlet["agent_steps_per_s"] / floor
+                townlet["reused_fraction_of_floor"] = reused["agent_steps_per_s"] / floor
                 entry["slots"][str(slots)] = townlet
                 print(
                     f"{name:>4} {level:<26} {slots:>6} slots: {townlet['agent_steps_per_s'] / 1e6:8.3f} M/s  "
-                    f"floor {floor / 1e6:8.3f} M/s  ({townlet['fraction_of_floor']:.0%})  "
+                    f"reused {reused['agent_steps_per_s'] / 1e6:8.3f} M/s  "
+                    f"floor {floor / 1e6:8.3f} M/s  ({townlet['reused_fraction_of_floor']:.0%})  "
                     f"{townlet['state_bytes_per_slot']:.0f} B/slot",
                     flush=True,
                 )
             if name == "cpu":
                 entry["reference_agent_steps_per_s"] = time_reference(level, 16, 20)
-                best = max(v["agent_steps_per_s"] for v in entry["slots"].values())
+                best = max(
+                    max(v["agent_steps_per_s"], v["reused_agent_steps_per_s"])
+                    for v in entry["slots"].values()
+                )
                 entry["speedup_over_reference"] = best / entry["reference_agent_steps_per_s"]
                 entry["gym_make_steps_per_s"] = time_gym(level, 500)
                 reference, speedup = entry["reference_agent_steps_per_s"], entry["speedup_over_reference"]
@@ -220,11 +233,19 @@ def plot(results: dict[str, Any]) -> None:
     for device, run in results["runs"].items():
         for level, entry in run["levels"].items():
             xs = [int(s) for s in entry["slots"]]
-            ax.plot(
+            (line,) = ax.plot(
                 xs,
                 [v["agent_steps_per_s"] for v in entry["slots"].values()],
                 marker="o",
                 label=f"{level} ({device})",
+            )
+            ax.plot(
+                xs,
+                [v["reused_agent_steps_per_s"] for v in entry["slots"].values()],
+                marker="^",
+                linestyle=":",
+                color=line.get_color(),
+                label=f"{level}, copy=False ({device})",
             )
         # the floor of the largest observation (L1-L3 share it) is the relevant ceiling
         name = max(run["levels"], key=lambda lv: run["levels"][lv]["slots"]["1"]["state_bytes_per_slot"])

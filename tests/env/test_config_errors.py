@@ -325,10 +325,10 @@ def test_extra_affordance_channel_is_reserved_and_stays_zero(pack: Path) -> None
     # lacks keeps a layout shared with a bigger level; it must widen the layout, not fail.
     rewrite(pack, "observation.yaml", lambda d: d["affordance_channels"].append("Casino"))
     level = compile_level(pack)
-    assert level.layout.channels[-1] == "Casino" and level.layout["affordances"].shape == (15, 3)
+    assert level.layout.channels[-1] == "Casino" and level.layout["affordances"].shape == (3, 15)
     env = TownletVectorEnv(pack)
     obs, _ = env.reset(seed=0)
-    casino = obs[0, level.layout["affordances"].slice].view(15, 3)[14]
+    casino = obs[0, level.layout["affordances"].slice].view(3, 15)[:, 14]
     assert casino.abs().sum() == 0
 
 

@@ -66,7 +66,7 @@ def test_town_mates_share_layout_and_clock_and_towns_differ() -> None:
         obs, *_, info = env.step(torch.multinomial(info["action_mask"].float(), 1, generator=gen)[:, 0])
     # absolute affordance positions = own position + the observed offsets
     own = obs[:, f["position"]] * scale
-    offsets = obs[:, f["affordances"]].view(12, 14, 3)[..., :2] * scale
+    offsets = obs[:, f["affordances"]].view(12, 3, 14)[:, :2].transpose(1, 2) * scale  # rows dx, dy
     absolute = (own[:, None, :] + offsets).round().view(4, 3, 14, 2)
     for town in range(4):
         for j in (1, 2):
@@ -99,7 +99,8 @@ def test_full_view_shows_town_mates_as_offsets_in_slot_order() -> None:
     pos = [free0[0], free0[10], free0[20], free1[3], free1[4], free1[30]]
     place(env, pos)
     obs, *_ = env.step(waits(env))  # WAIT keeps positions; the obs shows them
-    agents = obs[:, fields(env)["agents"]].view(6, 3, 3)  # 3 reserved other-agent entries
+    # rows dx, dy, present; a column per other agent (3 reserved)
+    agents = obs[:, fields(env)["agents"]].view(6, 3, 3).transpose(1, 2)
     for town in range(2):
         for j in range(3):
             slot = town * 3 + j

@@ -404,7 +404,7 @@ def test_time_of_day_in_info_obs_and_mask_agree() -> None:
     obs, info = env.reset(seed=0)
     f = fields(env)
     job = env.affordance_names.index("Job")  # open 8-18
-    env._state = env.state.replace(position=env.state.affordance_position[:, job].clone())
+    env._state = env.state.replace(position=env.state.affordance_position[:, job].long())
     assert int(info["time_of_day"][0]) == 0
     assert not bool(action_mask(env.level, env.state)[0, INTERACT])  # closed at midnight
     for t in range(1, 10):

@@ -376,18 +376,23 @@ def _full_view(
     me = state.agents[slot]
     sx, sy = max(cfg.world.width - 1, 1), max(cfg.world.height - 1, 1)
     town = state.towns[state.town_of(slot)]
+    columns = len(layout.channels)  # the field is rows dx, dy, present; a column per channel
     for a, (ax, ay) in enumerate(town.affordances):
-        channel = layout.channels.index(cfg.affordances.affordances[a].name)
-        base = layout["affordances"].offset + 3 * channel
-        obs[base : base + 3] = [(ax - me.x) / sx, (ay - me.y) / sy, 1.0]
+        at = layout["affordances"].offset + layout.channels.index(cfg.affordances.affordances[a].name)
+        obs[at], obs[at + columns], obs[at + 2 * columns] = (ax - me.x) / sx, (ay - me.y) / sy, 1.0
     if not layout.other_agents:
         return
     others = [j for j in state.town_slots(state.town_of(slot)) if j != slot][: layout.other_agents]
+    columns = layout.other_agents
     for entry, j in enumerate(others):
         other = state.agents[j]
         if me.alive and other.alive:
-            base = layout["agents"].offset + 3 * entry
-            obs[base : base + 3] = [(other.x - me.x) / sx, (other.y - me.y) / sy, 1.0]
+            at = layout["agents"].offset + entry
+            obs[at], obs[at + columns], obs[at + 2 * columns] = (
+                (other.x - me.x) / sx,
+                (other.y - me.y) / sy,
+                1.0,
+            )
 
 
 def _window(

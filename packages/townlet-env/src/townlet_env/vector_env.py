@@ -3,6 +3,10 @@
 Observations, rewards, flags and info entries are tensors on the env's device. Autoreset is
 SAME_STEP: a slot that ended returns the first observation of its next life, and its last
 observation is in `info["final_obs"]` where `info["_final_obs"]` is true.
+
+With `copy=False` (as in Gymnasium's `SyncVectorEnv`), observations are written into buffers
+the env reuses instead of fresh tensors: at thousands of slots a fresh [N, obs_dim] tensor per
+step costs more than the tick itself. See `TownletVectorEnv.__init__` for the lifetime rule.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from townlet_env.core import (
 )
 from townlet_env.names import LevelNames
 
-STATE_FORMAT = 1
+STATE_FORMAT = 2  # 2: affordance_position is int16
 
 
 class TownletVectorEnv(LevelNames, VectorEnv):
@@ -50,7 +54,13 @@ class TownletVectorEnv(LevelNames, VectorEnv):
         device: str | torch.device = "cpu",
         render_mode: str | None = None,
         render_town: int = 0,
+        copy: bool = True,
     ) -> None:
+        """`copy=False` reuses two observation buffers, alternately: the `obs` and
+        `info["final_obs"]` of a step stay valid until the step after next (so a learner can
+        still read `obs_t` after `step` returned `obs_t+1`), and the rows of `final_obs` where
+        `_final_obs` is false are unspecified. Do not modify them in place; copy what you keep.
+        """
         for name, value in (("num_envs", num_envs), ("agents_per_town", agents_per_town)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
                 raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
@@ -87,6 +97,10 @@ class TownletVectorEnv(LevelNames, VectorEnv):
         self._difficulty = torch.ones(num_envs, dtype=torch.float32, device=self.device)
         self._mask: torch.Tensor | None = None  # legal actions of the current state, kept for step
         self._state = None
+        self.copy = bool(copy)
+        # copy=False: [obs, final_obs] buffer pairs, used alternately (see __init__'s docstring)
+        self._buffers: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._turn = 0
 
     # --- names and layout ------------------------------------------------------------------
 
@@ -122,7 +136,8 @@ class TownletVectorEnv(LevelNames, VectorEnv):
         aff = affordance_at(self.level, self._state)
         mask = action_mask(self.level, self._state, aff)
         self._mask = mask.clone()  # the env's own copy, for the next step
-        return observe(self.level, self._state, aff), self._info(self._state, aff, mask)
+        obs = observe(self.level, self._state, aff, out=self._out_buffers()[0])
+        return obs, self._info(self._state, aff, mask)
 
     def step(
         self, actions: torch.Tensor | np.ndarray | list[int]
@@ -132,7 +147,8 @@ class TownletVectorEnv(LevelNames, VectorEnv):
         state, result = step(self.level, state, actions, self._mask)
         done = result.terminated | result.truncated
         final_aff = affordance_at(self.level, state)
-        final_obs = observe(self.level, state, final_aff)
+        obs_buffer, final_buffer = self._out_buffers()
+        final_obs = observe(self.level, state, final_aff, out=obs_buffer)
         final_mask = action_mask(self.level, state, final_aff)
         final_steps = state.life_steps
         obs, mask, aff = final_obs, final_mask, final_aff
@@ -143,7 +159,12 @@ class TownletVectorEnv(LevelNames, VectorEnv):
             slots = state.slots_of(towns)
             sub = state.select_towns(towns)
             sub_aff = affordance_at(self.level, sub)
-            obs, mask, aff = obs.clone(), mask.clone(), aff.clone()
+            if final_buffer is None:
+                obs = obs.clone()
+            else:  # the ended rows move to the final buffer; obs is rewritten in place
+                final_buffer[slots] = final_obs[slots]
+                final_obs = final_buffer
+            mask, aff = mask.clone(), aff.clone()
             obs[slots] = observe(self.level, sub, sub_aff)
             mask[slots] = action_mask(self.level, sub, sub_aff)
             aff[slots] = sub_aff
@@ -159,6 +180,20 @@ class TownletVectorEnv(LevelNames, VectorEnv):
             final_action_mask=final_mask,
         )
         return obs, result.reward, result.terminated, result.truncated, info
+
+    def _out_buffers(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(obs, final_obs) buffers for this step: (None, None) with copy=True, else the next
+        pair in turn, so that the previous step's tensors stay untouched."""
+        if self.copy:
+            return None, None
+        if not self._buffers:
+            shape = (self.num_envs, self.level.layout.size)
+            self._buffers = [
+                (torch.zeros(shape, device=self.device), torch.zeros(shape, device=self.device))
+                for _ in range(2)
+            ]
+        self._turn ^= 1
+        return self._buffers[self._turn]
 
     def _check_actions(self, actions: Any) -> torch.Tensor:
         try:

@@ -76,7 +76,7 @@ class RND(nn.Module):
         )
         for p in self.target.parameters():
             p.requires_grad_(False)
-        self.optimizer = torch.optim.Adam(self.predictor.parameters(), lr=settings.lr)
+        self.optimizer = torch.optim.Adam(self.predictor.parameters(), lr=settings.lr, fused=True)
         self.reward_std = RunningStd(next(self.parameters()).device)
 
     def weight(self, agent_steps: int) -> float:

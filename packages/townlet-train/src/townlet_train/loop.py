@@ -55,7 +55,11 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         torch.manual_seed(cfg.seed)
         self.rng = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
-        self.env = TownletVectorEnv(cfg.level, cfg.env.num_envs, cfg.env.agents_per_town, device=self.device)
+        # copy=False: the replay copies every observation it keeps, and reads obs_t only until the
+        # step after it, within the env's lifetime for reused observation buffers.
+        self.env = TownletVectorEnv(
+            cfg.level, cfg.env.num_envs, cfg.env.agents_per_town, device=self.device, copy=False
+        )
         env, n = self.env, cfg.env.num_envs
         self.obs_dim, self.n_actions = env.level.layout.size, env.level.n_actions
         net = cfg.network

@@ -30,6 +30,9 @@ from townlet_env.config.schema import (
 )
 
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "levels"
+# Bump when townlet_env.core.layout or observe changes what an observation's floats mean
+# (2: the affordances and agents fields became rows dx, dy, present).
+OBSERVATION_FORMAT = 2
 
 
 class ConfigError(ValueError):
@@ -53,11 +56,16 @@ class LevelConfig:
         return [m.name for m in self.meters.meters]
 
     def content_hash(self) -> str:
-        """SHA-256 of the validated content: the same rules give the same hash wherever they live."""
-        payload = {
+        """SHA-256 of the validated content: the same rules give the same hash wherever they live.
+
+        The observation format is part of it, so a checkpoint or saved env state from before a
+        change of what the observation's floats mean is refused as another version of the level.
+        """
+        payload: dict[str, object] = {
             file.removesuffix(".yaml"): getattr(self, file.removesuffix(".yaml")).model_dump(mode="json")
             for file in PACK_FILES
         }
+        payload["observation_format"] = OBSERVATION_FORMAT
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 

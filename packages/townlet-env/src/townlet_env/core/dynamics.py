@@ -41,15 +41,15 @@ def step(
     meters = _drain(level, meters, state.difficulty)
     meters = torch.where(alive[:, None], meters, state.meters)  # the dead do not change
 
-    died = alive & (meters[:, level.terminal] <= 0.0).any(dim=1)
+    died = alive & (meters.index_select(1, level.terminal_index) <= 0.0).any(dim=1)
     living = alive & ~died
     reward = torch.where(living, reward_of(level, meters), 0.0)
     clock = state.clock + 1
-    truncated = living & (clock[state.town] >= level.max_steps)
+    truncated = living & (state.per_slot(clock) >= level.max_steps)
 
     new_state = state.replace(
         meters=meters,
-        position=state.position + level.move_delta[executed],
+        position=state.position + level.move_delta.index_select(0, executed),
         alive=living,
         progress=torch.where(living, progress, 0),
         life_steps=state.life_steps + alive.long(),
@@ -62,18 +62,21 @@ def _act(
     level: CompiledLevel, state: TownState, executed: torch.Tensor, aff: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Phase 1: the executed actions' own meter effects plus any affordance use."""
-    delta = level.action_delta[executed]
+    delta = level.action_delta.index_select(0, executed)
     progress = torch.zeros_like(state.progress)
     if level.interact_action >= 0:
         using = executed == level.interact_action  # masked INTERACT already became WAIT
         a = aff.clamp(min=0)
         if level.multi_tick:
             progress = torch.where(using, state.progress + 1, 0)
-            done = using & (progress >= level.aff_ticks[a])
-            use = level.aff_tick_delta[a] * using[:, None] + level.aff_completion[a] * done[:, None]
+            done = using & (progress >= level.aff_ticks.index_select(0, a))
+            use = (
+                level.aff_tick_delta.index_select(0, a) * using[:, None]
+                + level.aff_completion.index_select(0, a) * done[:, None]
+            )
             progress = torch.where(done, 0, progress)
         else:
-            use = level.aff_instant_delta[a] * using[:, None]
+            use = level.aff_instant_delta.index_select(0, a) * using[:, None]
         delta = delta + use
     return (state.meters + delta).clamp(0.0, 1.0), progress
 
@@ -86,7 +89,7 @@ def _drain(level: CompiledLevel, meters: torch.Tensor, difficulty: torch.Tensor)
         meters = meters.clone()
         meters[:, target] = (meters[:, target] - loss).clamp(0.0, 1.0)
     for stage in level.cascade_stages:
-        pressure = (stage.threshold - meters[:, stage.source]).clamp(min=0.0)
+        pressure = (stage.threshold - meters.index_select(1, stage.source)).clamp(min=0.0)
         loss = (pressure * stage.strength_over_threshold) @ stage.target
         meters = (meters - loss).clamp(0.0, 1.0)
     return meters
@@ -95,7 +98,7 @@ def _drain(level: CompiledLevel, meters: torch.Tensor, difficulty: torch.Tensor)
 def reward_of(level: CompiledLevel, meters: torch.Tensor) -> torch.Tensor:
     """[N] reward formula of the level applied to post-step meters (before the alive mask)."""
     spec = level.config.reward.reward
-    read = meters[:, level.reward_meters]
+    read = meters.index_select(1, level.reward_meters)
     if spec.kind == "product":
         reward = read.prod(dim=1)
     elif spec.kind == "weighted_sum":

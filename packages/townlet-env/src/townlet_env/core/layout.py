@@ -65,9 +65,11 @@ def build_layout(cfg: LevelConfig) -> ObservationLayout:
         ("position", (2,), "own x / (width - 1), y / (height - 1)"),
     ]
     if "full" in obs.views:
-        specs.append(("affordances", (n_ch, 3), "per affordance channel: dx, dy (normalised), present"))
+        # Rows dx, dy, present, one column per channel: each row is written as one contiguous
+        # run, which costs a third of interleaved (dx, dy, present) triples at thousands of slots.
+        specs.append(("affordances", (3, n_ch), "rows dx, dy (normalised), present; a column per channel"))
         if obs.other_agents:
-            specs.append(("agents", (obs.other_agents, 3), "other agents of the town: dx, dy, present"))
+            specs.append(("agents", (3, obs.other_agents), "rows dx, dy, present; a column per other agent"))
     if "partial" in obs.views:
         w = obs.window
         specs.append(

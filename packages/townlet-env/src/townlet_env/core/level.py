@@ -7,6 +7,8 @@ no per-agent Python. Tables are indexed by meter, action or affordance in pack o
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,6 +75,14 @@ class CompiledLevel:
     # world
     walls: torch.Tensor  # [H, W] bool
     free_cells: torch.Tensor  # [F] flat indices y * W + x of non-wall cells
+    # derived once here so that a step builds no small tensors of its own
+    terminal_index: torch.Tensor  # [T] long, the terminal meters
+    move_cell_offset: torch.Tensor  # [n_moves] long, flat offset in the padded grid of each move
+    dead_mask: torch.Tensor  # [n_actions] bool, the mask of an agent that is not alive (WAIT)
+    position_scale: torch.Tensor  # [2] float32, (width - 1, height - 1), at least 1
+    hour_features: torch.Tensor  # [24, 2] float32, sin and cos of each hour's angle
+    window_offset: torch.Tensor  # [w * w] long, flat offsets of the partial window's cells
+    code_channel: torch.Tensor  # [A + 2] long, channel of cell code c at c + 2 (BLOCKED -> n_ch)
 
     @property
     def n_meters(self) -> int:
@@ -175,8 +185,36 @@ def compile_level(level: str | Path | LevelConfig, device: torch.device | str = 
         cascade_stages=_cascade_stages(cfg, idx),
         walls=walls,
         free_cells=(~walls).flatten().nonzero().flatten(),
+        **_derived_tables(cfg, layout, move_delta, kinds),
     )
     return compiled.to(device)
+
+
+def _derived_tables(
+    cfg: LevelConfig, layout: ObservationLayout, move_delta: torch.Tensor, kinds: Sequence[str]
+) -> dict[str, torch.Tensor]:
+    w, h = cfg.world.width, cfg.world.height
+    wp = w + 2 * max(1, layout.window // 2)
+    moves = torch.tensor([i for i, k in enumerate(kinds) if k == "move"], dtype=torch.long)
+    dead_mask = torch.zeros(len(kinds), dtype=torch.bool)
+    dead_mask[kinds.index("wait")] = True
+    r = layout.window // 2
+    dy, dx = torch.meshgrid(torch.arange(-r, r + 1), torch.arange(-r, r + 1), indexing="ij")
+    angle = torch.arange(HOURS_PER_DAY, dtype=torch.float32) * (2 * math.pi / HOURS_PER_DAY)
+    n_ch = len(layout.channels)
+    channel_of = [layout.channels.index(a.name) for a in cfg.affordances.affordances]
+    return {
+        "terminal_index": torch.tensor(
+            [i for i, m in enumerate(cfg.meters.meters) if m.terminal], dtype=torch.long
+        ),
+        "move_cell_offset": move_delta[moves, 1] * wp + move_delta[moves, 0],
+        "dead_mask": dead_mask,
+        "position_scale": torch.tensor([max(w - 1, 1), max(h - 1, 1)], dtype=torch.float32),
+        "hour_features": torch.stack([angle.sin(), angle.cos()], dim=1),
+        "window_offset": (dy * wp + dx).flatten(),
+        # EMPTY maps to channel 0 with value 0, which leaves that all-zero cell as it is
+        "code_channel": torch.tensor([n_ch, 0, *channel_of], dtype=torch.long),
+    }
 
 
 def _reward_tables(cfg: LevelConfig, idx: dict[str, int]) -> dict[str, torch.Tensor]:

@@ -6,8 +6,6 @@ one gather per agent rather than a Python loop.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from townlet_env.core.level import BLOCKED, EMPTY, HOURS_PER_DAY, CompiledLevel
@@ -18,19 +16,21 @@ def cell_index(level: CompiledLevel, state: TownState, dx: int = 0, dy: int = 0)
     """[N] flat index into `state.cells` of each agent's cell (shifted by dx, dy)."""
     wp = level.width + 2 * level.pad
     hp = level.height + 2 * level.pad
-    x = state.position[:, 0] + (level.pad + dx)
-    y = state.position[:, 1] + (level.pad + dy)
-    return state.town * (hp * wp) + y * wp + x
+    # (x + pad + dx) + (y + pad + dy) * wp + town * hp * wp, as one small matmul-free sum
+    index = state.position[:, 0] + state.position[:, 1] * wp + ((level.pad + dy) * wp + level.pad + dx)
+    if state.num_towns == 1:
+        return index
+    return index + state.town * (hp * wp)
 
 
 def affordance_at(level: CompiledLevel, state: TownState) -> torch.Tensor:
     """[N] index of the affordance under each agent, -1 where there is none."""
-    return state.cells.view(-1)[cell_index(level, state)].long()
+    return state.cells.view(-1).index_select(0, cell_index(level, state)).long()
 
 
 def hour_of_day(state: TownState) -> torch.Tensor:
     """[N] hour (0-23) of each slot's town clock."""
-    return (state.clock % HOURS_PER_DAY)[state.town]
+    return state.per_slot(state.clock % HOURS_PER_DAY)
 
 
 def action_mask(level: CompiledLevel, state: TownState, aff: torch.Tensor | None = None) -> torch.Tensor:
@@ -39,22 +39,17 @@ def action_mask(level: CompiledLevel, state: TownState, aff: torch.Tensor | None
     aff = affordance_at(level, state) if aff is None else aff
     mask = torch.ones(n, level.n_actions, dtype=torch.bool, device=state.meters.device)
     if level.move_actions.numel():
-        wp = level.width + 2 * level.pad
-        deltas = level.move_delta[level.move_actions]
-        offsets = deltas[:, 1] * wp + deltas[:, 0]
-        targets = cell_index(level, state)[:, None] + offsets[None, :]
-        mask[:, level.move_actions] = state.cells.view(-1)[targets] != BLOCKED
+        targets = cell_index(level, state)[:, None] + level.move_cell_offset
+        mask[:, level.move_actions] = torch.take(state.cells, targets) != BLOCKED
     if level.interact_action >= 0:
         mask[:, level.interact_action] = can_interact(level, state, aff)
-    dead_row = torch.zeros(level.n_actions, dtype=torch.bool, device=mask.device)
-    dead_row[level.wait_action] = True
-    return torch.where(state.alive[:, None], mask, dead_row)
+    return torch.where(state.alive[:, None], mask, level.dead_mask)
 
 
 def can_interact(level: CompiledLevel, state: TownState, aff: torch.Tensor) -> torch.Tensor:
     """On an affordance that is open, affordable and not taken by another agent of the town."""
     a = aff.clamp(min=0)
-    ok = (aff >= 0) & (state.meters >= level.aff_required[a]).all(dim=1)
+    ok = (aff >= 0) & (state.meters >= level.aff_required.index_select(0, a)).all(dim=1)
     if level.day_cycle:
         ok &= level.aff_open[a, hour_of_day(state)]
     if state.agents_per_town > 1:
@@ -79,23 +74,38 @@ def taken_by_other(level: CompiledLevel, state: TownState, aff: torch.Tensor) ->
     return present & (best[bucket] != key)
 
 
-def observe(level: CompiledLevel, state: TownState, aff: torch.Tensor | None = None) -> torch.Tensor:
-    """[N, obs_dim] float32 observation of the current state (see `level.layout`)."""
+def observe(
+    level: CompiledLevel, state: TownState, aff: torch.Tensor | None = None, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """[N, obs_dim] float32 observation of the current state (see `level.layout`).
+
+    With `out`, the observation is written into that buffer and returned. Only the fields this
+    level can change are written, so `out` must hold zeros, or an observation that this
+    function wrote for the same level: the fields a level never fills (the window on a
+    full-view level, the clock without a day cycle) stay as they are. That is what lets a
+    caller reuse one buffer without clearing hundreds of floats per slot every step.
+    """
     layout = level.layout
     n = state.num_slots
     dev = state.meters.device
-    obs = torch.zeros(n, layout.size, dtype=torch.float32, device=dev)
+    if out is None:
+        obs = torch.zeros(n, layout.size, dtype=torch.float32, device=dev)
+    else:
+        if out.shape != (n, layout.size) or out.dtype != torch.float32:
+            raise ValueError(f"out must be a float32 tensor of shape ({n}, {layout.size}), got {out.shape}")
+        obs = out
+        if layout.encoding == "partial":
+            obs[:, layout["window"].slice] = 0.0  # the window is scattered into, not overwritten
     obs[:, layout["meters"].slice] = state.meters
     if level.day_cycle:
-        angle = hour_of_day(state).float() * (2 * math.pi / HOURS_PER_DAY)
-        obs[:, layout["time"].slice] = torch.stack([angle.sin(), angle.cos()], dim=1)
+        obs[:, layout["time"].slice] = level.hour_features.index_select(0, hour_of_day(state))
     if level.multi_tick:
         aff = affordance_at(level, state) if aff is None else aff
-        ticks = level.aff_ticks[aff.clamp(min=0)]
+        ticks = level.aff_ticks.index_select(0, aff.clamp(min=0))
         progress = torch.where(aff >= 0, state.progress.float() / ticks, 0.0)
         obs[:, layout["interaction_progress"].offset] = progress
-    obs[:, layout["episode_progress"].offset] = state.clock[state.town].float() / level.max_steps
-    scale = torch.tensor([max(level.width - 1, 1), max(level.height - 1, 1)], dtype=torch.float32, device=dev)
+    obs[:, layout["episode_progress"].offset] = state.per_slot(state.clock).float() / level.max_steps
+    scale = level.position_scale
     obs[:, layout["position"].slice] = state.position.float() / scale
     if layout.encoding == "full":
         _full_view(level, state, obs, scale)
@@ -107,12 +117,20 @@ def observe(level: CompiledLevel, state: TownState, aff: torch.Tensor | None = N
 def _full_view(level: CompiledLevel, state: TownState, obs: torch.Tensor, scale: torch.Tensor) -> None:
     layout = level.layout
     n = state.num_slots
-    field = obs[:, layout["affordances"].slice].view(n, len(layout.channels), 3)
-    offsets = (state.affordance_position[state.town] - state.position[:, None, :]).float() / scale
-    channels = slice(0, level.n_affordances) if level.channels_in_order else level.aff_channel
-    field[:, channels, 0:2] = offsets
-    field[:, channels, 2] = 1.0
+    field = obs[:, layout["affordances"].slice].view(n, 3, len(layout.channels))
     k = state.agents_per_town
+    targets = state.per_slot(state.affordance_position)  # [N, A, 2]
+    if level.channels_in_order:  # each row straight into the observation, no temporary
+        a = level.n_affordances
+        for axis in (0, 1):
+            row = field[:, axis, :a]
+            torch.sub(targets[:, :, axis], state.position[:, axis, None], out=row)
+            row.div_(scale[axis])
+        field[:, 2, :a] = 1.0
+    else:
+        offsets = (targets - state.position[:, None, :]).float() / scale  # [N, A, 2]
+        field[:, 0:2, level.aff_channel] = offsets.transpose(1, 2)
+        field[:, 2, level.aff_channel] = 1.0
     if layout.other_agents and k > 1:
         others = _other_slots(k, layout.other_agents, state.meters.device)  # [K, O]
         t = state.num_towns
@@ -120,10 +138,10 @@ def _full_view(level: CompiledLevel, state: TownState, obs: torch.Tensor, scale:
         alive = state.alive.view(t, k)
         rel = (pos[:, others] - pos[:, :, None, :]).float() / scale  # [T, K, O, 2]
         seen = alive[:, others] & alive[:, :, None]  # [T, K, O]
-        agents = obs[:, layout["agents"].slice].view(t, k, layout.other_agents, 3)
+        agents = obs[:, layout["agents"].slice].view(t, k, 3, layout.other_agents)
         width = others.shape[1]
-        agents[:, :, :width, 0:2] = rel * seen[..., None]
-        agents[:, :, :width, 2] = seen.float()
+        agents[:, :, 0:2, :width] = (rel * seen[..., None]).transpose(2, 3)
+        agents[:, :, 2, :width] = seen.float()
 
 
 def _other_slots(k: int, limit: int, device: torch.device) -> torch.Tensor:
@@ -136,20 +154,15 @@ def _partial_view(level: CompiledLevel, state: TownState, obs: torch.Tensor) -> 
     layout = level.layout
     n = state.num_slots
     w = layout.window
-    r = w // 2
     n_ch = len(layout.channels)
-    wp = level.width + 2 * level.pad
     dev = state.meters.device
-    dy, dx = torch.meshgrid(
-        torch.arange(-r, r + 1, device=dev), torch.arange(-r, r + 1, device=dev), indexing="ij"
-    )
-    index = cell_index(level, state)[:, None] + (dy * wp + dx).flatten()[None, :]  # [N, w*w]
-    codes = state.cells.view(-1)[index].long()
+    index = cell_index(level, state)[:, None] + level.window_offset  # [N, w*w]
+    codes = torch.take(state.cells, index).long()
     # code -> channel: BLOCKED -> n_ch, affordance -> its channel; EMPTY writes a 0 into channel 0,
     # which leaves that (all-zero) cell unchanged, so every cell takes one scatter.
-    lookup = torch.cat([torch.tensor([n_ch, 0], device=dev), level.aff_channel])
+    channel = torch.take(level.code_channel, codes + 2)
     cells = obs[:, layout["window"].slice].view(n, w * w, n_ch + 2)
-    cells.scatter_(2, lookup[codes + 2].unsqueeze(2), (codes != EMPTY).float().unsqueeze(2))
+    cells.scatter_(2, channel.unsqueeze(2), (codes != EMPTY).float().unsqueeze(2))
     if state.agents_per_town > 1:
         occupied = torch.zeros(state.cells.numel(), dtype=torch.float32, device=dev)
         own = cell_index(level, state)

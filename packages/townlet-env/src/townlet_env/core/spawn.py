@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from townlet_env.core.level import BLOCKED, EMPTY, CompiledLevel
-from townlet_env.core.state import TownState
+from townlet_env.core.state import POSITION_DTYPE, TownState
 
 
 def initial_state(
@@ -39,7 +39,7 @@ def initial_state(
         life_steps=torch.zeros(n, dtype=torch.long, device=dev),
         difficulty=torch.ones(n, dtype=torch.float32, device=dev) if difficulty is None else difficulty,
         clock=torch.zeros(num_towns, dtype=torch.long, device=dev),
-        affordance_position=torch.zeros(num_towns, level.n_affordances, 2, dtype=torch.long, device=dev),
+        affordance_position=torch.zeros(num_towns, level.n_affordances, 2, dtype=POSITION_DTYPE, device=dev),
         cells=cells,
     )
     return regenerate(level, blank, torch.arange(num_towns, device=dev), generator)
@@ -59,7 +59,7 @@ def regenerate(
     xy = torch.stack([picks % level.width, picks // level.width], dim=2)  # [R, A + K, 2]
 
     aff_pos = state.affordance_position.clone()
-    aff_pos[towns] = xy[:, :n_aff]
+    aff_pos[towns] = xy[:, :n_aff].to(POSITION_DTYPE)
     cells = state.cells.clone()
     p = level.pad
     inner = torch.full((level.height, level.width), EMPTY, dtype=torch.int8, device=level.device)

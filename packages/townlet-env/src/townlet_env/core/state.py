@@ -23,7 +23,7 @@ class TownState:
     life_steps: torch.Tensor  # [N] long, ticks lived by the slot's current agent
     difficulty: torch.Tensor  # [N] float32, multiplies the base drain
     clock: torch.Tensor  # [T] long, ticks since the town was (re)generated
-    affordance_position: torch.Tensor  # [T, A, 2] long (x, y)
+    affordance_position: torch.Tensor  # [T, A, 2] int16 (x, y): grids are at most 64 wide
     cells: torch.Tensor  # [T, H + 2 pad, W + 2 pad] int8: affordance index, EMPTY or BLOCKED
 
     @property
@@ -42,6 +42,12 @@ class TownState:
     def town(self) -> torch.Tensor:
         """[N] town index of every slot."""
         return town_index(self.num_slots, self.agents_per_town, self.meters.device)
+
+    def per_slot(self, per_town: torch.Tensor) -> torch.Tensor:
+        """[N, ...] the row of each slot's town; no gather at all with one agent per town."""
+        if self.agents_per_town == 1:
+            return per_town
+        return per_town.index_select(0, self.town)
 
     def replace(self, **changes: torch.Tensor) -> TownState:
         return dataclasses.replace(self, **changes)
@@ -65,6 +71,9 @@ class TownState:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
+# The per-town layout is copied whenever a town is regenerated; int16 makes that copy a quarter
+# of the long one, and grids are at most 64 cells wide.
+POSITION_DTYPE = torch.int16
 PER_TOWN = frozenset({"clock", "affordance_position", "cells"})
 
 
