@@ -99,5 +99,5 @@ def test_observe_into_a_buffer_of_an_earlier_observation_matches_a_fresh_one(lev
 def test_observe_rejects_a_buffer_of_the_wrong_shape() -> None:
     env = TownletVectorEnv("L1_full_observability", 4)
     env.reset(seed=0)
-    with pytest.raises(ValueError, match=r"out must be a float32 tensor of shape \(4, 465\)"):
+    with pytest.raises(ValueError, match=r"out must be a float32 tensor of shape \(4, 479\)"):
         observe(env.level, env.state, out=torch.zeros(4, 464))

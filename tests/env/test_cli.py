@@ -51,7 +51,7 @@ def test_validate_ok(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0 and err == ""
     digest = load_level("L0_minimal").content_hash()[:12]
     assert out == (
-        f"ok: L0_minimal: 2 meters, 1 affordances, 6 actions, observation 11 floats, hash {digest}\n"
+        f"ok: L0_minimal: 2 meters, 1 affordances, 6 actions, observation 12 floats, hash {digest}\n"
     )
 
 

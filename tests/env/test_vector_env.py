@@ -151,6 +151,26 @@ def test_fields_a_level_does_not_use_are_zero() -> None:
             assert not bool(obs[:, f["interaction_progress"]].any())
 
 
+@pytest.mark.parametrize("level", LEVELS)
+def test_underfoot_is_the_one_hot_of_the_affordance_under_the_agent(level: str) -> None:
+    env = TownletVectorEnv(level=level, num_envs=2)
+    env.reset(seed=0)
+    a = len(env.affordance_names) - 1  # the last affordance, on slot 0; slot 1 on an empty cell
+    empty = next(
+        (x, y)
+        for y in range(env.level.height)
+        for x in range(env.level.width)
+        if int(env.state.cells[1, y + env.level.pad, x + env.level.pad]) == -1
+    )
+    position = torch.stack([env.state.affordance_position[0, a].long(), torch.tensor(empty)])
+    env._state = env.state.replace(position=position)
+    obs, *_ = env.step(waits(env))
+    under = obs[:, fields(env)["underfoot"]]
+    channel = env.level.layout.channels.index(env.affordance_names[a])
+    assert under[0].tolist() == [1.0 if c == channel else 0.0 for c in range(under.shape[1])]
+    assert not bool(under[1].any())
+
+
 def test_seeded_reset_is_reproducible_and_seeds_differ() -> None:
     a = TownletVectorEnv(level="L1_full_observability", num_envs=16)
     b = TownletVectorEnv(level="L1_full_observability", num_envs=16)

@@ -44,7 +44,7 @@ def test_make_with_module_prefix_needs_no_import() -> None:
     out = subprocess.run(
         [sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, check=True
     )
-    assert out.stdout.split() == ["TownletEnv", "(11,)"]
+    assert out.stdout.split() == ["TownletEnv", "(12,)"]
 
 
 @pytest.mark.parametrize("render_mode", [None, "ansi", "rgb_array"])
@@ -159,7 +159,7 @@ def test_make_vec_returns_the_torch_vector_env() -> None:
     assert isinstance(envs, TownletVectorEnv)
     assert (envs.num_envs, envs.agents_per_town, envs.num_towns) == (6, 2, 3)
     obs, _ = envs.reset(seed=0)
-    assert isinstance(obs, torch.Tensor) and obs.shape == (6, 11)
+    assert isinstance(obs, torch.Tensor) and obs.shape == (6, 12)
     _, reward, terminated, _, _ = envs.step(torch.full((6,), 5))
     assert reward.dtype == torch.float32 and terminated.dtype == torch.bool
     assert envs.spec is not None and envs.spec.id == "Townlet-v0"
@@ -178,7 +178,7 @@ def test_sync_mode_vectorizes_the_numpy_env() -> None:
     envs = gym.make_vec("Townlet-v0", num_envs=3, vectorization_mode="sync", level="L0_minimal")
     assert isinstance(envs, gym.vector.SyncVectorEnv)
     obs, info = envs.reset(seed=0)
-    assert isinstance(obs, np.ndarray) and obs.shape == (3, 11)
+    assert isinstance(obs, np.ndarray) and obs.shape == (3, 12)
     assert info["action_mask"].shape == (3, 6)
     envs.step(np.full(3, 5))
 

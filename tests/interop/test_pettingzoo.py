@@ -199,7 +199,7 @@ def test_spaces_and_observation_formats() -> None:
     box = townlet_env.parallel_env(level="L1_full_observability", num_agents=3, mask_in_obs=False)
     assert isinstance(box.observation_space("agent_0"), gym.spaces.Box)
     obs, infos = box.reset(seed=0)
-    assert obs["agent_0"].shape == (465,) and obs["agent_0"].dtype == np.float32
+    assert obs["agent_0"].shape == (479,) and obs["agent_0"].dtype == np.float32
     assert infos["agent_0"]["action_mask"].dtype == np.int8
     obs, _, _, _, infos = box.step(dict.fromkeys(box.agents, 5))
     assert set(infos["agent_2"]) == {"action_mask"}

@@ -219,7 +219,7 @@ def test_truncation_reaches_sb3_as_truncation(short_pack: Path) -> None:
         run(SB3VecEnv(TownletVectorEnv(short_pack, num_envs=2))),
     ):
         assert all(info["TimeLimit.truncated"] for info in infos)
-        assert all(info["terminal_observation"].shape == (11,) for info in infos)
+        assert all(info["terminal_observation"].shape == (12,) for info in infos)
         progress = TownletEnv(short_pack).level.layout["episode_progress"].offset
         assert all(info["terminal_observation"][progress] == 1.0 for info in infos)
 

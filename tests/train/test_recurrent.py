@@ -67,10 +67,10 @@ def test_truncation_bootstraps_through_the_state_the_episode_reached() -> None:
         algorithm__double=False,
         env__num_envs=4,
     )
-    agent = RecurrentDQN(cfg, network(), 4, 465, 8, torch.device("cpu"))
+    agent = RecurrentDQN(cfg, network(), 4, 479, 8, torch.device("cpu"))
     length = 2 + 4 + 2
     gen = torch.Generator().manual_seed(2)
-    obs = torch.rand(3, length, 465, generator=gen)
+    obs = torch.rand(3, length, 479, generator=gen)
     truncated = torch.zeros(3, length, dtype=torch.bool)
     truncated[0, 5] = True  # a learned step; the next step is a new life
     terminated = torch.zeros_like(truncated)
@@ -81,7 +81,7 @@ def test_truncation_bootstraps_through_the_state_the_episode_reached() -> None:
         "terminated": terminated,
         "h": torch.zeros(3, 24),
         "c": torch.zeros(3, 24),
-        "final_obs": torch.rand(3, 465, generator=gen),
+        "final_obs": torch.rand(3, 479, generator=gen),
         "final_mask": torch.ones(3, 8, dtype=torch.bool),
     }
     reset = torch.zeros_like(truncated)

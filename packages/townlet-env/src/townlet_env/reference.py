@@ -363,6 +363,8 @@ def _observe_one(cfg: LevelConfig, layout: ObservationLayout, state: RefState, s
     sx, sy = max(cfg.world.width - 1, 1), max(cfg.world.height - 1, 1)
     obs[layout["position"].offset] = me.x / sx
     obs[layout["position"].offset + 1] = me.y / sy
+    if aff is not None:
+        obs[layout["underfoot"].offset + layout.channels.index(cfg.affordances.affordances[aff].name)] = 1.0
     if layout.encoding == "full":
         _full_view(cfg, layout, state, slot, obs)
     else:

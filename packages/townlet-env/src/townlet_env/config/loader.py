@@ -31,7 +31,7 @@ from townlet_env.config.schema import (
 
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "levels"
 # Bump when townlet_env.core.layout or observe changes what an observation's floats mean
-# (2: the affordances and agents fields became rows dx, dy, present).
+# (2: the affordances and agents fields became rows dx, dy, present; a new `underfoot` field).
 OBSERVATION_FORMAT = 2
 
 

@@ -63,6 +63,9 @@ def build_layout(cfg: LevelConfig) -> ObservationLayout:
         ("interaction_progress", (1,), "ticks done / ticks of the current multi-tick use"),
         ("episode_progress", (1,), "town steps since regeneration / max_steps"),
         ("position", (2,), "own x / (width - 1), y / (height - 1)"),
+        # Seen in the offsets too (dx = dy = 0), but a network learns "INTERACT here" far more
+        # easily from a one-hot than from an exact zero among 14 offsets.
+        ("underfoot", (n_ch,), "one-hot channel of the affordance under the agent; 0 on an empty cell"),
     ]
     if "full" in obs.views:
         # Rows dx, dy, present, one column per channel: each row is written as one contiguous

@@ -99,8 +99,13 @@ def observe(
     obs[:, layout["meters"].slice] = state.meters
     if level.day_cycle:
         obs[:, layout["time"].slice] = level.hour_features.index_select(0, hour_of_day(state))
+    aff = affordance_at(level, state) if aff is None else aff
+    underfoot = obs[:, layout["underfoot"].slice]
+    if out is not None:
+        underfoot.zero_()
+    # no affordance (-1) maps to channel 0 with the value 0, which leaves the zero row as it is
+    underfoot.scatter_(1, level.code_channel.take(aff + 2)[:, None], (aff >= 0).float()[:, None])
     if level.multi_tick:
-        aff = affordance_at(level, state) if aff is None else aff
         ticks = level.aff_ticks.index_select(0, aff.clamp(min=0))
         progress = torch.where(aff >= 0, state.progress.float() / ticks, 0.0)
         obs[:, layout["interaction_progress"].offset] = progress
