@@ -1,21 +1,38 @@
-"""docs/results.md shows exactly the figures recorded in benchmarks/results/learning.json."""
+"""The generated blocks of docs/results.md and docs/performance.md show exactly the figures
+recorded in the benchmark JSON files."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
 from pathlib import Path
+from types import ModuleType
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_results_page_matches_the_recorded_results() -> None:
-    spec = importlib.util.spec_from_file_location("results_page", ROOT / "benchmarks" / "results_page.py")
+def load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_results_page_matches_the_recorded_results() -> None:
+    module = load("results_page")
     results = json.loads(module.RESULTS.read_text())
     page = module.PAGE.read_text()
     assert module.render(page, results) == page, "run: python benchmarks/results_page.py"
     for level in results["levels"]:
+        assert level in page
+
+
+def test_performance_page_matches_the_recorded_throughput() -> None:
+    module = load("performance_page")
+    env = json.loads(module.ENV_RESULTS.read_text())
+    train = json.loads(module.TRAIN_RESULTS.read_text())
+    page = module.PAGE.read_text()
+    assert module.render(page, env, train) == page, "run: python benchmarks/performance_page.py"
+    for level in env["runs"]["cpu"]["levels"]:
         assert level in page

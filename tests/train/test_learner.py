@@ -73,7 +73,7 @@ def test_epsilon_greedy_never_picks_a_masked_action(epsilon: float) -> None:
     q = torch.randn(4096, 8, generator=torch.Generator().manual_seed(2)) * 10
     q[~mask] += 1000.0  # the masked actions look best: a greedy branch that ignored the mask would take them
     greedy = masked_argmax(q, mask)
-    explorer = EpsilonGreedy(EpsilonSettings())
+    explorer = EpsilonGreedy(EpsilonSettings(), 4096, torch.device("cpu"))
     action = explorer.select(greedy, mask, epsilon, torch.Generator().manual_seed(3))
     assert bool(mask.gather(1, action[:, None]).all())
     if epsilon == 0.0:
@@ -100,11 +100,32 @@ def test_masked_argmax_and_max_ignore_illegal_actions() -> None:
 
 
 def test_epsilon_schedule_is_linear_then_flat() -> None:
-    explorer = EpsilonGreedy(EpsilonSettings(start=1.0, end=0.1, decay_steps=1000))
+    explorer = EpsilonGreedy(EpsilonSettings(start=1.0, end=0.1, decay_steps=1000), 3, torch.device("cpu"))
     assert explorer.epsilon(0) == pytest.approx(1.0)
     assert explorer.epsilon(500) == pytest.approx(0.55)
     assert explorer.epsilon(1000) == pytest.approx(0.1)
     assert explorer.epsilon(10**9) == pytest.approx(0.1)
+    assert explorer.per_slot(500).tolist() == pytest.approx([0.55] * 3)
+
+
+def test_spread_fans_the_slots_ends_out_geometrically_as_in_ape_x() -> None:
+    settings = EpsilonSettings(start=1.0, end=0.4, decay_steps=1000, spread=7.0)
+    explorer = EpsilonGreedy(settings, 8, torch.device("cpu"))
+    ends = explorer.per_slot(10**9)
+    assert ends.tolist() == pytest.approx([0.4 ** (1 + 7 * i / 7) for i in range(8)])
+    assert explorer.per_slot(0).tolist() == pytest.approx([1.0] * 8)  # all start at `start`
+    halfway = explorer.per_slot(500)
+    assert halfway.tolist() == pytest.approx(((1.0 + ends) / 2).tolist())
+    assert explorer.epsilon(10**9) == pytest.approx(float(ends.mean()))
+    # each slot explores at its own rate
+    mask = torch.ones(8, 8, dtype=torch.bool)
+    greedy = torch.zeros(8, dtype=torch.long)
+    gen = torch.Generator().manual_seed(0)
+    explored = torch.stack(
+        [explorer.select(greedy, mask, ends, gen) != greedy for _ in range(4000)]
+    ).float().mean(0)
+    expected = ends * 7 / 8  # a random pick equals the greedy one with probability 1/8
+    assert torch.allclose(explored, expected, atol=0.03), (explored, expected)
 
 
 @pytest.mark.parametrize("epsilon_start", [1.0, 0.0])

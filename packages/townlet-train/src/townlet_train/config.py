@@ -84,6 +84,13 @@ class EpsilonSettings(Strict):
     start: float = Field(default=1.0, ge=0.0, le=1.0)
     end: float = Field(default=0.05, ge=0.0, le=1.0)
     decay_steps: int = Field(default=500_000, ge=1, description="agent-steps of linear decay")
+    spread: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=64.0,
+        description="per-slot ends (Ape-X): slot i of N decays to end ** (1 + spread * i / (N - 1)); "
+        "0 gives every slot `end`",
+    )
 
 
 class RndSettings(Strict):

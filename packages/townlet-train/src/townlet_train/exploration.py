@@ -21,15 +21,34 @@ def linear(start: float, end: float, steps: int, t: int) -> float:
 
 
 class EpsilonGreedy:
-    def __init__(self, settings: EpsilonSettings):
+    """Each slot's epsilon decays linearly from `start` to its own end. With `spread` 0 every
+    slot ends at `end`; otherwise the ends fan out geometrically as in Ape-X (Horgan et al.
+    2018), so that some slots keep exploring for the whole run while others act almost greedily."""
+
+    def __init__(self, settings: EpsilonSettings, num_slots: int, device: torch.device):
         self.settings = settings
+        fraction = torch.arange(num_slots, device=device, dtype=torch.float64) / max(num_slots - 1, 1)
+        self.ends = (settings.end ** (1.0 + settings.spread * fraction)).float()
+
+    def per_slot(self, agent_steps: int) -> torch.Tensor:
+        """[N] epsilon of every slot at this point of training."""
+        s = self.settings
+        remaining = max(0.0, 1.0 - agent_steps / s.decay_steps)
+        return self.ends + (s.start - self.ends) * remaining
 
     def epsilon(self, agent_steps: int) -> float:
+        """The mean over slots, for logs and progress (every slot's value when spread is 0)."""
         s = self.settings
-        return linear(s.start, s.end, s.decay_steps, agent_steps)
+        if s.spread == 0.0:
+            return linear(s.start, s.end, s.decay_steps, agent_steps)
+        return float(self.per_slot(agent_steps).mean())
 
     def select(
-        self, greedy: torch.Tensor, mask: torch.Tensor, epsilon: float, generator: torch.Generator
+        self,
+        greedy: torch.Tensor,
+        mask: torch.Tensor,
+        epsilon: float | torch.Tensor,
+        generator: torch.Generator,
     ) -> torch.Tensor:
         """With probability epsilon a uniformly random legal action, else the greedy one."""
         scores = torch.rand(mask.shape, device=mask.device, generator=generator).masked_fill(~mask, -1.0)

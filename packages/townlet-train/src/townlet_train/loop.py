@@ -35,7 +35,7 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def policy_entropy(mask: torch.Tensor, epsilon: float) -> torch.Tensor:
+def policy_entropy(mask: torch.Tensor, epsilon: float | torch.Tensor) -> torch.Tensor:
     """[N] entropy (nats) of the masked epsilon-greedy policy that actually picks the actions.
 
     With L legal actions the greedy one has probability 1 - eps + eps / L and each other one
@@ -82,7 +82,7 @@ class Trainer:
         else:
             self.agent = FeedForwardDQN(cfg, network, n, self.obs_dim, self.n_actions, self.device)
             self.batch = self.transitions_per_update = cfg.algorithm.batch_size
-        self.explorer = EpsilonGreedy(cfg.exploration.epsilon)
+        self.explorer = EpsilonGreedy(cfg.exploration.epsilon, n, self.device)
         self.rnd = (
             RND(self.obs_dim, cfg.exploration.rnd).to(self.device) if cfg.exploration.rnd.enabled else None
         )
@@ -107,7 +107,7 @@ class Trainer:
     def act(self) -> tuple[torch.Tensor, torch.Tensor]:
         mask = self.info["action_mask"]
         q = self.agent.q_values(self.obs)
-        epsilon = self.explorer.epsilon(self.counters["agent_steps"])
+        epsilon = self.explorer.per_slot(self.counters["agent_steps"])
         action = self.explorer.select(masked_argmax(q, mask), mask, epsilon, self.rng)
         return action, policy_entropy(mask, epsilon)
 
@@ -179,9 +179,9 @@ class Trainer:
                 "intrinsic": intr,
                 "stage": stage[rows],
                 "difficulty": difficulty[rows],
+                "epsilon": self.explorer.per_slot(self.counters["agent_steps"])[rows],
                 "meters": info["final_obs"][rows][:, self._meter_slice],
             },
-            self.explorer.epsilon(self.counters["agent_steps"]),
         )
         self.recent_survival = (self.recent_survival + length[rows].tolist())[-200:]
         for value in self.episode.values():

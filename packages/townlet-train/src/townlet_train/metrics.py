@@ -50,7 +50,7 @@ class Metrics:
 
             self.writer = SummaryWriter(str(run_dir / "tensorboard"))
 
-    def episodes(self, agent_steps: int, rows: dict[str, torch.Tensor], epsilon: float) -> None:
+    def episodes(self, agent_steps: int, rows: dict[str, torch.Tensor]) -> None:
         """Write one row per ended episode; `rows` holds aligned per-episode tensors."""
         if rows["slot"].numel() == 0:
             return
@@ -66,7 +66,7 @@ class Metrics:
                 cols["intrinsic"][i],
                 cols["stage"][i],
                 cols["difficulty"][i],
-                epsilon,
+                cols["epsilon"][i],
                 json.dumps(dict(zip(self.meter_names, cols["meters"][i], strict=True))),
             )
             for i in range(len(cols["slot"]))
