@@ -65,6 +65,7 @@ class TownletEnv(LevelNames, gym.Env[np.ndarray, np.int64]):
         self._generator = torch.Generator()
         self._state: TownState | None = None
         self._mask = np.ones(self.level.n_actions, dtype=bool)
+        self._mask_tensor = torch.ones(1, self.level.n_actions, dtype=torch.bool)  # the same mask, as step() takes it
         self._ended = False
 
     # --- names and layout ------------------------------------------------------------------
@@ -96,7 +97,8 @@ class TownletEnv(LevelNames, gym.Env[np.ndarray, np.int64]):
         if self._ended:
             raise gym.error.ResetNeeded("the episode has ended (terminated or truncated); call reset()")
         a = _action_index(action, self.level.n_actions)
-        self._state, result = step(self.level, self._state, torch.tensor([a]))
+        # the mask of this state is already known from the last observation: pass it on
+        self._state, result = step(self.level, self._state, torch.tensor([a]), self._mask_tensor)
         terminated = bool(result.terminated[0])
         truncated = bool(result.truncated[0])
         self._ended = terminated or truncated
@@ -123,7 +125,8 @@ class TownletEnv(LevelNames, gym.Env[np.ndarray, np.int64]):
     def _observe(self, state: TownState) -> tuple[np.ndarray, dict[str, Any]]:
         aff = affordance_at(self.level, state)
         obs = observe(self.level, state, aff)[0].numpy()
-        self._mask = action_mask(self.level, state, aff)[0].numpy()
+        self._mask_tensor = action_mask(self.level, state, aff)
+        self._mask = self._mask_tensor[0].numpy()
         info = {
             "action_mask": self._mask.astype(np.int8),
             "meters": state.meters[0].numpy().copy(),
