@@ -2,10 +2,11 @@
 
     python benchmarks/performance_page.py   # rewrites the block between the markers
 
-Reads `benchmarks/results/env_throughput.json` and `train_throughput.json`. Only the block
-between `<!-- performance:begin -->` and `<!-- performance:end -->` is generated; the prose
-around it (what limits each figure) is written by hand. tests/test_results_page.py checks that
-the committed page matches the committed JSON.
+Reads `benchmarks/results/env_throughput.json`, `train_throughput.json` and
+`step_profile.json`. Only the blocks between `<!-- performance:begin -->` and
+`<!-- performance:end -->`, and between `<!-- profile:begin -->` and `<!-- profile:end -->`,
+are generated; the prose around them (what limits each figure) is written by hand.
+tests/test_results_page.py checks that the committed page matches the committed JSON.
 """
 
 from __future__ import annotations
@@ -17,13 +18,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 ENV_RESULTS = ROOT / "benchmarks" / "results" / "env_throughput.json"
 TRAIN_RESULTS = ROOT / "benchmarks" / "results" / "train_throughput.json"
+PROFILE_RESULTS = ROOT / "benchmarks" / "results" / "step_profile.json"
 PAGE = ROOT / "docs" / "performance.md"
 BEGIN, END = "<!-- performance:begin -->", "<!-- performance:end -->"
+PROFILE_BEGIN, PROFILE_END = "<!-- profile:begin -->", "<!-- profile:end -->"
 L1, L2, L3 = "L1_full_observability", "L2_partial_observability", "L3_temporal_mechanics"
 
 
 def rate(x: float) -> str:
-    return f"{x / 1e6:.2f} M" if x >= 1e6 else f"{x / 1e3:.1f} k"
+    return f"{x / 1e6:.2f} M" if x >= 1e5 else f"{x / 1e3:.1f} k"
 
 
 def env_table(levels: dict[str, Any]) -> list[str]:
@@ -39,9 +42,7 @@ def env_table(levels: dict[str, Any]) -> list[str]:
         ]
         at = entry["slots"]["4096"]
         fractions = f"{at['fraction_of_floor']:.0%} / {at['reused_fraction_of_floor']:.0%}"
-        rows.append(
-            f"| {level} | {' | '.join(cells)} | {fractions} | {at['state_bytes_per_slot']:.0f} |"
-        )
+        rows.append(f"| {level} | {' | '.join(cells)} | {fractions} | {at['state_bytes_per_slot']:.0f} |")
     return rows
 
 
@@ -131,15 +132,47 @@ def block(env: dict[str, Any], train: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def render(page: str, env: dict[str, Any], train: dict[str, Any]) -> str:
-    head, rest = page.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{BEGIN}\n{block(env, train)}\n{END}{tail}"
+def profile_block(prof: dict[str, Any]) -> str:
+    runs = prof["runs"]
+    names = list(runs[0]["phase_seconds"])
+    rows = [
+        "| phase | " + " | ".join(f"{r['level'].split('_')[0]}, {r['slots']} slots" for r in runs) + " |",
+        "|---|" + "---|" * len(runs),
+    ]
+    totals = [sum(r["phase_seconds"].values()) for r in runs]
+    for name in names:
+        cells = [
+            f"{r['phase_seconds'][name] * 1e6:,.0f} us ({r['phase_seconds'][name] / t:.0%})"
+            for r, t in zip(runs, totals, strict=True)
+        ]
+        rows.append(f"| {name} | {' | '.join(cells)} |")
+    rows.append("| all phases | " + " | ".join(f"{t * 1e3:.2f} ms" for t in totals) + " |")
+    rows.append(
+        "| aten operations per `env.step` | "
+        + " | ".join(f"{r['aten_ops_per_env_step']:.0f}" for r in runs)
+        + " |"
+    )
+    rows.append("")
+    threads = f"{prof['threads']} thread" + ("s" if prof["threads"] != 1 else "")
+    rows.append(f"Profile: torch {prof['torch']}, {threads}, commit {prof['commit']}.")
+    return "\n".join(rows)
+
+
+def replace_block(page: str, begin: str, end: str, body: str) -> str:
+    head, rest = page.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{begin}\n{body}\n{end}{tail}"
+
+
+def render(page: str, env: dict[str, Any], train: dict[str, Any], prof: dict[str, Any]) -> str:
+    page = replace_block(page, BEGIN, END, block(env, train))
+    return replace_block(page, PROFILE_BEGIN, PROFILE_END, profile_block(prof))
 
 
 def main() -> None:
     env, train = json.loads(ENV_RESULTS.read_text()), json.loads(TRAIN_RESULTS.read_text())
-    PAGE.write_text(render(PAGE.read_text(), env, train))
+    prof = json.loads(PROFILE_RESULTS.read_text())
+    PAGE.write_text(render(PAGE.read_text(), env, train, prof))
 
 
 if __name__ == "__main__":

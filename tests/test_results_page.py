@@ -32,7 +32,8 @@ def test_performance_page_matches_the_recorded_throughput() -> None:
     module = load("performance_page")
     env = json.loads(module.ENV_RESULTS.read_text())
     train = json.loads(module.TRAIN_RESULTS.read_text())
+    profile = json.loads(module.PROFILE_RESULTS.read_text())
     page = module.PAGE.read_text()
-    assert module.render(page, env, train) == page, "run: python benchmarks/performance_page.py"
+    assert module.render(page, env, train, profile) == page, "run: python benchmarks/performance_page.py"
     for level in env["runs"]["cpu"]["levels"]:
         assert level in page

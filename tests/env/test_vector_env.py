@@ -505,8 +505,11 @@ def test_bad_difficulty_is_rejected_and_changes_nothing(value: object, match: st
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_runs_on_cuda_with_tensors_on_the_device() -> None:
-    env = TownletVectorEnv(level="L3_temporal_mechanics", num_envs=64, agents_per_town=2, device="cuda")
+@pytest.mark.parametrize("copy", [True, False])
+def test_runs_on_cuda_with_tensors_on_the_device(copy: bool) -> None:
+    env = TownletVectorEnv(
+        level="L3_temporal_mechanics", num_envs=64, agents_per_town=2, device="cuda", copy=copy
+    )
     obs, info = env.reset(seed=0)
     gen = torch.Generator(device="cuda").manual_seed(0)
     for _ in range(5):

@@ -121,9 +121,9 @@ def test_spread_fans_the_slots_ends_out_geometrically_as_in_ape_x() -> None:
     mask = torch.ones(8, 8, dtype=torch.bool)
     greedy = torch.zeros(8, dtype=torch.long)
     gen = torch.Generator().manual_seed(0)
-    explored = torch.stack(
-        [explorer.select(greedy, mask, ends, gen) != greedy for _ in range(4000)]
-    ).float().mean(0)
+    explored = (
+        torch.stack([explorer.select(greedy, mask, ends, gen) != greedy for _ in range(4000)]).float().mean(0)
+    )
     expected = ends * 7 / 8  # a random pick equals the greedy one with probability 1/8
     assert torch.allclose(explored, expected, atol=0.03), (explored, expected)
 

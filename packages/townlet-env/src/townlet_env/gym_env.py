@@ -65,7 +65,9 @@ class TownletEnv(LevelNames, gym.Env[np.ndarray, np.int64]):
         self._generator = torch.Generator()
         self._state: TownState | None = None
         self._mask = np.ones(self.level.n_actions, dtype=bool)
-        self._mask_tensor = torch.ones(1, self.level.n_actions, dtype=torch.bool)  # the same mask, as step() takes it
+        self._mask_tensor = torch.ones(
+            1, self.level.n_actions, dtype=torch.bool
+        )  # the same mask, as step() takes it
         self._ended = False
 
     # --- names and layout ------------------------------------------------------------------
