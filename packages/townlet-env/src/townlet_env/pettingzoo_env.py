@@ -27,7 +27,6 @@ fields are listed by `state_layout`:
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +47,6 @@ from townlet_env.core import (
     observe,
     step,
 )
-from townlet_env.core.level import HOURS_PER_DAY
 from townlet_env.gym_env import _action_index
 from townlet_env.names import LevelNames
 
@@ -257,12 +255,11 @@ def _state_layout(level: CompiledLevel, num_agents: int) -> list[tuple[str, int,
 
 
 def _state_vector(level: CompiledLevel, state: TownState) -> np.ndarray:
-    scale = torch.tensor([max(level.width - 1, 1), max(level.height - 1, 1)], dtype=torch.float32)
+    scale = level.position_scale
     town = torch.zeros(3)
     town[0] = state.clock[0].float() / level.max_steps
     if level.day_cycle:
-        angle = float(hour_of_day(state)[0]) * (2 * math.pi / HOURS_PER_DAY)
-        town[1], town[2] = math.sin(angle), math.cos(angle)
+        town[1:] = level.hour_features[hour_of_day(state)[0]]
     affordances = (state.affordance_position[0].float() / scale).flatten()
     aff = affordance_at(level, state)
     ticks = level.aff_ticks[aff.clamp(min=0)].float()

@@ -147,6 +147,10 @@ def compile_level(level: str | Path | LevelConfig, device: torch.device | str = 
     for x, y in cfg.world.walls:
         walls[y, x] = True
     layout = build_layout(cfg)
+    pad = max(1, layout.window // 2)
+    channel_of = [layout.channels.index(a.name) for a in affs]  # observation channel per affordance
+    moves = torch.tensor([i for i, k in enumerate(kinds) if k == "move"], dtype=torch.long)
+    terminal = torch.tensor([mm.terminal for mm in cfg.meters.meters], dtype=torch.bool)
 
     compiled = CompiledLevel(
         name=cfg.name,
@@ -157,7 +161,7 @@ def compile_level(level: str | Path | LevelConfig, device: torch.device | str = 
         affordance_names=tuple(a.name for a in affs),
         width=w,
         height=h,
-        pad=max(1, layout.window // 2),
+        pad=pad,
         max_steps=cfg.world.max_steps,
         day_cycle=cfg.world.day_cycle,
         multi_tick=multi_tick,
@@ -166,18 +170,18 @@ def compile_level(level: str | Path | LevelConfig, device: torch.device | str = 
         layout=layout,
         initial_meters=torch.tensor([mm.initial for mm in cfg.meters.meters], dtype=f32),
         drain=torch.tensor([mm.drain for mm in cfg.meters.meters], dtype=f32),
-        terminal=torch.tensor([mm.terminal for mm in cfg.meters.meters], dtype=torch.bool),
+        terminal=terminal,
         action_delta=torch.stack([vec(a.effects) for a in actions]),
         move_delta=move_delta,
-        move_actions=torch.tensor([i for i, k in enumerate(kinds) if k == "move"], dtype=torch.long),
+        move_actions=moves,
         aff_ticks=ticks,
         aff_tick_delta=tick_delta,
         aff_completion=completion,
         aff_instant_delta=tick_delta * ticks[:, None].to(f32) + completion,
         aff_required=required,
         aff_open=_opening_table(cfg),
-        aff_channel=torch.tensor([layout.channels.index(a.name) for a in affs], dtype=torch.long),
-        channels_in_order=[layout.channels.index(a.name) for a in affs] == list(range(len(affs))),
+        aff_channel=torch.tensor(channel_of, dtype=torch.long),
+        channels_in_order=channel_of == list(range(len(affs))),
         **_reward_tables(cfg, idx),
         modulations=tuple(
             (idx[q.source], idx[q.target], q.base, q.offset, q.scale) for q in cfg.cascades.modulations
@@ -185,35 +189,35 @@ def compile_level(level: str | Path | LevelConfig, device: torch.device | str = 
         cascade_stages=_cascade_stages(cfg, idx),
         walls=walls,
         free_cells=(~walls).flatten().nonzero().flatten(),
-        **_derived_tables(cfg, layout, move_delta, kinds),
+        terminal_index=terminal.nonzero().flatten(),
+        **_derived_tables(cfg, layout, pad, move_delta[moves], channel_of, kinds),
     )
     return compiled.to(device)
 
 
 def _derived_tables(
-    cfg: LevelConfig, layout: ObservationLayout, move_delta: torch.Tensor, kinds: Sequence[str]
+    cfg: LevelConfig,
+    layout: ObservationLayout,
+    pad: int,
+    move_deltas: torch.Tensor,
+    channel_of: list[int],
+    kinds: Sequence[str],
 ) -> dict[str, torch.Tensor]:
     w, h = cfg.world.width, cfg.world.height
-    wp = w + 2 * max(1, layout.window // 2)
-    moves = torch.tensor([i for i, k in enumerate(kinds) if k == "move"], dtype=torch.long)
+    wp = w + 2 * pad
     dead_mask = torch.zeros(len(kinds), dtype=torch.bool)
     dead_mask[kinds.index("wait")] = True
     r = layout.window // 2
     dy, dx = torch.meshgrid(torch.arange(-r, r + 1), torch.arange(-r, r + 1), indexing="ij")
     angle = torch.arange(HOURS_PER_DAY, dtype=torch.float32) * (2 * math.pi / HOURS_PER_DAY)
-    n_ch = len(layout.channels)
-    channel_of = [layout.channels.index(a.name) for a in cfg.affordances.affordances]
     return {
-        "terminal_index": torch.tensor(
-            [i for i, m in enumerate(cfg.meters.meters) if m.terminal], dtype=torch.long
-        ),
-        "move_cell_offset": move_delta[moves, 1] * wp + move_delta[moves, 0],
+        "move_cell_offset": move_deltas[:, 1] * wp + move_deltas[:, 0],
         "dead_mask": dead_mask,
         "position_scale": torch.tensor([max(w - 1, 1), max(h - 1, 1)], dtype=torch.float32),
         "hour_features": torch.stack([angle.sin(), angle.cos()], dim=1),
         "window_offset": (dy * wp + dx).flatten(),
         # EMPTY maps to channel 0 with value 0, which leaves that all-zero cell as it is
-        "code_channel": torch.tensor([n_ch, 0, *channel_of], dtype=torch.long),
+        "code_channel": torch.tensor([len(layout.channels), 0, *channel_of], dtype=torch.long),
     }
 
 

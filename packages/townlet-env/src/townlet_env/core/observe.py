@@ -16,7 +16,8 @@ def cell_index(level: CompiledLevel, state: TownState, dx: int = 0, dy: int = 0)
     """[N] flat index into `state.cells` of each agent's cell (shifted by dx, dy)."""
     wp = level.width + 2 * level.pad
     hp = level.height + 2 * level.pad
-    # (x + pad + dx) + (y + pad + dy) * wp + town * hp * wp, as one small matmul-free sum
+    # (x + pad + dx) + (y + pad + dy) * wp + town * hp * wp; with one town the last term is 0,
+    # and skipping it saves two [N] operations on every call
     index = state.position[:, 0] + state.position[:, 1] * wp + ((level.pad + dy) * wp + level.pad + dx)
     if state.num_towns == 1:
         return index
