@@ -115,6 +115,17 @@ def test_eval_scripted_without_a_checkpoint(capsys: pytest.CaptureFixture[str]) 
     assert code == 0 and "mean_survival" in out  # the human-readable form
 
 
+def test_eval_details(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["eval", "--policy", "random", "--level", "L0_minimal", "--episodes", "3", "--details"]
+    code, out, err = run_cli(argv, capsys)
+    assert code == 0, err
+    assert "deaths_with_meter_at_zero: energy 3" in out
+    assert "mean_meters_at_death: energy 0.0" in out  # a zero is shown, not dropped
+    code, out, err = run_cli([*argv, "--json"], capsys)
+    result = json.loads(out.strip())
+    assert result["deaths"] == 3 and set(result["action_share"]) >= {"UP", "INTERACT", "WAIT"}
+
+
 @pytest.mark.parametrize(
     ("argv", "needle"),
     [

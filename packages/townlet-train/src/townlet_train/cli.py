@@ -4,7 +4,7 @@ townlet-train train --level L1_full_observability [--config FILE] [--total-steps
                     [--num-envs N] [--device auto|cpu|cuda] [--seed S] [--run-dir DIR]
 townlet-train train --resume DIR [--total-steps N] [--device auto|cpu|cuda]
 townlet-train eval --checkpoint PATH [--episodes K] [--policy learned|scripted|random]
-                   [--difficulty 1.0] [--json]
+                   [--difficulty 1.0] [--json] [--details]
 """
 
 from __future__ import annotations
@@ -44,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=12345)
     ev.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
     ev.add_argument("--json", action="store_true", help="print one JSON line")
+    ev.add_argument(
+        "--details", action="store_true", help="also report action shares, affordance uses and deaths"
+    )
     return parser
 
 
@@ -144,12 +147,17 @@ def _eval(args: argparse.Namespace) -> int:
         raise ValueError("--policy learned needs --checkpoint PATH")
     if level is None:
         raise ValueError("give --checkpoint or --level")
-    result = evaluate(level, args.policy, args.episodes, args.difficulty, network, args.seed, device)
+    result = evaluate(
+        level, args.policy, args.episodes, args.difficulty, network, args.seed, device, args.details
+    )
     if args.json:
         print(_json_line(result))
     else:
         for key, value in result.items():
-            print(f"{key:>16}: {value}")
+            if isinstance(value, dict):  # affordances never used are left out of the line
+                shown = {k: v for k, v in value.items() if v or key != "uses_per_episode"}
+                value = ", ".join(f"{k} {v}" for k, v in shown.items()) or "-"
+            print(f"{key:>26}: {value}")
     return 0
 
 

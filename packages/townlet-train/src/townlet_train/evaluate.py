@@ -19,6 +19,52 @@ from townlet_train.scripted import ScriptedPolicy
 POLICIES = ("learned", "scripted", "random")
 
 
+class Tally:
+    """What the evaluated policy did: its actions, the affordances it used, how its agents died."""
+
+    def __init__(self, env: TownletVectorEnv):
+        level = env.level
+        self.level = level
+        self.actions = torch.zeros(level.n_actions, dtype=torch.long, device=env.device)
+        self.uses = torch.zeros(level.n_affordances, dtype=torch.long, device=env.device)
+        self.meters_slice = level.layout["meters"].slice
+        self.death_meters: list[torch.Tensor] = []
+
+    def step(self, action: torch.Tensor, info: dict, playing: torch.Tensor) -> None:
+        """Before the step: `info` is the one the action was chosen from."""
+        self.actions += torch.bincount(action[playing], minlength=self.actions.numel())
+        aff = info["affordance_at"]
+        used = playing & (action == self.level.interact_action) & (aff >= 0)
+        self.uses += torch.bincount(aff[used], minlength=self.uses.numel())
+
+    def ended(self, died: torch.Tensor, info: dict) -> None:
+        if bool(died.any()):
+            self.death_meters.append(info["final_obs"][died][:, self.meters_slice])
+
+    def summary(self, episodes: int) -> dict[str, Any]:
+        level, total = self.level, max(1, int(self.actions.sum()))
+        deaths = torch.cat(self.death_meters) if self.death_meters else torch.zeros(0, level.n_meters)
+        terminal = [m for m, t in zip(level.meter_names, level.terminal.tolist(), strict=True) if t]
+        at_zero = {m: int((deaths[:, level.meter_names.index(m)] <= 0).sum()) for m in terminal}
+        return {
+            "action_share": {
+                name: round(int(n) / total, 4)
+                for name, n in zip(level.action_names, self.actions, strict=True)
+            },
+            "uses_per_episode": {
+                name: round(int(n) / episodes, 3)
+                for name, n in zip(level.affordance_names, self.uses, strict=True)
+            },
+            "deaths": deaths.shape[0],
+            "deaths_with_meter_at_zero": at_zero,
+            "mean_meters_at_death": {
+                name: round(float(v), 3) for name, v in zip(level.meter_names, deaths.mean(0), strict=True)
+            }
+            if deaths.shape[0]
+            else {},
+        }
+
+
 def load_policy_network(path: Path, device: torch.device) -> tuple[torch.nn.Module, TrainConfig]:
     """The greedy network of a checkpoint; every way the file can be unusable is a CheckpointError."""
     payload = load_checkpoint(path)
@@ -54,8 +100,10 @@ def evaluate(
     network: torch.nn.Module | None = None,
     seed: int = 12345,
     device: torch.device | str = "cpu",
+    details: bool = False,
 ) -> dict[str, Any]:
-    """Each slot plays exactly one episode; `episodes` slots run side by side."""
+    """Each slot plays exactly one episode; `episodes` slots run side by side. With `details`,
+    also what the policy did (see `Tally`)."""
     if policy not in POLICIES:
         raise ValueError(f"policy '{policy}' is not one of {', '.join(POLICIES)}")
     if policy == "learned" and network is None:
@@ -70,6 +118,7 @@ def evaluate(
     finished = torch.zeros(episodes, dtype=torch.bool, device=env.device)
     survival = torch.zeros(episodes, dtype=torch.long, device=env.device)
     total_reward = torch.zeros(episodes, device=env.device)
+    tally = Tally(env) if details else None
     while not bool(finished.all()):
         mask = info["action_mask"]
         with torch.no_grad():
@@ -84,15 +133,20 @@ def evaluate(
                 action = (
                     torch.rand(mask.shape, generator=rng, device=env.device).masked_fill(~mask, -1).argmax(1)
                 )
+        if tally is not None:
+            tally.step(action, info, ~finished)
         obs, reward, terminated, truncated, info = env.step(action)
         total_reward += reward * ~finished
         done = (terminated | truncated) & ~finished
         survival = torch.where(done, info["final_episode_step"], survival)
         finished |= done
+        if tally is not None:
+            tally.ended(done & terminated, info)
         if recurrent and bool(done.any()):
             keep = (~done).float()[None, :, None]
             hidden = (hidden[0] * keep, hidden[1] * keep)  # type: ignore[index]
     values = survival.float().cpu().tolist()
+    extra = tally.summary(episodes) if tally is not None else {}
     return {
         "policy": policy,
         "level": level,
@@ -102,4 +156,5 @@ def evaluate(
         "median_survival": statistics.median(values),
         "mean_reward": float(total_reward.mean()),
         "max_steps": env.level.max_steps,
+        **extra,
     }
