@@ -1,10 +1,11 @@
-"""Write the measured tables of docs/results.md from benchmarks/results/learning.json.
+"""Write the measured tables of docs/results.md from benchmarks/results/learning.json and
+benchmarks/results/sb3_ppo.json.
 
-    python benchmarks/results_page.py        # rewrites the block between the markers
+    python benchmarks/results_page.py        # rewrites the blocks between the markers
 
-Only the block between `<!-- results:begin -->` and `<!-- results:end -->` is generated; the
-prose around it is written by hand. tests/test_results_page.py checks that the committed page
-matches the committed JSON.
+Only the blocks between `<!-- results:begin -->` and `<!-- results:end -->`, and between
+`<!-- ppo:begin -->` and `<!-- ppo:end -->`, are generated; the prose around them is written by
+hand. tests/test_results_page.py checks that the committed page matches the committed JSON.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "learning.json"
+PPO_RESULTS = ROOT / "benchmarks" / "results" / "sb3_ppo.json"
 PAGE = ROOT / "docs" / "results.md"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+PPO_BEGIN, PPO_END = "<!-- ppo:begin -->", "<!-- ppo:end -->"
 ORDER = [
     "L0_minimal",
     "L0_5_dual_resource",
@@ -49,15 +52,47 @@ def table(results: dict) -> str:
     return "\n".join(rows)
 
 
-def render(page: str, results: dict) -> str:
-    head, rest = page.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{BEGIN}\n{table(results)}\n{END}{tail}"
+def ppo_table(ppo: dict) -> str:
+    rows = [
+        "| level | agent-steps | train speed | learned (greedy) | median | scripted | random |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for level in [lv for lv in ORDER if lv in ppo["levels"]]:
+        e = ppo["levels"][level]
+        ev = e["eval"]
+        rows.append(
+            f"| {level} | {e['timesteps'] / 1e6:.1f} M | {e['steps_per_second']:,}/s "
+            f"| **{ev['learned']['mean_survival']:.0f}** / {ev['learned']['max_steps']} "
+            f"| {ev['learned']['median_survival']:.0f} | {ev['scripted']['mean_survival']:.0f} "
+            f"| {ev['random']['mean_survival']:.0f} |"
+        )
+    v = e["versions"]
+    rows.append("")
+    rows.append(
+        f"{e['algorithm']}, trained at difficulty 1.0; {ev['learned']['episodes']} evaluation episodes; "
+        f"stable-baselines3 {v['stable_baselines3']}, sb3-contrib {v['sb3_contrib']}, "
+        f"torch {v['torch']}, {v['threads']} thread(s)."
+    )
+    return "\n".join(rows)
+
+
+def _replace(page: str, begin: str, end: str, block: str) -> str:
+    head, rest = page.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{begin}\n{block}\n{end}{tail}"
+
+
+def render(page: str, results: dict, ppo: dict | None = None) -> str:
+    page = _replace(page, BEGIN, END, table(results))
+    if ppo is not None and PPO_BEGIN in page:
+        page = _replace(page, PPO_BEGIN, PPO_END, ppo_table(ppo))
+    return page
 
 
 def main() -> None:
     results = json.loads(RESULTS.read_text())
-    PAGE.write_text(render(PAGE.read_text(), results))
+    ppo = json.loads(PPO_RESULTS.read_text()) if PPO_RESULTS.is_file() else None
+    PAGE.write_text(render(PAGE.read_text(), results, ppo))
 
 
 if __name__ == "__main__":

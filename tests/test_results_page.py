@@ -22,8 +22,10 @@ def load(name: str) -> ModuleType:
 def test_results_page_matches_the_recorded_results() -> None:
     module = load("results_page")
     results = json.loads(module.RESULTS.read_text())
+    ppo = json.loads(module.PPO_RESULTS.read_text())
     page = module.PAGE.read_text()
-    assert module.render(page, results) == page, "run: python benchmarks/results_page.py"
+    assert module.PPO_BEGIN in page
+    assert module.render(page, results, ppo) == page, "run: python benchmarks/results_page.py"
     for level in results["levels"]:
         assert level in page
 
