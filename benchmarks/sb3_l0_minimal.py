@@ -86,6 +86,19 @@ def scripted(obs: np.ndarray, masks: np.ndarray, rng: np.random.Generator) -> np
     return actions
 
 
+def versions() -> dict[str, str]:
+    import sb3_contrib
+    import stable_baselines3
+
+    return {
+        "townlet_env": townlet_env.__version__,
+        "stable_baselines3": stable_baselines3.__version__,
+        "sb3_contrib": sb3_contrib.__version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--timesteps", type=int, default=300_000)
@@ -98,8 +111,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--ent-coef", type=float, default=0.01)
     args = parser.parse_args(argv)
 
-    import sb3_contrib
-    import stable_baselines3
     from sb3_contrib import MaskablePPO
     from stable_baselines3.common.vec_env import VecMonitor
 
@@ -152,13 +163,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "random": evaluate(random_any, args.eval_episodes, eval_seed),
             "scripted": evaluate(scripted, args.eval_episodes, eval_seed),
         },
-        "versions": {
-            "townlet_env": townlet_env.__version__,
-            "stable_baselines3": stable_baselines3.__version__,
-            "sb3_contrib": sb3_contrib.__version__,
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-        },
+        "versions": versions(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")

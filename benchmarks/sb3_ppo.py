@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-import townlet_env
+from sb3_l0_minimal import versions  # the scripts run from benchmarks/, beside each other
 from townlet_env import TownletVectorEnv
 
 RESULTS = Path(__file__).resolve().parent / "results" / "sb3_ppo.json"
@@ -51,8 +50,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
 
-    import sb3_contrib
-    import stable_baselines3
     from sb3_contrib import MaskablePPO
     from stable_baselines3.common.vec_env import VecMonitor
 
@@ -99,14 +96,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "train_seconds": round(train_seconds, 1),
         "steps_per_second": round(args.timesteps / train_seconds),
         "eval": evals,
-        "versions": {
-            "townlet_env": townlet_env.__version__,
-            "stable_baselines3": stable_baselines3.__version__,
-            "sb3_contrib": sb3_contrib.__version__,
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "threads": args.threads,
-        },
+        "versions": {**versions(), "threads": args.threads},
     }
     results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"levels": {}}
     results["levels"][args.level] = entry
