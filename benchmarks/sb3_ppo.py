@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from townlet_train.evaluate import evaluate
 
     torch.set_num_threads(args.threads)
-    hyper = {
+    settings = {
         "n_steps": 256,
         "batch_size": 2048,
         "n_epochs": 4,
@@ -65,17 +65,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "gae_lambda": 0.95,
         "ent_coef": 0.01,
         "learning_rate": 3e-4,
-        "net_arch": [256, 256],
     }
+    net_arch = [256, 256]
     venv = VecMonitor(SB3VecEnv(TownletVectorEnv(args.level, num_envs=args.envs)))
-    settings = {k: v for k, v in hyper.items() if k != "net_arch"}
     model = MaskablePPO(
-        "MlpPolicy",
-        venv,
-        seed=args.seed,
-        verbose=0,
-        policy_kwargs={"net_arch": hyper["net_arch"]},
-        **settings,
+        "MlpPolicy", venv, seed=args.seed, verbose=0, policy_kwargs={"net_arch": net_arch}, **settings
     )
     start = time.perf_counter()
     model.learn(total_timesteps=args.timesteps)
@@ -92,7 +86,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "timesteps": args.timesteps,
         "num_envs": args.envs,
         "seed": args.seed,
-        "hyperparameters": hyper,
+        "hyperparameters": {**settings, "net_arch": net_arch},
         "train_seconds": round(train_seconds, 1),
         "steps_per_second": round(args.timesteps / train_seconds),
         "eval": evals,

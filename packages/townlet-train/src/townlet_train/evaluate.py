@@ -43,9 +43,9 @@ class Tally:
 
     def summary(self, episodes: int) -> dict[str, Any]:
         level, total = self.level, max(1, int(self.actions.sum()))
-        deaths = torch.cat(self.death_meters) if self.death_meters else torch.zeros(0, level.n_meters)
-        terminal = [m for m, t in zip(level.meter_names, level.terminal.tolist(), strict=True) if t]
-        at_zero = {m: int((deaths[:, level.meter_names.index(m)] <= 0).sum()) for m in terminal}
+        empty = torch.zeros(0, level.n_meters, device=self.actions.device)
+        deaths = torch.cat(self.death_meters) if self.death_meters else empty
+        at_zero = (deaths[:, level.terminal_index] <= 0).sum(dim=0)
         return {
             "action_share": {
                 name: round(int(n) / total, 4)
@@ -56,7 +56,10 @@ class Tally:
                 for name, n in zip(level.affordance_names, self.uses, strict=True)
             },
             "deaths": deaths.shape[0],
-            "deaths_with_meter_at_zero": at_zero,
+            "deaths_with_meter_at_zero": {
+                level.meter_names[i]: int(n)
+                for i, n in zip(level.terminal_index.tolist(), at_zero, strict=True)
+            },
             "mean_meters_at_death": {
                 name: round(float(v), 3) for name, v in zip(level.meter_names, deaths.mean(0), strict=True)
             }
