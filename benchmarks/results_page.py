@@ -1,10 +1,10 @@
 """Write the measured tables of docs/results.md from benchmarks/results/learning.json and
-benchmarks/results/sb3_ppo.json.
+benchmarks/results/sb3_reference.json.
 
     python benchmarks/results_page.py        # rewrites the blocks between the markers
 
 Only the blocks between `<!-- results:begin -->` and `<!-- results:end -->`, and between
-`<!-- ppo:begin -->` and `<!-- ppo:end -->`, are generated; the prose around them is written by
+`<!-- reference:begin -->` and `<!-- reference:end -->`, are generated; the prose around them is written by
 hand. tests/test_results_page.py checks that the committed page matches the committed JSON.
 """
 
@@ -15,10 +15,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "learning.json"
-PPO_RESULTS = ROOT / "benchmarks" / "results" / "sb3_ppo.json"
+REFERENCE_RESULTS = ROOT / "benchmarks" / "results" / "sb3_reference.json"
 PAGE = ROOT / "docs" / "results.md"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
-PPO_BEGIN, PPO_END = "<!-- ppo:begin -->", "<!-- ppo:end -->"
+REFERENCE_BEGIN, REFERENCE_END = "<!-- reference:begin -->", "<!-- reference:end -->"
 ORDER = [
     "L0_minimal",
     "L0_5_dual_resource",
@@ -52,26 +52,32 @@ def table(results: dict) -> str:
     return "\n".join(rows)
 
 
-def ppo_table(ppo: dict) -> str:
+def reference_table(reference: dict) -> str:
+    """One row per stable-baselines3 run (algorithm and level), in level order."""
     rows = [
-        "| level | agent-steps | train speed | learned (greedy) | median | scripted | random |",
-        "|---|---|---|---|---|---|---|",
+        "| learner | level | agent-steps | train speed | learned (greedy) | median | scripted | random |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for level in [lv for lv in ORDER if lv in ppo["levels"]]:
-        e = ppo["levels"][level]
+    runs = sorted(reference["runs"].items(), key=lambda kv: (ORDER.index(kv[1]["level"]), kv[0]))
+    for _, e in runs:
         ev = e["eval"]
         rows.append(
-            f"| {level} | {e['timesteps'] / 1e6:.1f} M | {e['steps_per_second']:,}/s "
-            f"| **{ev['learned']['mean_survival']:.0f}** / {ev['learned']['max_steps']} "
-            f"| {ev['learned']['median_survival']:.0f} | {ev['scripted']['mean_survival']:.0f} "
-            f"| {ev['random']['mean_survival']:.0f} |"
+            f"| {e['algorithm'].split(' (')[0]} | {e['level']} | {e['timesteps'] / 1e6:.1f} M "
+            f"| {e['steps_per_second']:,}/s | **{ev['learned']['mean_survival']:.0f}** / "
+            f"{ev['learned']['max_steps']} | {ev['learned']['median_survival']:.0f} "
+            f"| {ev['scripted']['mean_survival']:.0f} | {ev['random']['mean_survival']:.0f} |"
         )
-    v = e["versions"]
+    setups = sorted(
+        {
+            f"stable-baselines3 {v['stable_baselines3']}, sb3-contrib {v['sb3_contrib']}, "
+            f"torch {v['torch']}, {v['threads']} thread(s)"
+            for v in (run["versions"] for _, run in runs)
+        }
+    )
     rows.append("")
     rows.append(
-        f"{e['algorithm']}, trained at difficulty 1.0; {ev['learned']['episodes']} evaluation episodes; "
-        f"stable-baselines3 {v['stable_baselines3']}, sb3-contrib {v['sb3_contrib']}, "
-        f"torch {v['torch']}, {v['threads']} thread(s)."
+        f"Trained at difficulty 1.0, evaluated greedily (masked) on {ev['learned']['episodes']} episodes; "
+        f"{'; '.join(setups)}."
     )
     return "\n".join(rows)
 
@@ -82,17 +88,17 @@ def _replace(page: str, begin: str, end: str, block: str) -> str:
     return f"{head}{begin}\n{block}\n{end}{tail}"
 
 
-def render(page: str, results: dict, ppo: dict | None = None) -> str:
+def render(page: str, results: dict, reference: dict | None = None) -> str:
     page = _replace(page, BEGIN, END, table(results))
-    if ppo is not None and PPO_BEGIN in page:
-        page = _replace(page, PPO_BEGIN, PPO_END, ppo_table(ppo))
+    if reference is not None and REFERENCE_BEGIN in page:
+        page = _replace(page, REFERENCE_BEGIN, REFERENCE_END, reference_table(reference))
     return page
 
 
 def main() -> None:
     results = json.loads(RESULTS.read_text())
-    ppo = json.loads(PPO_RESULTS.read_text()) if PPO_RESULTS.is_file() else None
-    PAGE.write_text(render(PAGE.read_text(), results, ppo))
+    reference = json.loads(REFERENCE_RESULTS.read_text()) if REFERENCE_RESULTS.is_file() else None
+    PAGE.write_text(render(PAGE.read_text(), results, reference))
 
 
 if __name__ == "__main__":

@@ -22,12 +22,16 @@ def load(name: str) -> ModuleType:
 def test_results_page_matches_the_recorded_results() -> None:
     module = load("results_page")
     results = json.loads(module.RESULTS.read_text())
-    ppo = json.loads(module.PPO_RESULTS.read_text())
+    reference = json.loads(module.REFERENCE_RESULTS.read_text())
     page = module.PAGE.read_text()
-    assert module.PPO_BEGIN in page
-    assert module.render(page, results, ppo) == page, "run: python benchmarks/results_page.py"
+    assert module.REFERENCE_BEGIN in page
+    assert module.render(page, results, reference) == page, "run: python benchmarks/results_page.py"
     for level in results["levels"]:
         assert level in page
+    for run in reference["runs"].values():  # every recorded reference run has its row
+        learned = run["eval"]["learned"]["mean_survival"]
+        assert f"| {run['level']} | {run['timesteps'] / 1e6:.1f} M |" in page
+        assert f"**{learned:.0f}** / " in page
 
 
 def test_performance_page_matches_the_recorded_throughput() -> None:
