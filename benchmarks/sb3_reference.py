@@ -85,9 +85,8 @@ class GreedyScores(torch.nn.Module):
             return self.policy.get_distribution(obs).distribution.logits
 
 
-def build_model(algorithm: str, venv: Any, gamma: float, seed: int) -> Any:
-    settings = {**ALGORITHMS[algorithm][3], "gamma": gamma}
-    kwargs = {"seed": seed, "verbose": 0, "policy_kwargs": {"net_arch": NET_ARCH}, **settings}
+def build_model(algorithm: str, venv: Any, hyperparameters: dict[str, Any], seed: int) -> Any:
+    kwargs = {"seed": seed, "verbose": 0, "policy_kwargs": {"net_arch": NET_ARCH}, **hyperparameters}
     if algorithm == "dqn":
         from stable_baselines3 import DQN
 
@@ -109,8 +108,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     description, default_steps, default_envs, settings = ALGORITHMS[args.algorithm]
-    timesteps = args.timesteps or default_steps
-    envs = args.envs or default_envs
+    timesteps = default_steps if args.timesteps is None else args.timesteps
+    envs = default_envs if args.envs is None else args.envs
+    hyperparameters = {**settings, "gamma": args.gamma}  # what the model gets is what is recorded
 
     from stable_baselines3.common.vec_env import VecMonitor
 
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     torch.set_num_threads(args.threads)
     venv = VecMonitor(SB3VecEnv(TownletVectorEnv(args.level, num_envs=envs)))
-    model = build_model(args.algorithm, venv, args.gamma, args.seed)
+    model = build_model(args.algorithm, venv, hyperparameters, args.seed)
     start = time.perf_counter()
     model.learn(total_timesteps=timesteps)
     train_seconds = time.perf_counter() - start
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "timesteps": timesteps,
         "num_envs": envs,
         "seed": args.seed,
-        "hyperparameters": {**settings, "gamma": args.gamma, "net_arch": NET_ARCH},
+        "hyperparameters": {**hyperparameters, "net_arch": NET_ARCH},
         "train_seconds": round(train_seconds, 1),
         "steps_per_second": round(timesteps / train_seconds),
         "eval": evals,
