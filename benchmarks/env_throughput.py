@@ -8,7 +8,7 @@ the mask, argmax), a warm-up, then `--repeats` timed runs of `--steps` env steps
 reported, once with the default fresh tensors per step (`copy=True`) and once with reused
 observation buffers (`copy=False`, what the trainer uses). Alongside:
 
-- the plain-Python reference (`townlet_env.reference`, one tick of one town at a time) in
+- the plain-Python reference (`townlet_env.testing.reference`, one tick of one town at a time) in
   agent-steps per second, and Townlet's speed-up over it;
 - a bare-tensor floor: the least work a tick of the same shape needs (gather and scatter of
   positions and meters, a drain, every float of an observation of the same size written into a
@@ -36,7 +36,7 @@ import torch
 
 import townlet_env
 from townlet_env import TownletVectorEnv, builtin_levels
-from townlet_env import reference as ref
+from townlet_env.testing import reference as ref
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "env_throughput.json"

@@ -26,7 +26,7 @@ from townlet_env import TownletVectorEnv, builtin_levels, load_level
 from townlet_env.config import LevelConfig
 from townlet_env.config.loader import BUILTIN_DIR
 from townlet_env.core import CompiledLevel, StepResult, TownState, action_mask, observe, step
-from townlet_env.reference import (
+from townlet_env.testing.reference import (
     RefAgent,
     RefState,
     RefStepResult,

@@ -2,7 +2,7 @@
 affordances that serve one agent at a time, newcomers that replace the dead, and towns that
 regenerate when everyone has died or time runs out.
 
-States are set up directly (`env._state = env.state.replace(...)`) so that every scenario is
+States are set up directly (`env.town.set_state(env.state.replace(...))`) so that every scenario is
 exact rather than hoped for from random play.
 """
 
@@ -31,13 +31,13 @@ def waits(env: TownletVectorEnv) -> torch.Tensor:
 
 
 def place(env: TownletVectorEnv, positions: list[tuple[int, int]]) -> None:
-    env._state = env.state.replace(position=torch.tensor(positions, dtype=torch.long))
+    env.town.set_state(env.state.replace(position=torch.tensor(positions, dtype=torch.long)))
 
 
 def set_meter(env: TownletVectorEnv, slots: list[int], name: str, value: float) -> None:
     meters = env.state.meters.clone()
     meters[slots, env.meter_names.index(name)] = value
-    env._state = env.state.replace(meters=meters)
+    env.town.set_state(env.state.replace(meters=meters))
 
 
 def empty_cells(env: TownletVectorEnv, town: int) -> list[tuple[int, int]]:
@@ -81,7 +81,7 @@ def test_l3_town_mates_see_the_same_hour() -> None:
     env = TownletVectorEnv(level=L3, num_envs=6, agents_per_town=3)
     env.reset(seed=0)
     clock = torch.tensor([5, 13])
-    env._state = env.state.replace(clock=clock)
+    env.town.set_state(env.state.replace(clock=clock))
     obs, _, _, _, info = env.step(waits(env))
     assert info["time_of_day"].tolist() == [6, 6, 6, 14, 14, 14]
     t = obs[:, fields(env)["time"]].view(2, 3, 2)
@@ -248,7 +248,7 @@ def test_newcomer_never_lands_on_a_living_agent_sharing_the_dead_ones_cell() -> 
     env.reset(seed=0)
     pos = env.state.position.clone().view(towns, 2, 2)
     pos[:, 1] = pos[:, 0]
-    env._state = env.state.replace(position=pos.view(-1, 2))
+    env.town.set_state(env.state.replace(position=pos.view(-1, 2)))
     set_meter(env, list(range(1, 2 * towns, 2)), "energy", 0.001)
     _, _, term, _, _ = env.step(waits(env))
     assert bool(term[1::2].all()) and not bool(term[0::2].any())
@@ -326,7 +326,7 @@ def test_max_steps_truncates_the_living_and_regenerates_the_town() -> None:
     env = TownletVectorEnv(level=L1, num_envs=3 * 2, agents_per_town=3)
     env.reset(seed=0)
     clock = torch.tensor([499, 10])
-    env._state = env.state.replace(clock=clock, life_steps=torch.tensor([499, 499, 40, 10, 10, 10]))
+    env.town.set_state(env.state.replace(clock=clock, life_steps=torch.tensor([499, 499, 40, 10, 10, 10])))
     set_meter(env, [0], "energy", 0.001)  # slot 0 dies on the last tick: terminated, not truncated
     layout = env.state.affordance_position.clone()
     obs, _, term, trunc, info = env.step(waits(env))

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from townlet_env import TownletVectorEnv
-from townlet_env.render import CELL, _symbols
+from townlet_env.core.render import CELL, _symbols
 
 L1, L3 = "L1_full_observability", "L3_temporal_mechanics"
 
@@ -37,7 +37,7 @@ def test_ansi_places_affordances_and_the_agent_of_the_chosen_town(town: int) -> 
     empty = next((x, y) for y in range(8) for x in range(8) if (x, y) not in aff)
     pos = env.state.position.clone()
     pos[town] = torch.tensor(empty)
-    env._state = env.state.replace(position=pos)
+    env.town.set_state(env.state.replace(position=pos))
     text = env.render()
     assert isinstance(text, str)
     grid, legend = grid_and_legend(env, text)
@@ -58,7 +58,7 @@ def test_ansi_shows_every_meter_of_every_agent() -> None:
     env = make(k=3, towns=1)
     meters = env.state.meters.clone()
     meters[1, env.meter_names.index("money")] = 0.37
-    env._state = env.state.replace(meters=meters)
+    env.town.set_state(env.state.replace(meters=meters))
     text = env.render()
     agent_lines = [line for line in text.splitlines() if line.startswith("agent ")]
     assert len(agent_lines) == 3
@@ -72,7 +72,7 @@ def test_ansi_numbers_agents_in_a_shared_town() -> None:
     env = make(k=3, towns=1)
     aff = {tuple(p) for p in env.state.affordance_position[0].tolist()}
     empty = [(x, y) for y in range(8) for x in range(8) if (x, y) not in aff][:3]
-    env._state = env.state.replace(position=torch.tensor(empty))
+    env.town.set_state(env.state.replace(position=torch.tensor(empty)))
     grid, legend = grid_and_legend(env, env.render())
     for j, (x, y) in enumerate(empty):
         assert grid[y][x] == str(j)
@@ -84,7 +84,7 @@ def test_ansi_names_the_affordance_an_agent_hides() -> None:
     bed = env.state.affordance_position[0, env.affordance_names.index("Bed")]
     aff = {tuple(p) for p in env.state.affordance_position[0].tolist()}
     empty = next((x, y) for y in range(8) for x in range(8) if (x, y) not in aff)
-    env._state = env.state.replace(position=torch.stack([bed, torch.tensor(empty)]))
+    env.town.set_state(env.state.replace(position=torch.stack([bed, torch.tensor(empty)])))
     lines = env.render().splitlines()
     assert lines[1 + int(bed[1])][int(bed[0])] == "0"  # the agent covers the Bed's letter...
     agent_lines = [line for line in lines if line.startswith("agent ")]
@@ -118,7 +118,7 @@ def test_rgb_array_shape_agents_and_distinct_affordance_colours() -> None:
     empty = next((x, y) for y in range(8) for x in range(8) if [x, y] not in aff)
     pos = env.state.position.clone()
     pos[1] = torch.tensor(empty)
-    env._state = env.state.replace(position=pos)
+    env.town.set_state(env.state.replace(position=pos))
     image = env.render()
     assert isinstance(image, np.ndarray)
     assert image.shape == (8 * CELL, 8 * CELL, 3) and image.dtype == np.uint8
@@ -146,7 +146,7 @@ def test_rgb_array_shape_agents_and_distinct_affordance_colours() -> None:
 def test_rgb_array_shows_an_agent_standing_on_an_affordance() -> None:
     env = make(mode="rgb_array", towns=1)
     bed = env.state.affordance_position[0, 0]
-    env._state = env.state.replace(position=bed[None].clone())
+    env.town.set_state(env.state.replace(position=bed[None].clone()))
     image = env.render()
     x, y = bed.tolist()
     cell = image[y * CELL : (y + 1) * CELL, x * CELL : (x + 1) * CELL]

@@ -163,7 +163,7 @@ def test_underfoot_is_the_one_hot_of_the_affordance_under_the_agent(level: str) 
         if int(env.state.cells[1, y + env.level.pad, x + env.level.pad]) == -1
     )
     position = torch.stack([env.state.affordance_position[0, a].long(), torch.tensor(empty)])
-    env._state = env.state.replace(position=position)
+    env.town.set_state(env.state.replace(position=position))
     obs, *_ = env.step(waits(env))
     under = obs[:, fields(env)["underfoot"]]
     channel = env.level.layout.channels.index(env.affordance_names[a])
@@ -272,10 +272,10 @@ def test_bad_construction_raises(kwargs: dict, error: type) -> None:
 def test_reset_options_are_rejected_without_touching_the_rng() -> None:
     env = TownletVectorEnv(level="L1_full_observability", num_envs=2)
     env.reset(seed=1)
-    rng = env._generator.get_state()
+    rng = env.town.generator.get_state()
     with pytest.raises(ValueError, match="options"):
         env.reset(seed=0, options={"difficulty": 2})
-    assert torch.equal(env._generator.get_state(), rng)
+    assert torch.equal(env.town.generator.get_state(), rng)
 
 
 # --- masking: a masked action runs as WAIT and is flagged ------------------------------------
@@ -286,7 +286,7 @@ def _l0_at(positions: list[tuple[int, int]], energy: float = 1.0) -> TownletVect
     env.reset(seed=0)
     meters = env.state.meters.clone()
     meters[:, meter(env, "energy")] = energy
-    env._state = env.state.replace(position=torch.tensor(positions), meters=meters)
+    env.town.set_state(env.state.replace(position=torch.tensor(positions), meters=meters))
     return env
 
 
@@ -322,7 +322,7 @@ def test_interact_off_an_affordance_does_nothing_on_it_applies_the_bed() -> None
     off = torch.stack([(bed[0, 0] + 1) % 3, bed[0, 1]])  # a cell beside the Bed in town 0
     meters = env.state.meters.clone()
     meters[:, meter(env, "energy")] = 0.5
-    env._state = env.state.replace(position=torch.stack([off, bed[1]]), meters=meters)
+    env.town.set_state(env.state.replace(position=torch.stack([off, bed[1]]), meters=meters))
     _, reward, _, _, info = env.step([INTERACT, INTERACT])
     e, m = meter(env, "energy"), meter(env, "money")
     assert info["invalid_action"].tolist() == [True, False]
@@ -336,7 +336,7 @@ def test_interact_off_an_affordance_does_nothing_on_it_applies_the_bed() -> None
 def test_dead_agent_mask_allows_only_wait() -> None:
     env = TownletVectorEnv(level="L1_full_observability", num_envs=4, agents_per_town=2)
     env.reset(seed=0)
-    env._state = env.state.replace(alive=torch.tensor([True, False, True, True]))
+    env.town.set_state(env.state.replace(alive=torch.tensor([True, False, True, True])))
     mask = action_mask(env.level, env.state)
     assert mask[1].tolist() == [a == "WAIT" for a in env.action_names]
 
@@ -350,7 +350,7 @@ def test_same_step_autoreset_returns_next_life_and_keeps_the_last_obs() -> None:
     f = fields(env)
     meters = env.state.meters.clone()
     meters[0, 0] = 0.015  # two ticks of 0.01 drain: alive after one, dead after two
-    env._state = env.state.replace(meters=meters)
+    env.town.set_state(env.state.replace(meters=meters))
 
     obs, reward, term, trunc, info = env.step(waits(env))
     assert not bool(term.any()) and not bool(info["_final_obs"].any())
@@ -404,7 +404,7 @@ def test_truncation_at_max_steps_regenerates_the_town() -> None:
     f = fields(env)
     clock = env.state.clock.clone()
     clock[1] = 499  # max_steps is 500: the next tick ends town 1
-    env._state = env.state.replace(clock=clock, life_steps=clock.clone())
+    env.town.set_state(env.state.replace(clock=clock, life_steps=clock.clone()))
     layout = env.state.affordance_position.clone()
     obs, _, term, trunc, info = env.step(waits(env))
     assert trunc.tolist() == [False, True, False] and not bool(term.any())
@@ -424,7 +424,7 @@ def test_time_of_day_in_info_obs_and_mask_agree() -> None:
     obs, info = env.reset(seed=0)
     f = fields(env)
     job = env.affordance_names.index("Job")  # open 8-18
-    env._state = env.state.replace(position=env.state.affordance_position[:, job].long())
+    env.town.set_state(env.state.replace(position=env.state.affordance_position[:, job].long()))
     assert int(info["time_of_day"][0]) == 0
     assert not bool(action_mask(env.level, env.state)[0, INTERACT])  # closed at midnight
     for t in range(1, 10):
@@ -478,7 +478,7 @@ def test_difficulty_zero_leaves_only_modulation_and_action_costs() -> None:
     # fitness stays 1, so the fitness->health modulation costs 0.001 x 0.5 per tick
     torch.testing.assert_close(info["meters"][:, h], torch.full((2,), 1.0 - 20 * 0.0005))
     # move costs are not multiplied by the difficulty
-    env._state = env.state.replace(position=torch.tensor([[3, 3], [3, 3]]))
+    env.town.set_state(env.state.replace(position=torch.tensor([[3, 3], [3, 3]])))
     before = env.state.meters[:, 0].clone()
     _, _, _, _, info = env.step([RIGHT, WAIT])
     torch.testing.assert_close(info["meters"][:, 0] - before, torch.tensor([-0.005, 0.0]))

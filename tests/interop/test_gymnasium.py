@@ -27,8 +27,8 @@ LEVELS = townlet_env.builtin_levels()
 def test_import_registers_the_id() -> None:
     assert "Townlet-v0" in gym.registry
     spec = gym.spec("Townlet-v0")
-    assert spec.entry_point == "townlet_env.gym_env:TownletEnv"
-    assert spec.vector_entry_point == "townlet_env.vector_env:TownletVectorEnv"
+    assert spec.entry_point == "townlet_env.envs.gym_env:TownletEnv"
+    assert spec.vector_entry_point == "townlet_env.envs.vector_env:TownletVectorEnv"
     # the env truncates itself at the level's max_steps: no TimeLimit wrapper is registered
     assert spec.max_episode_steps is None
 

@@ -73,7 +73,7 @@ def test_aec_api_test(level: str, mask_in_obs: bool, capsys: pytest.CaptureFixtu
 
 
 @pytest.mark.parametrize(
-    "module", [townlet_env, townlet_env.pettingzoo_env], ids=["townlet_env", "pettingzoo_env"]
+    "module", [townlet_env, townlet_env.envs.pettingzoo_env], ids=["townlet_env", "pettingzoo_env"]
 )
 def test_max_cycles_test(module: Any) -> None:
     max_cycles_test(module)
@@ -216,7 +216,7 @@ def test_state_is_global_and_named() -> None:
     assert env.state_space.contains(state)
     offset = layout["agents"][0]
     assert state[offset] == 1.0  # agent_0 alive
-    np.testing.assert_allclose(state[offset + 4 : offset + 12], env._state.meters[0].numpy())
+    np.testing.assert_allclose(state[offset + 4 : offset + 12], env.town.state.meters[0].numpy())
     env.step(dict.fromkeys(env.agents, 5))
     assert env.state()[layout["episode_progress"][0]] == pytest.approx(1 / 500)
     assert env.state()[layout["time"][0] + 1] == pytest.approx(np.cos(2 * np.pi / 24), abs=1e-6)

@@ -13,7 +13,7 @@ from townlet_train.config import AlgorithmSettings, EpsilonSettings, HardTarget,
 from townlet_train.exploration import EpsilonGreedy
 from townlet_train.learner import DQNLearner
 from townlet_train.loop import Trainer
-from townlet_train.networks import masked_argmax, masked_max
+from townlet_train.networks import masked_argmax
 from townlet_train.replay import Batch
 
 from .helpers import tiny_config
@@ -92,11 +92,10 @@ def test_epsilon_greedy_never_picks_a_masked_action(epsilon: float) -> None:
         assert torch.allclose(picks, torch.full((3,), 1 / 3), atol=0.06), picks
 
 
-def test_masked_argmax_and_max_ignore_illegal_actions() -> None:
+def test_masked_argmax_ignores_illegal_actions() -> None:
     q = torch.tensor([[5.0, 1.0, 3.0], [0.0, -1.0, -2.0]])
     mask = torch.tensor([[False, True, True], [False, False, True]])
     assert masked_argmax(q, mask).tolist() == [2, 2]
-    assert masked_max(q, mask).tolist() == [3.0, -2.0]
 
 
 def test_epsilon_schedule_is_linear_then_flat() -> None:

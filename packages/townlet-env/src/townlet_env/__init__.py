@@ -1,12 +1,18 @@
 """Townlet: a batched, torch-native town-life simulation for reinforcement learning."""
 
 from townlet_env.config import ConfigError, LevelConfig, builtin_levels, load_level
-from townlet_env.core import CompiledLevel, TownState, compile_level
-from townlet_env.gym_env import TorchToNumpy, TownletEnv
-from townlet_env.persistence import StateMismatchError
-from townlet_env.pettingzoo_env import TownletParallelEnv, env, parallel_env
+from townlet_env.core import (
+    CompiledLevel,
+    MemoryBudgetError,
+    StateMismatchError,
+    Town,
+    TownState,
+    compile_level,
+)
+from townlet_env.envs.gym_env import TorchToNumpy, TownletEnv
+from townlet_env.envs.pettingzoo_env import TownletParallelEnv, env, parallel_env
+from townlet_env.envs.vector_env import TownletVectorEnv
 from townlet_env.registration import register_envs
-from townlet_env.vector_env import TownletVectorEnv
 
 __version__ = "0.1.0"
 
@@ -16,8 +22,10 @@ __all__ = [
     "CompiledLevel",
     "ConfigError",
     "LevelConfig",
+    "MemoryBudgetError",
     "StateMismatchError",
     "TorchToNumpy",
+    "Town",
     "TownState",
     "TownletEnv",
     "TownletParallelEnv",

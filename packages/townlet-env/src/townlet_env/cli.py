@@ -324,15 +324,15 @@ def render_description(info: dict[str, Any]) -> str:
 def _simulate(args: argparse.Namespace) -> int:
     import torch
 
-    from townlet_env.vector_env import TownletVectorEnv
+    from townlet_env.core import Town
 
     k = args.agents_per_town
     try:  # a bad level or too many agents for the free cells: a usage error, not a crash
-        env = TownletVectorEnv(args.level, num_envs=k, agents_per_town=k, render_mode="ansi")
-        _, info = env.reset(seed=args.seed)
+        town = Town(args.level, k, k)
+        now = town.reset(seed=args.seed)
     except ValueError as exc:
         raise _UsageError(str(exc)) from None
-    level = env.level
+    level = town.level
     # A generator of our own for the action draws: the same seed gives the same run, and the
     # global torch RNG of whoever called main() is left alone.
     draws = torch.Generator().manual_seed(args.seed)
@@ -341,17 +341,18 @@ def _simulate(args: argparse.Namespace) -> int:
         f"simulating {level.name}: {k} agent{'s' if k > 1 else ''}, {args.steps} steps, "
         f"policy {args.policy}, seed {args.seed}\n"
     )
-    print(env.render(), end="")
+    print(town.render("ansi"), end="")
     print("step 0: a new town")
     returns = torch.zeros(k)
     deaths = timeouts = 0
     for t in range(1, args.steps + 1):
-        actions = choose_actions(info["action_mask"], args.policy, level.interact_action, draws)
-        _, reward, terminated, truncated, info = env.step(actions)
+        actions = choose_actions(now.mask, args.policy, level.interact_action, draws)
+        now = town.step(actions)
+        reward, terminated, truncated = now.reward, now.terminated, now.truncated
         returns += reward.cpu()
         events = []
         for slot in terminated.nonzero().flatten().tolist():
-            final = info["final_obs"][slot, meters]
+            final = now.final_obs[slot, meters]
             empty = [n for i, n in enumerate(level.meter_names) if level.terminal[i] and final[i] <= 0]
             events.append(f"step {t}: agent {slot} died ({', '.join(empty) or 'a terminal meter'} at 0)")
         if bool(truncated.any()):
@@ -364,7 +365,7 @@ def _simulate(args: argparse.Namespace) -> int:
             # After a death or the time limit the picture is already the next life's town.
             fresh = " (the picture shows the new town)" if events and k == 1 else ""
             print()
-            print(env.render(), end="")
+            print(town.render("ansi"), end="")
             print(
                 f"step {t}: reward {float(reward.mean()):.2f}, return {float(returns.mean()):.2f}, "
                 f"deaths so far {deaths}{fresh}"
@@ -373,7 +374,7 @@ def _simulate(args: argparse.Namespace) -> int:
         f"\ndone: {args.steps} steps, mean reward {float(returns.mean()) / args.steps:.3f} per step "
         f"and agent; lives ended by death {deaths}, by the time limit {timeouts}"
     )
-    env.close()
+    town.close()
     return 0
 
 

@@ -23,16 +23,18 @@ def register_envs() -> None:
     if GYM_ID not in gym.registry:
         gym.register(
             id=GYM_ID,
-            entry_point="townlet_env.gym_env:TownletEnv",
-            vector_entry_point="townlet_env.vector_env:TownletVectorEnv",
+            entry_point="townlet_env.envs.gym_env:TownletEnv",
+            vector_entry_point="townlet_env.envs.vector_env:TownletVectorEnv",
         )
 
     import pettingzoo
 
     if PETTINGZOO_ID not in pettingzoo.parallel_registry:
-        pettingzoo.register("parallel", PETTINGZOO_ID, entry_point="townlet_env.pettingzoo_env:parallel_env")
+        pettingzoo.register(
+            "parallel", PETTINGZOO_ID, entry_point="townlet_env.envs.pettingzoo_env:parallel_env"
+        )
     if PETTINGZOO_ID not in pettingzoo.aec_registry:
-        pettingzoo.register("aec", PETTINGZOO_ID, entry_point="townlet_env.pettingzoo_env:env")
+        pettingzoo.register("aec", PETTINGZOO_ID, entry_point="townlet_env.envs.pettingzoo_env:env")
 
 
 __all__ = ["GYM_ID", "PETTINGZOO_ID", "register_envs"]

@@ -115,7 +115,7 @@ def evaluate(
     env.set_difficulty(difficulty)
     obs, info = env.reset(seed=seed)
     rng = torch.Generator(device=env.device).manual_seed(seed)
-    scripted = ScriptedPolicy(env) if policy == "scripted" else None
+    scripted = ScriptedPolicy(env.town) if policy == "scripted" else None
     recurrent = bool(getattr(network, "recurrent", False))
     hidden = network.initial_state(episodes, env.device) if recurrent else None  # type: ignore[union-attr,operator]
     finished = torch.zeros(episodes, dtype=torch.bool, device=env.device)

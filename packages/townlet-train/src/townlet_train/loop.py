@@ -15,7 +15,6 @@ import torch
 import yaml
 
 from townlet_env import TownletVectorEnv
-from townlet_env.core import action_mask, affordance_at, observe
 from townlet_train import checkpoint as ckpt
 from townlet_train.config import TrainConfig
 from townlet_train.curriculum import Curriculum
@@ -263,10 +262,7 @@ class Trainer:
             self.rnd.reward_std.load_state_dict(payload["rnd"]["std"])
         if "replay" in payload:
             self.agent.replay.load_state_dict(payload["replay"])
-        level, state = self.env.level, self.env.state
-        aff = affordance_at(level, state)
-        self.obs = observe(level, state, aff)
-        self.info = {"action_mask": action_mask(level, state, aff), "affordance_at": aff}
+        self.obs, self.info = self.env.observe()
 
     def save(self) -> Path:
         name = f"step_{self.counters['agent_steps']:012d}"

@@ -101,7 +101,3 @@ def build_network(
 def masked_argmax(q: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Greedy action among the legal ones (every row has at least WAIT legal)."""
     return q.masked_fill(~mask, float("-inf")).argmax(dim=-1)
-
-
-def masked_max(q: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    return q.masked_fill(~mask, float("-inf")).max(dim=-1).values

@@ -10,27 +10,28 @@ from __future__ import annotations
 
 import torch
 
-from townlet_env import TownletVectorEnv
-from townlet_env.core import hour_of_day
+from townlet_env.core import Town, hour_of_day
 
 URGENT = 0.5  # a need below this is worth walking for
 MONEY_LOW = 0.2  # below this, go to work first
 
 
 class ScriptedPolicy:
-    def __init__(self, env: TownletVectorEnv):
-        self.env = env
-        level = env.level
+    """Acts for every slot of a `Town` (a vector env's is `env.town`), reading its true state."""
+
+    def __init__(self, town: Town):
+        self.town = town
+        level = town.level
         self.level = level
         names = list(level.meter_names)
         self.money = names.index("money") if "money" in names else -1
         # meters an agent wants high: all but money, which is only a means
-        self.needs = torch.tensor([i for i in range(len(names)) if i != self.money], device=env.device)
+        self.needs = torch.tensor([i for i in range(len(names)) if i != self.money], device=town.device)
         self.gain = level.aff_instant_delta  # [A, M] what one full use changes
         self.names = list(level.action_names)
 
     def __call__(self, obs: torch.Tensor, info: dict) -> torch.Tensor:
-        level, state = self.level, self.env.state
+        level, state = self.level, self.town.state
         mask = info["action_mask"]
         meters = state.meters
         n = meters.shape[0]
@@ -69,7 +70,7 @@ class ScriptedPolicy:
 
     def _step_towards(self, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Greedy move along the longer axis first; the other axis if that is blocked."""
-        level, pos = self.level, self.env.state.position
+        level, pos = self.level, self.town.state.position
         dx, dy = (target - pos).unbind(dim=1)
         by_delta = {tuple(level.move_delta[a].tolist()): int(a) for a in level.move_actions}
         wait = level.wait_action

@@ -49,9 +49,6 @@ class ObservationLayout:
     def names(self) -> list[str]:
         return [field.name for field in self.fields]
 
-    def as_dict(self) -> dict[str, dict[str, object]]:
-        return {f.name: {"offset": f.offset, "size": f.size, "shape": list(f.shape)} for f in self.fields}
-
 
 def build_layout(cfg: LevelConfig) -> ObservationLayout:
     obs = cfg.observation

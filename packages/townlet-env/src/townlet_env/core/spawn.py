@@ -13,6 +13,15 @@ from townlet_env.core.level import BLOCKED, EMPTY, CompiledLevel
 from townlet_env.core.state import POSITION_DTYPE, TownState
 
 
+def check_room(level: CompiledLevel, agents_per_town: int) -> None:
+    """A town must hold every affordance and every agent on distinct free cells."""
+    if level.free_cells.numel() < level.n_affordances + agents_per_town:
+        raise ValueError(
+            f"level '{level.name}' has {level.free_cells.numel()} free cells, too few for "
+            f"{level.n_affordances} affordances and agents_per_town={agents_per_town}"
+        )
+
+
 def initial_state(
     level: CompiledLevel,
     num_towns: int,
@@ -21,11 +30,7 @@ def initial_state(
     difficulty: torch.Tensor | None = None,
 ) -> TownState:
     dev = level.device
-    if level.free_cells.numel() < level.n_affordances + agents_per_town:
-        raise ValueError(
-            f"level '{level.name}' has {level.free_cells.numel()} free cells, too few for "
-            f"{level.n_affordances} affordances and agents_per_town={agents_per_town}"
-        )
+    check_room(level, agents_per_town)
     n = num_towns * agents_per_town
     p = level.pad
     cells = torch.full(

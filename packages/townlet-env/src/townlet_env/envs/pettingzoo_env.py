@@ -6,10 +6,10 @@
         actions = {a: env.action_space(a).sample(observations[a]["action_mask"]) for a in env.agents}
         observations, rewards, terminations, truncations, infos = env.step(actions)
 
-A thin layer over `townlet_env.core` (`initial_state`, `step`, `observe`, `action_mask`): the
-town is never autoreset and an agent that dies is never replaced. It leaves `agents` after the
-step that reports `terminations[agent] = True` and does not come back; the episode ends when
-every agent has left or at `max_cycles` (every agent still alive is then truncated).
+A thin view of a `Town` (`env.town`) built without autoreset: the town is never regenerated
+and an agent that dies is never replaced. It leaves `agents` after the step that reports
+`terminations[agent] = True` and does not come back; the episode ends when every agent has
+left or at `max_cycles` (every agent still alive is then truncated).
 
 Observations are `{"observation": Box float32, "action_mask": Box int8}` dicts, or, with
 `mask_in_obs=False`, the plain Box with the mask in `infos[agent]["action_mask"]` (for adapters
@@ -36,19 +36,11 @@ import torch
 from pettingzoo import ParallelEnv
 from pettingzoo.utils.conversions import parallel_to_aec
 
-from townlet_env.core import (
-    CompiledLevel,
-    TownState,
-    action_mask,
-    affordance_at,
-    compile_level,
-    hour_of_day,
-    initial_state,
-    observe,
-    step,
-)
-from townlet_env.gym_env import _action_index
-from townlet_env.names import LevelNames
+from townlet_env.core.level import CompiledLevel
+from townlet_env.core.observe import affordance_at, hour_of_day
+from townlet_env.core.state import TownState
+from townlet_env.core.town import Observation, Town, check_render_mode
+from townlet_env.envs.common import LevelNames, action_index, render_town, require_started
 
 RENDER_MODES = ("human", "ansi", "rgb_array")
 
@@ -86,13 +78,11 @@ class TownletParallelEnv(LevelNames, ParallelEnv[str, Any, int]):
         render_mode: str | None = None,
         mask_in_obs: bool = True,
     ) -> None:
-        if render_mode not in (None, *RENDER_MODES):
-            raise ValueError(
-                f"render_mode {render_mode!r} is not one of None, {', '.join(map(repr, RENDER_MODES))}"
-            )
+        check_render_mode(render_mode, RENDER_MODES, optional=True)
         if int(num_agents) < 1:
             raise ValueError(f"num_agents must be >= 1, got {num_agents}")
-        self.level: CompiledLevel = compile_level(level, "cpu")
+        self.town = Town(level, int(num_agents), int(num_agents), "cpu", autoreset=False)
+        self.level: CompiledLevel = self.town.level
         if max_cycles is not None and int(max_cycles) < 1:
             raise ValueError(f"max_cycles must be >= 1, got {max_cycles}")
         self.max_cycles = self.level.max_steps if max_cycles is None else int(max_cycles)
@@ -117,10 +107,7 @@ class TownletParallelEnv(LevelNames, ParallelEnv[str, Any, int]):
         size = sum(s for _, _, s in self.state_layout)
         self.state_space = gym.spaces.Box(-1.0, 1.0, (size,), np.float32)
 
-        self._generator = torch.Generator()
-        self._generator.seed()
         self._seeded = False  # set by reset(seed=...); unseeded copies draw fresh entropy
-        self._state: TownState | None = None
 
     # --- spaces and names ------------------------------------------------------------------
 
@@ -141,11 +128,10 @@ class TownletParallelEnv(LevelNames, ParallelEnv[str, Any, int]):
         self, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
         if seed is not None:
-            self._generator.manual_seed(int(seed))
             self._seeded = True
-        self._state = initial_state(self.level, 1, len(self.possible_agents), self._generator)
+        first = self.town.reset(None if seed is None else int(seed))
         self.agents = self.possible_agents[:]
-        obs, masks = self._observe(self._state)
+        obs, masks = _numpy(first)
         return (
             {a: self._agent_obs(obs, masks, a) for a in self.agents},
             {a: self._agent_info(masks, a) for a in self.agents},
@@ -154,8 +140,7 @@ class TownletParallelEnv(LevelNames, ParallelEnv[str, Any, int]):
     def step(
         self, actions: dict[str, Any]
     ) -> tuple[dict[str, Any], dict[str, float], dict[str, bool], dict[str, bool], dict[str, dict[str, Any]]]:
-        if self._state is None:
-            raise RuntimeError("call reset() before step()")
+        require_started(self.town, "step()")
         unknown = [a for a in actions if a not in self._index]
         if unknown:
             raise ValueError(
@@ -171,14 +156,15 @@ class TownletParallelEnv(LevelNames, ParallelEnv[str, Any, int]):
 
         executed = torch.full((len(self.possible_agents),), self.level.wait_action, dtype=torch.long)
         for agent in self.agents:
-            executed[self._index[agent]] = _action_index(actions[agent], self.level.n_actions)
-        self._state, result = step(self.level, self._state, executed)
+            executed[self._index[agent]] = action_index(actions[agent], self.level.n_actions)
+        out = self.town.step(executed)
 
-        obs, masks = self._observe(self._state)
-        died = result.terminated.tolist()
-        alive = self._state.alive.tolist()
-        out_of_time = int(self._state.clock[0]) >= min(self.max_cycles, self.level.max_steps)
-        reward = result.reward.tolist()
+        obs, masks = _numpy(out)
+        state = self.town.state
+        died = out.terminated.tolist()
+        alive = state.alive.tolist()
+        out_of_time = int(state.clock[0]) >= min(self.max_cycles, self.level.max_steps)
+        reward = out.reward.tolist()
         observations, rewards, terminations, truncations, infos = {}, {}, {}, {}, {}
         for agent in self.agents:
             i = self._index[agent]
@@ -192,36 +178,16 @@ class TownletParallelEnv(LevelNames, ParallelEnv[str, Any, int]):
 
     def state(self) -> np.ndarray:
         """The global town state (see the module docstring and `state_layout`)."""
-        if self._state is None:
-            raise RuntimeError("call reset() before state()")
-        return _state_vector(self.level, self._state)
+        require_started(self.town, "state()")
+        return _state_vector(self.level, self.town.state)
 
     def render(self) -> str | np.ndarray | None:
-        from townlet_env.render import render_ansi, render_rgb
-
-        if self.render_mode is None:
-            gym.logger.warn("render() called without a render_mode; pass render_mode='ansi' or 'rgb_array'")
-            return None
-        if self._state is None:
-            raise RuntimeError("call reset() before render()")
-        if self.render_mode == "rgb_array":
-            return render_rgb(self.level, self._state, 0)
-        text = render_ansi(self.level, self._state, 0)
-        if self.render_mode == "human":
-            print(text, end="")
-            return None
-        return text
+        return render_town(self.town, self.render_mode)
 
     def close(self) -> None:
-        self._state = None
+        self.town.close()
 
     # --- helpers ---------------------------------------------------------------------------
-
-    def _observe(self, state: TownState) -> tuple[np.ndarray, np.ndarray]:
-        aff = affordance_at(self.level, state)
-        obs = observe(self.level, state, aff).numpy()
-        masks = action_mask(self.level, state, aff).numpy().astype(np.int8)
-        return obs, masks
 
     def _agent_obs(self, obs: np.ndarray, masks: np.ndarray, agent: str) -> Any:
         i = self._index[agent]
@@ -237,7 +203,11 @@ class TownletParallelEnv(LevelNames, ParallelEnv[str, Any, int]):
         # fresh entropy, or every copy would draw the same towns. reset(seed=s) stays exact.
         self.__dict__.update(state)
         if not self._seeded:
-            self._generator.seed()
+            self.town.seed(None)
+
+
+def _numpy(now: Observation) -> tuple[np.ndarray, np.ndarray]:
+    return now.obs.numpy(), now.mask.numpy().astype(np.int8)
 
 
 def _state_layout(level: CompiledLevel, num_agents: int) -> list[tuple[str, int, int]]:

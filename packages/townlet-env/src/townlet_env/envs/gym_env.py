@@ -3,7 +3,7 @@
 `gym.make("Townlet-v0")` builds a `TownletEnv`: one agent alone in one town, numpy observations,
 Python scalars for reward and flags, and the action mask both in `info["action_mask"]` (int8,
 the PettingZoo convention) and from `action_masks()` (bool, the sb3-contrib convention). It is a
-thin layer over `townlet_env.core`: one town of one agent, stepped on the CPU.
+thin view of a `Town` of one agent, stepped on the CPU.
 
 The episode truncates itself at the level's `max_steps` (the core sets `truncated`), so the id is
 registered without a `TimeLimit` wrapper and `env.spec.max_episode_steps` is None; read the
@@ -11,7 +11,8 @@ horizon from `env.unwrapped.max_steps`. Passing `max_episode_steps=` to `gym.mak
 `TimeLimit` for a shorter horizon.
 
 `gym.make_vec("Townlet-v0", num_envs=N)` builds the torch-native `TownletVectorEnv`;
-`TorchToNumpy(envs)` gives the same env with numpy in and out, for numpy-based libraries.
+`TorchToNumpy(envs)` gives the same env with numpy in and out, for numpy-based libraries and
+for Gymnasium's numpy vector wrappers (`RecordEpisodeStatistics(TorchToNumpy(envs))`).
 """
 
 from __future__ import annotations
@@ -24,19 +25,8 @@ import numpy as np
 import torch
 from gymnasium.vector import VectorEnv, VectorWrapper
 
-from townlet_env.core import (
-    CompiledLevel,
-    TownState,
-    action_mask,
-    affordance_at,
-    compile_level,
-    initial_state,
-    observe,
-    step,
-)
-from townlet_env.names import LevelNames
-
-RENDER_MODES = ("ansi", "rgb_array")
+from townlet_env.core.town import RENDER_MODES, Observation, Town, check_render_mode
+from townlet_env.envs.common import LevelNames, action_index, render_town
 
 
 class TownletEnv(LevelNames, gym.Env[np.ndarray, np.int64]):
@@ -48,7 +38,7 @@ class TownletEnv(LevelNames, gym.Env[np.ndarray, np.int64]):
 
     Observation: `Box(-1, 1, (obs_dim,), float32)`, fields named by `observation_layout`.
     Action: `Discrete(n_actions)`, named by `action_names`. A masked action runs as WAIT and is
-    flagged in `info["invalid_action"]`. Reward, terminated and truncated follow levels.md:
+    flagged in `info["invalid_action"]`. Reward, terminated and truncated follow docs/index.md:
     terminated when a terminal meter reaches 0, truncated when alive at `max_steps`.
     """
 
@@ -56,18 +46,13 @@ class TownletEnv(LevelNames, gym.Env[np.ndarray, np.int64]):
     metadata = {"render_modes": list(RENDER_MODES), "render_fps": 4}  # noqa: RUF012
 
     def __init__(self, level: str | Path = "L1_full_observability", render_mode: str | None = None) -> None:
-        if render_mode not in (None, *RENDER_MODES):
-            raise ValueError(f"render_mode {render_mode!r} is not one of None, 'ansi', 'rgb_array'")
+        check_render_mode(render_mode, RENDER_MODES, optional=True)
         self.render_mode = render_mode
-        self.level: CompiledLevel = compile_level(level, "cpu")
+        self.town = Town(level, 1, 1, "cpu", autoreset=False)
+        self.level = self.town.level
         self.observation_space = gym.spaces.Box(-1.0, 1.0, (self.level.layout.size,), np.float32)
         self.action_space = gym.spaces.Discrete(self.level.n_actions)
-        self._generator = torch.Generator()
-        self._state: TownState | None = None
         self._mask = np.ones(self.level.n_actions, dtype=bool)
-        self._mask_tensor = torch.ones(
-            1, self.level.n_actions, dtype=torch.bool
-        )  # the same mask, as step() takes it
         self._ended = False
 
     # --- names and layout ------------------------------------------------------------------
@@ -86,67 +71,45 @@ class TownletEnv(LevelNames, gym.Env[np.ndarray, np.int64]):
         if options:
             raise ValueError(f"reset options are not supported (got {sorted(options)})")
         # Every layout is drawn from np_random, so reset(seed=s) fixes the whole episode.
-        self._generator.manual_seed(int(self.np_random.integers(2**62)))
-        self._state = initial_state(self.level, 1, 1, self._generator)
+        first = self.town.reset(seed=int(self.np_random.integers(2**62)))
         self._ended = False
-        obs, info = self._observe(self._state)
+        obs, info = self._observe(first)
         info["invalid_action"] = False
         return obs, info
 
     def step(self, action: Any) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
-        if self._state is None:
+        if not self.town.started:
             raise gym.error.ResetNeeded("call reset() before step()")
         if self._ended:
             raise gym.error.ResetNeeded("the episode has ended (terminated or truncated); call reset()")
-        a = _action_index(action, self.level.n_actions)
-        # the mask of this state is already known from the last observation: pass it on
-        self._state, result = step(self.level, self._state, torch.tensor([a]), self._mask_tensor)
-        terminated = bool(result.terminated[0])
-        truncated = bool(result.truncated[0])
+        out = self.town.step(torch.tensor([action_index(action, self.level.n_actions)]))
+        terminated = bool(out.terminated[0])
+        truncated = bool(out.truncated[0])
         self._ended = terminated or truncated
-        obs, info = self._observe(self._state)
-        info["invalid_action"] = bool(result.invalid_action[0])
-        return obs, float(result.reward[0]), terminated, truncated, info
+        obs, info = self._observe(out)
+        info["invalid_action"] = bool(out.invalid_action[0])
+        return obs, float(out.reward[0]), terminated, truncated, info
 
     def action_masks(self) -> np.ndarray:
         """[n_actions] bool: the legal actions now (sb3-contrib's MaskablePPO calls this)."""
         return self._mask.copy()
 
     def render(self) -> str | np.ndarray | None:
-        from townlet_env.render import render_ansi, render_rgb
+        return render_town(self.town, self.render_mode)
 
-        if self.render_mode is None:
-            gym.logger.warn("render() called without a render_mode; pass render_mode='ansi' or 'rgb_array'")
-            return None
-        if self._state is None:
-            raise gym.error.ResetNeeded("call reset() before render()")
-        if self.render_mode == "ansi":
-            return render_ansi(self.level, self._state, 0)
-        return render_rgb(self.level, self._state, 0)
+    def close(self) -> None:
+        self.town.close()
 
-    def _observe(self, state: TownState) -> tuple[np.ndarray, dict[str, Any]]:
-        aff = affordance_at(self.level, state)
-        obs = observe(self.level, state, aff)[0].numpy()
-        self._mask_tensor = action_mask(self.level, state, aff)
-        self._mask = self._mask_tensor[0].numpy()
+    def _observe(self, now: Observation) -> tuple[np.ndarray, dict[str, Any]]:
+        state = self.town.state
+        self._mask = now.mask[0].numpy()
         info = {
             "action_mask": self._mask.astype(np.int8),
             "meters": state.meters[0].numpy().copy(),
             "position": state.position[0].numpy().copy(),
             "episode_step": int(state.life_steps[0]),
         }
-        return obs, info
-
-
-def _action_index(action: Any, n_actions: int) -> int:
-    """An int from an int, a numpy integer or a one-element integer array; range-checked."""
-    value = np.asarray(action)
-    if value.size != 1 or not np.issubdtype(value.dtype, np.integer):
-        raise ValueError(f"action must be one integer in 0..{n_actions - 1}, got {action!r}")
-    index = int(value.reshape(()))
-    if not 0 <= index < n_actions:
-        raise ValueError(f"action {index} is out of range: actions are 0..{n_actions - 1}")
-    return index
+        return now.obs[0].numpy(), info
 
 
 class TorchToNumpy(VectorWrapper):

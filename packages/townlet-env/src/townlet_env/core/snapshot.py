@@ -1,0 +1,189 @@
+"""Checks that a saved or hand-made simulation state fits a town, with one clear message.
+
+A state can come from disk (`Town.load_state_dict`) or from a tool or test (`Town.set_state`).
+Either way it is checked twice: its *form* (keys, shapes, dtypes, level identity) and its
+*values* (finite meters in [0, 1], agents on the grid and off walls, a clock within the
+horizon, a cell grid that matches the affordance layout). A state that passes can be stepped
+without tripping over anything later; one that does not is refused before it is installed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+
+from townlet_env.core.level import BLOCKED, EMPTY, CompiledLevel
+from townlet_env.core.state import TownState
+
+STATE_FORMAT = 2  # 2: affordance_position is int16
+REQUIRED = (
+    "format",
+    "level",
+    "level_hash",
+    "num_envs",
+    "agents_per_town",
+    "generator",
+    "difficulty",
+    "state",
+)
+
+
+class StateMismatchError(ValueError):
+    """A saved state does not belong to this town (another level, size or format), or holds
+    values the simulation cannot run from (NaN meters, agents off the grid...)."""
+
+
+def describe(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"{tuple(value.shape)} {value.dtype}"
+    return type(value).__name__
+
+
+def check_form(
+    saved: Any,
+    level: CompiledLevel,
+    num_slots: int,
+    agents_per_town: int,
+    expected: TownState,
+    generator: Any,
+) -> None:
+    """Keys, level identity, sizes, and the shape and dtype of every tensor."""
+    if not isinstance(saved, dict):
+        raise StateMismatchError(f"expected a state dict, got {type(saved).__name__}")
+    missing = [key for key in REQUIRED if key not in saved]
+    if missing:
+        raise StateMismatchError(f"state dict lacks {', '.join(missing)} (has {', '.join(map(str, saved))})")
+    if saved["format"] != STATE_FORMAT:
+        raise StateMismatchError(f"state format {saved['format']} is not the supported format {STATE_FORMAT}")
+    if saved["level_hash"] != level.content_hash:
+        raise StateMismatchError(
+            f"state is from level '{saved['level']}' (hash {str(saved['level_hash'])[:12]}), but this env "
+            f"runs level '{level.name}' (hash {level.content_hash[:12]})"
+        )
+    for key, own in (("num_envs", num_slots), ("agents_per_town", agents_per_town)):
+        if saved[key] != own:
+            raise StateMismatchError(f"state has {key}={saved[key]}, this env has {own}")
+    if not isinstance(saved["state"], dict):
+        raise StateMismatchError(
+            f"state dict entry 'state' must be a dict of tensors, got {type(saved['state']).__name__}"
+        )
+    check_tensors(saved["state"], expected)
+    difficulty = saved["difficulty"]
+    if (
+        not isinstance(difficulty, torch.Tensor)
+        or difficulty.shape != (num_slots,)
+        or not difficulty.is_floating_point()
+    ):
+        raise StateMismatchError(
+            f"state 'difficulty' is {describe(difficulty)}, this env needs a float [{num_slots}] tensor"
+        )
+    check_difficulty(difficulty, "difficulty")
+    rng, own_rng = saved["generator"], generator.get_state()
+    if not isinstance(rng, torch.Tensor) or rng.dtype != own_rng.dtype or rng.shape != own_rng.shape:
+        raise StateMismatchError(
+            f"state 'generator' is {describe(rng)}, but this env's {generator.device.type} generator state "
+            f"is {tuple(own_rng.shape)} {own_rng.dtype} (was the state saved on another device type?)"
+        )
+
+
+def check_tensors(tensors: dict[str, Any], expected: TownState) -> None:
+    names = {f.name for f in dataclasses.fields(TownState)}
+    if set(tensors) != names:
+        raise StateMismatchError(f"state tensors {sorted(tensors)} differ from {sorted(names)}")
+    for name, want in expected.tensors().items():
+        got = tensors[name]
+        if not isinstance(got, torch.Tensor) or got.shape != want.shape or got.dtype != want.dtype:
+            raise StateMismatchError(
+                f"state tensor '{name}' is {describe(got)}, this env needs {tuple(want.shape)} {want.dtype}"
+            )
+
+
+def same_kind(value: Any, want: torch.Tensor) -> Any:
+    """`value` as `want`'s dtype when both are integer tensors of the same shape."""
+    if (
+        isinstance(value, torch.Tensor)
+        and value.shape == want.shape
+        and value.dtype != want.dtype
+        and not value.is_floating_point()
+        and not want.is_floating_point()
+        and torch.bool not in (value.dtype, want.dtype)
+    ):
+        return value.to(want.dtype)
+    return value
+
+
+def check_difficulty(value: torch.Tensor, where: str) -> None:
+    # the same rule as set_difficulty(): a corrupt multiplier would silently skew the drain
+    if not bool(torch.isfinite(value).all()) or bool((value < 0).any()):
+        raise StateMismatchError(f"state '{where}' holds multipliers that are not finite and >= 0")
+
+
+def _first(bad: torch.Tensor) -> int:
+    return int(bad.nonzero()[0, 0])
+
+
+def check_values(level: CompiledLevel, state: TownState) -> None:
+    """Every value a tick relies on, so that a loaded state never fails or misbehaves later."""
+    meters = state.meters
+    bad = ~(torch.isfinite(meters) & (meters >= 0) & (meters <= 1)).all(dim=1)
+    if bool(bad.any()):
+        slot = _first(bad)
+        raise StateMismatchError(
+            f"state tensor 'meters' must hold finite values in [0, 1]; slot {slot} has "
+            f"{[round(v, 4) for v in meters[slot].tolist()]}"
+        )
+    check_difficulty(state.difficulty, "state.difficulty")
+    x, y = state.position.unbind(dim=1)
+    off_grid = (x < 0) | (x >= level.width) | (y < 0) | (y >= level.height)
+    if bool(off_grid.any()):
+        slot = _first(off_grid)
+        raise StateMismatchError(
+            f"state tensor 'position': slot {slot} is at {state.position[slot].tolist()}, off the "
+            f"{level.width} x {level.height} grid"
+        )
+    on_wall = level.walls[y, x]
+    if bool(on_wall.any()):
+        slot = _first(on_wall)
+        raise StateMismatchError(
+            f"state tensor 'position': slot {slot} stands on a wall at {[x[slot], y[slot]]}"
+        )
+    for name, low, high in (
+        ("clock", 0, level.max_steps),
+        ("life_steps", 0, None),
+        ("progress", 0, int(level.aff_ticks.max()) - 1 if level.multi_tick and level.n_affordances else 0),
+    ):
+        value = getattr(state, name)
+        outside = value < low if high is None else (value < low) | (value > high)
+        if bool(outside.any()):
+            where = _first(outside)
+            allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
+            raise StateMismatchError(
+                f"state tensor '{name}' must be {allowed}; entry {where} is {int(value[where])}"
+            )
+    _check_layout(level, state)
+
+
+def _check_layout(level: CompiledLevel, state: TownState) -> None:
+    """Affordances on free cells, and a cell grid that is exactly what that layout draws."""
+    pos = state.affordance_position.long()
+    ax, ay = pos[..., 0], pos[..., 1]
+    if bool(((ax < 0) | (ax >= level.width) | (ay < 0) | (ay >= level.height)).any()):
+        raise StateMismatchError("state tensor 'affordance_position' places an affordance off the grid")
+    if bool(level.walls[ay, ax].any()):
+        raise StateMismatchError("state tensor 'affordance_position' places an affordance on a wall")
+    p = level.pad
+    inner = torch.full((level.height, level.width), EMPTY, dtype=torch.int8, device=level.device)
+    inner[level.walls] = BLOCKED
+    expected = torch.full_like(state.cells, BLOCKED)
+    expected[:, p : p + level.height, p : p + level.width] = inner
+    towns = torch.arange(state.num_towns, device=level.device)[:, None]
+    codes = torch.arange(level.n_affordances, dtype=torch.int8, device=level.device)
+    expected[towns, ay + p, ax + p] = codes.expand(state.num_towns, -1)
+    if not torch.equal(expected, state.cells):
+        town = _first((expected != state.cells).flatten(1).any(dim=1))
+        raise StateMismatchError(
+            f"state tensor 'cells' of town {town} does not match its walls and affordance positions "
+            "(two affordances on one cell, or an edited grid)"
+        )

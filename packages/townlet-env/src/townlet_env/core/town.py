@@ -1,0 +1,408 @@
+"""`Town`: one running batch of towns, and the one place that sequences the core functions.
+
+The core is pure functions (`step`, `observe`, `action_mask`, `autoreset`); something has to
+hold the current state between calls, own the random generator, keep the mask of the current
+state for the next step, re-observe only the towns an autoreset changed, and save and restore
+all of that. `Town` does, once, for every consumer: the Gymnasium, PettingZoo and SB3 adapters,
+the trainer, the scripted policy and tools that watch or record a town.
+
+    town = Town("L1_full_observability", num_slots=64)
+    first = town.reset(seed=0)              # Observation: obs, mask, affordance
+    out = town.step(actions)                # StepOutput: obs, reward, ..., final_obs of ended slots
+
+Slot `i` lives in town `i // agents_per_town`. Tensors handed out are the caller's to keep,
+except with `reuse_buffers=True`, where observations are written into two buffer pairs used in
+turn (see `Town.__init__`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from townlet_env.core import memory, snapshot
+from townlet_env.core.dynamics import step
+from townlet_env.core.level import CompiledLevel, compile_level
+from townlet_env.core.observe import action_mask, affordance_at, hour_of_day, observe
+from townlet_env.core.render import render_ansi, render_rgb
+from townlet_env.core.spawn import autoreset, check_room, initial_state
+from townlet_env.core.state import TownState
+
+RENDER_MODES = ("ansi", "rgb_array")
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What every slot sees now, and what it may do."""
+
+    obs: torch.Tensor  # [N, obs_dim] float32
+    mask: torch.Tensor  # [N, n_actions] bool, legal actions
+    affordance: torch.Tensor  # [N] long, affordance underfoot (-1: none)
+
+
+@dataclass(frozen=True)
+class StepOutput(Observation):
+    """One tick. `obs`, `mask` and `affordance` describe the state after any autoreset; the
+    `final_*` fields describe the state the tick ended in, before slots were replaced."""
+
+    reward: torch.Tensor  # [N] float32
+    terminated: torch.Tensor  # [N] bool: died this tick
+    truncated: torch.Tensor  # [N] bool: alive when the town reached max_steps
+    done: torch.Tensor  # [N] bool: terminated | truncated
+    invalid_action: torch.Tensor  # [N] bool: the action was masked and ran as WAIT
+    executed: torch.Tensor  # [N] long: the action that ran
+    final_obs: torch.Tensor  # [N, obs_dim]: rows where `done` hold the last observation
+    final_mask: torch.Tensor  # [N, n_actions]: the mask of the state the tick ended in
+    final_episode_step: torch.Tensor  # [N] long: ticks lived when the tick ended
+
+
+@dataclass(frozen=True)
+class TownView:
+    """A read-only copy of a few towns, small enough to hand to an observer or a recorder.
+
+    Every tensor is indexed by the viewed towns first (`towns[i]` is the town of row i), so
+    writing into it never touches the simulation.
+    """
+
+    towns: torch.Tensor  # [V] town indices
+    clock: torch.Tensor  # [V] ticks since the town was (re)generated
+    hour: torch.Tensor  # [V] hour of day (0 without a day cycle)
+    affordance_position: torch.Tensor  # [V, A, 2] (x, y)
+    position: torch.Tensor  # [V, K, 2] (x, y) of every agent slot
+    meters: torch.Tensor  # [V, K, M]
+    alive: torch.Tensor  # [V, K]
+    progress: torch.Tensor  # [V, K] ticks done of the current multi-tick use
+    life_steps: torch.Tensor  # [V, K]
+    affordance: torch.Tensor  # [V, K] affordance underfoot (-1: none)
+
+
+class Town:
+    def __init__(
+        self,
+        level: str | Path | CompiledLevel,
+        num_slots: int,
+        agents_per_town: int = 1,
+        device: str | torch.device = "cpu",
+        *,
+        autoreset: bool = True,
+        reuse_buffers: bool = False,
+    ) -> None:
+        """`autoreset` replaces ended slots inside `step` (SAME_STEP): a dead agent by a
+        newcomer, a town whose agents have all ended or that reached max_steps by a new town.
+        Without it, the town runs on until `reset` and the dead stay dead.
+
+        `reuse_buffers` writes observations into two (obs, final_obs) buffer pairs used in
+        turn: the `obs` and `final_obs` of a step stay valid until the step after next, and
+        rows of `final_obs` where `done` is false are unspecified. Do not write into them.
+        """
+        for name, value in (("num_slots", num_slots), ("agents_per_town", agents_per_town)):
+            if isinstance(value, bool) or not isinstance(value, int | np.integer):
+                raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+        num_slots, agents_per_town = int(num_slots), int(agents_per_town)
+        if agents_per_town < 1 or num_slots < 1 or num_slots % agents_per_town:
+            raise ValueError(
+                f"num_envs ({num_slots}) must be a positive multiple of agents_per_town "
+                f"({agents_per_town}): slot i lives in town i // agents_per_town"
+            )
+        self.device = torch.device(device)
+        self.level = (
+            level.to(self.device) if isinstance(level, CompiledLevel) else compile_level(level, self.device)
+        )
+        check_room(self.level, agents_per_town)
+        memory.check(self.level, num_slots, agents_per_town, self.device, buffers=4 if reuse_buffers else 3)
+        self.num_slots = num_slots
+        self.agents_per_town = agents_per_town
+        self.num_towns = num_slots // agents_per_town
+        self.autoreset = autoreset
+        self.reuse_buffers = reuse_buffers
+        self.generator = torch.Generator(device=self.device)
+        self.generator.seed()
+        self._difficulty = torch.ones(num_slots, dtype=torch.float32, device=self.device)
+        self._state: TownState | None = None
+        self._mask: torch.Tensor | None = None  # legal actions of the current state, for step
+        self._buffers: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._turn = 0
+
+    # --- the running batch ------------------------------------------------------------------
+
+    @property
+    def started(self) -> bool:
+        return self._state is not None
+
+    @property
+    def state(self) -> TownState:
+        """The current state (frozen tensors; replace it with `set_state`, never in place)."""
+        if self._state is None:
+            raise RuntimeError("call reset() before using the town")
+        return self._state
+
+    @property
+    def difficulty(self) -> torch.Tensor:
+        """[N] per-slot multiplier of the base drain (a copy)."""
+        return self._difficulty.clone()
+
+    def seed(self, seed: int | None) -> None:
+        """Seed the generator that draws layouts and birth cells; None draws fresh entropy."""
+        if seed is None:
+            self.generator.seed()
+        else:
+            self.generator.manual_seed(int(seed))
+
+    def reset(self, seed: int | None = None) -> Observation:
+        if seed is not None:
+            self.seed(seed)
+        self._install(
+            initial_state(self.level, self.num_towns, self.agents_per_town, self.generator, self._difficulty)
+        )
+        return self.observe()
+
+    def observe(self) -> Observation:
+        """The observation and mask of the current state, as `reset` returns them."""
+        state = self.state
+        aff = affordance_at(self.level, state)
+        mask = action_mask(self.level, state, aff)
+        self._mask = mask.clone()  # the town's own copy: the caller may edit the one handed out
+        return Observation(observe(self.level, state, aff, out=self._next_buffers()[0]), mask, aff)
+
+    def step(self, actions: Any) -> StepOutput:
+        state = self.state
+        actions = check_actions(actions, self.num_slots, self.level, self.device)
+        state, result = step(self.level, state, actions, self._mask)
+        done = result.terminated | result.truncated
+        final_aff = affordance_at(self.level, state)
+        obs_buffer, final_buffer = self._next_buffers()
+        final_obs = observe(self.level, state, final_aff, out=obs_buffer)
+        final_mask = action_mask(self.level, state, final_aff)
+        final_steps = state.life_steps
+        obs, mask, aff = final_obs, final_mask, final_aff
+        if self.autoreset and bool(done.any()):
+            state = autoreset(self.level, state, done, self.generator)
+            # Only towns with an ended slot changed: re-observe just those.
+            towns = done.view(-1, self.agents_per_town).any(dim=1).nonzero().flatten()
+            slots = state.slots_of(towns)
+            sub = state.select_towns(towns)
+            sub_aff = affordance_at(self.level, sub)
+            if final_buffer is None:
+                obs = obs.clone()
+            else:  # the ended rows move to the final buffer; obs is rewritten in place
+                final_buffer[slots] = final_obs[slots]
+                final_obs = final_buffer
+            mask, aff = mask.clone(), aff.clone()
+            obs[slots] = observe(self.level, sub, sub_aff)
+            mask[slots] = action_mask(self.level, sub, sub_aff)
+            aff[slots] = sub_aff
+        # `mask` goes to the caller, and when nothing ended it is also `final_mask`: the town
+        # keeps a copy of its own for the next step.
+        self._state, self._mask = state, mask.clone()
+        return StepOutput(
+            obs=obs,
+            mask=mask,
+            affordance=aff,
+            reward=result.reward,
+            terminated=result.terminated,
+            truncated=result.truncated,
+            done=done,
+            invalid_action=result.invalid_action,
+            executed=result.executed,
+            final_obs=final_obs,
+            final_mask=final_mask,
+            final_episode_step=final_steps,
+        )
+
+    def slot_info(self) -> dict[str, torch.Tensor]:
+        """Per-slot facts of the current state, by their info names. These are the state's own
+        tensors: copy them before writing into them."""
+        state = self.state
+        hour = hour_of_day(state) if self.level.day_cycle else torch.zeros_like(state.life_steps)
+        return {
+            "meters": state.meters,
+            "position": state.position,
+            "time_of_day": hour,
+            "interaction_progress": state.progress,
+            "episode_step": state.life_steps,
+        }
+
+    def _next_buffers(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(obs, final_obs) buffers for this call: (None, None) without buffer reuse, else the
+        next pair in turn, so that the previous step's tensors stay untouched."""
+        if not self.reuse_buffers:
+            return None, None
+        if not self._buffers:
+            shape = (self.num_slots, self.level.layout.size)
+            self._buffers = [
+                (torch.zeros(shape, device=self.device), torch.zeros(shape, device=self.device))
+                for _ in range(2)
+            ]
+        self._turn ^= 1
+        return self._buffers[self._turn]
+
+    def _install(self, state: TownState) -> None:
+        self._state = state
+        self._mask = action_mask(self.level, state)
+
+    # --- difficulty, state, persistence -------------------------------------------------------
+
+    def set_difficulty(self, multiplier: float | torch.Tensor) -> None:
+        """Multiply every slot's base drain (a float) or each slot's (a [num_slots] tensor)."""
+        value = torch.as_tensor(multiplier, dtype=torch.float32, device=self.device)
+        if value.dim() == 0:
+            value = value.expand(self.num_slots)
+        if value.shape != (self.num_slots,):
+            raise ValueError(
+                f"difficulty must be a float or a [{self.num_slots}] tensor, got {tuple(value.shape)}"
+            )
+        if not bool(torch.isfinite(value).all()) or bool((value < 0).any()):
+            raise ValueError("difficulty multipliers must be finite and >= 0")
+        self._difficulty = value.clone()
+        if self._state is not None:
+            self._state = self._state.replace(difficulty=self._difficulty)
+
+    def set_state(self, state: TownState) -> None:
+        """Install a state built by a tool or a test (say, an agent moved onto a Bed). It is
+        checked like a loaded one: same shapes and dtypes, values the simulation can run from."""
+        if not isinstance(state, TownState):
+            raise TypeError(f"set_state takes a TownState, got {type(state).__name__}")
+        expected = self._expected()
+        # integers of another width (positions taken from the int16 affordance layout) are
+        # converted; anything else must already have the town's shape and dtype
+        tensors = {
+            k: snapshot.same_kind(v, getattr(expected, k)).to(self.device) for k, v in state.tensors().items()
+        }
+        snapshot.check_tensors(tensors, expected)
+        state = TownState(**tensors)
+        snapshot.check_values(self.level, state)
+        self._difficulty = state.difficulty.clone()
+        self._install(state)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The whole simulation, generator included; loadable with torch.load(weights_only=True)."""
+        return {
+            "format": snapshot.STATE_FORMAT,
+            "level": self.level.name,
+            "level_hash": self.level.content_hash,
+            "num_envs": self.num_slots,
+            "agents_per_town": self.agents_per_town,
+            "generator": self.generator.get_state(),
+            "difficulty": self._difficulty.clone(),
+            "state": {k: v.clone() for k, v in self.state.tensors().items()},
+        }
+
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        """Replace everything by a saved state, after checking all of it: a refused state
+        leaves the town exactly as it was."""
+        snapshot.check_form(
+            saved, self.level, self.num_slots, self.agents_per_town, self._expected(), self.generator
+        )
+        state = TownState(**{k: v.to(self.device).clone() for k, v in saved["state"].items()})
+        snapshot.check_values(self.level, state)
+        self.generator.set_state(saved["generator"].cpu())
+        self._difficulty = saved["difficulty"].to(self.device).clone()
+        self._install(state)
+
+    def _expected(self) -> TownState:
+        """A state of this town's shapes: the current one, or what a reset would build."""
+        if self._state is not None:
+            return self._state
+        scratch = torch.Generator(device=self.device).manual_seed(0)
+        return initial_state(self.level, self.num_towns, self.agents_per_town, scratch)
+
+    def close(self) -> None:
+        self._state = self._mask = None
+        self._buffers = []
+
+    # --- looking at it ------------------------------------------------------------------------
+
+    def view(self, towns: Any = None) -> TownView:
+        """A copy of the given towns (default: all) for observers and recorders."""
+        state = self.state
+        k = self.agents_per_town
+        index = (
+            torch.arange(self.num_towns, device=self.device) if towns is None else _town_index(towns, self)
+        )
+        slots = state.slots_of(index)
+
+        def per_slot(tensor: torch.Tensor) -> torch.Tensor:
+            return tensor.index_select(0, slots).view(index.numel(), k, *tensor.shape[1:])
+
+        clock = state.clock.index_select(0, index)
+        return TownView(
+            towns=index.clone(),
+            clock=clock,
+            hour=clock % 24 if self.level.day_cycle else torch.zeros_like(clock),
+            affordance_position=state.affordance_position.index_select(0, index),
+            position=per_slot(state.position),
+            meters=per_slot(state.meters),
+            alive=per_slot(state.alive),
+            progress=per_slot(state.progress),
+            life_steps=per_slot(state.life_steps),
+            affordance=per_slot(affordance_at(self.level, state)),
+        )
+
+    def render(self, mode: str = "ansi", town: int = 0) -> str | np.ndarray:
+        """A text picture ("ansi") or an [H * 16, W * 16, 3] uint8 image ("rgb_array") of one town."""
+        check_render_mode(mode, RENDER_MODES)
+        if not 0 <= town < self.num_towns:
+            raise ValueError(f"town {town} is not in [0, {self.num_towns})")
+        if mode == "ansi":
+            return render_ansi(self.level, self.state, town)
+        return render_rgb(self.level, self.state, town)
+
+
+def _town_index(towns: Any, town: Town) -> torch.Tensor:
+    index = torch.as_tensor(towns, device=town.device).flatten()
+    if index.dtype in (torch.bool, torch.float16, torch.float32, torch.float64) or index.is_complex():
+        raise ValueError(f"towns must be integer town indices, got {index.dtype}")
+    index = index.long()
+    if index.numel() and bool(((index < 0) | (index >= town.num_towns)).any()):
+        raise ValueError(f"town indices must be in [0, {town.num_towns}), got {index.tolist()[:8]}")
+    return index
+
+
+def check_render_mode(mode: str | None, allowed: tuple[str, ...], optional: bool = False) -> None:
+    """The one check of a render mode, for the town and every adapter."""
+    if (optional and mode is None) or mode in allowed:
+        return
+    choices = ("None", *map(repr, allowed)) if optional else tuple(map(repr, allowed))
+    raise ValueError(f"render_mode {mode!r} is not one of {', '.join(choices)}")
+
+
+def check_actions(actions: Any, n: int, level: CompiledLevel, device: torch.device) -> torch.Tensor:
+    """[n] long actions on `device` from a tensor, array or list; the one place they are checked."""
+    try:
+        actions = torch.as_tensor(actions, device=device)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(f"actions must be integers of shape ({n},) (tensor, array or list): {err}") from err
+    # bool is rejected too: True/False would silently run as UP/DOWN.
+    if (
+        actions.shape != (n,)
+        or actions.is_floating_point()
+        or actions.is_complex()
+        or actions.dtype == torch.bool
+    ):
+        raise ValueError(
+            f"actions must be an integer tensor of shape ({n},), got {tuple(actions.shape)} {actions.dtype}"
+        )
+    actions = actions.long()
+    bad = (actions < 0) | (actions >= level.n_actions)
+    if bool(bad.any()):
+        slot = int(bad.nonzero()[0, 0])
+        raise ValueError(
+            f"action {int(actions[slot])} in slot {slot} is out of range: actions are 0.."
+            f"{level.n_actions - 1} ({', '.join(level.action_names)})"
+        )
+    return actions
+
+
+__all__ = [
+    "RENDER_MODES",
+    "Observation",
+    "StepOutput",
+    "Town",
+    "TownView",
+    "check_actions",
+    "check_render_mode",
+]
