@@ -92,15 +92,16 @@ class Recording:
         return self.start["difficulty"].numpy()
 
 
-def state_checksum(state: TownState, generator: torch.Generator) -> bytes:
-    """sha256 of every state tensor's bytes (in field order) and of the generator state: equal
+def state_checksum(state: TownState, generator: torch.Generator | torch.Tensor) -> bytes:
+    """sha256 of every state tensor's bytes (in field order) and of the generator (or its saved state): equal
     digests mean the same simulation, newcomers and new layouts to come included."""
     digest = hashlib.sha256()
     for name, tensor in state.tensors().items():
         array = tensor.detach().cpu().contiguous().numpy()
         digest.update(f"{name}:{array.dtype.str}:{array.shape}".encode())
         digest.update(array.tobytes())
-    digest.update(generator.get_state().cpu().numpy().tobytes())
+    rng = generator if isinstance(generator, torch.Tensor) else generator.get_state()
+    digest.update(rng.cpu().numpy().tobytes())
     return digest.digest()
 
 

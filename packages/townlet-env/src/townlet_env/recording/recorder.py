@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from townlet_env.core.town import StepOutput, Town, check_actions
 from townlet_env.recording.format import (
@@ -47,7 +48,9 @@ class Recorder:
         self._actions: list[np.ndarray] = []
         self._ticks = [0]
         self._sums = [state_checksum(town.state, town.generator)]
-        self._last: bytes | None = None  # the checksum of the latest tick, if not stored yet
+        # the latest tick's state (frozen tensors, never written in place) and generator state,
+        # hashed only if the recording ends there: no device-to-host copy of the state per tick
+        self._last: tuple[Any, torch.Tensor] | None = None
 
     @property
     def ticks(self) -> int:
@@ -65,13 +68,12 @@ class Recorder:
         checked = check_actions(actions, town.num_slots, town.level, town.device)
         self._actions.append(checked.cpu().numpy().astype(np.uint8))
         tick = len(self._actions)
-        digest = state_checksum(town.state, town.generator)
         if tick % self.every == 0:
             self._ticks.append(tick)
-            self._sums.append(digest)
+            self._sums.append(state_checksum(town.state, town.generator))
             self._last = None
         else:
-            self._last = digest
+            self._last = (town.state, town.generator.get_state())
 
     def recording(self) -> Recording:
         """What has been recorded so far, as a `Recording` (the last tick is always hashed)."""
@@ -79,7 +81,7 @@ class Recorder:
         ticks, sums = list(self._ticks), list(self._sums)
         if self._last is not None:
             ticks.append(len(self._actions))
-            sums.append(self._last)
+            sums.append(state_checksum(*self._last))
         actions = np.stack(self._actions) if self._actions else np.zeros((0, n), dtype=np.uint8)
         source = town.level.config.source
         header = {
