@@ -4,9 +4,7 @@
     townlet-env validate PACK               load and compile a pack; exit 2 with one message if not
     townlet-env inspect PACK [--json]       every rule of a pack and its observation layout
     townlet-env simulate [--level L0_minimal] [--steps 30] [--seed 0] ...   watch a town live
-    townlet-env record --level L [--policy random|scripted|checkpoint] ... -o FILE   record towns
-    townlet-env replay FILE                 re-simulate a recording and verify its checksums
-    townlet-env video FILE -o out.mp4|out.gif [--town I] [--fps F]   render a recording
+    townlet-env record | replay | video ...  recordings: see townlet_env/recording/commands.py
 
 PACK is a built-in level name or a pack directory. Problems with a pack or with the arguments
 print one `error: ...` message to stderr and exit with status 2, never a traceback.

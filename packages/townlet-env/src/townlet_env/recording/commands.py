@@ -1,5 +1,10 @@
 """The `townlet-env record`, `replay` and `video` commands (registered by townlet_env.cli).
 
+    townlet-env record --level L [--policy random|scripted|checkpoint] [--checkpoint PATH]
+                       [--towns N] [--agents-per-town K] [--ticks T] [--seed S] [--every N] -o FILE
+    townlet-env replay FILE [--level PACK]
+    townlet-env video FILE -o out.mp4|out.gif [--town I] [--fps F]
+
 townlet-env does not depend on townlet-train: the scripted and checkpoint policies import it
 only when asked for, and say how to install it when it is missing.
 """
