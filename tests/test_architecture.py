@@ -21,10 +21,25 @@ ALLOWED = {
     "townlet_env.testing": {"townlet_env.config", "townlet_env.core"},
     "townlet_env.envs": {"townlet_env.config", "townlet_env.core"},
     "townlet_env.registration": set(),
-    "townlet_env.cli": {"townlet_env", "townlet_env.config", "townlet_env.core"},
+    "townlet_env.recording": {"townlet_env.config", "townlet_env.core"},
+    # the record command plays a scripted or a checkpoint's policy when townlet-train is installed:
+    # a tool, imported lazily, never by the simulation
+    "townlet_env.recording.commands": {
+        "townlet_env.config",
+        "townlet_env.core",
+        "townlet_env.recording",
+        "townlet_train",
+    },
+    "townlet_env.cli": {
+        "townlet_env",
+        "townlet_env.config",
+        "townlet_env.core",
+        "townlet_env.recording",
+        "townlet_env.recording.commands",
+    },
     "townlet_env.interop": {"townlet_env.envs"},
     "townlet_env": {"townlet_env.config", "townlet_env.core", "townlet_env.envs", "townlet_env.registration"},
-    "townlet_train": {"townlet_env", "townlet_env.config", "townlet_env.core"},
+    "townlet_train": {"townlet_env", "townlet_env.config", "townlet_env.core", "townlet_env.recording"},
 }
 # What a Town does once; an adapter that imports these is sequencing the core by hand again.
 SEQUENCING = {"step", "observe", "action_mask", "autoreset", "initial_state", "regenerate", "respawn"}

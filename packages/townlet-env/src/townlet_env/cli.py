@@ -4,6 +4,7 @@
     townlet-env validate PACK               load and compile a pack; exit 2 with one message if not
     townlet-env inspect PACK [--json]       every rule of a pack and its observation layout
     townlet-env simulate [--level L0_minimal] [--steps 30] [--seed 0] ...   watch a town live
+    townlet-env record | replay | video ...  recordings: see townlet_env/recording/commands.py
 
 PACK is a built-in level name or a pack directory. Problems with a pack or with the arguments
 print one `error: ...` message to stderr and exit with status 2, never a traceback.
@@ -23,6 +24,9 @@ from townlet_env import __version__
 from townlet_env.config import ConfigError, builtin_levels
 from townlet_env.config.loader import BUILTIN_DIR
 from townlet_env.core import CompiledLevel, compile_level
+from townlet_env.recording import RecordingError
+from townlet_env.recording import commands as recording
+from townlet_env.recording.video import VideoDependencyError
 
 USAGE_ERROR = 2  # argparse's status for bad arguments; a bad pack is a bad argument too
 
@@ -89,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="random",
         help="random: uniform over legal actions; interact: INTERACT whenever it is legal",
     )
+    recording.add_commands(commands, _int_at_least)
     return parser
 
 
@@ -96,11 +101,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        run = {"levels": _levels, "validate": _validate, "inspect": _inspect, "simulate": _simulate}
+        run = {
+            "levels": _levels,
+            "validate": _validate,
+            "inspect": _inspect,
+            "simulate": _simulate,
+            "record": recording.run_record,
+            "replay": recording.run_replay,
+            "video": recording.run_video,
+        }
         return run[args.command](args)
     except SystemExit as done:  # --help and --version
         return done.code if isinstance(done.code, int) else 0
-    except (_UsageError, ConfigError) as exc:
+    except (_UsageError, ConfigError, RecordingError, recording.CommandError, VideoDependencyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return USAGE_ERROR
     except BrokenPipeError:  # `townlet-env inspect L1_full_observability | head` is fine

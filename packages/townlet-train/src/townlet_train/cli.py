@@ -4,7 +4,7 @@ townlet-train train --level L1_full_observability [--config FILE] [--total-steps
                     [--num-envs N] [--device auto|cpu|cuda] [--seed S] [--run-dir DIR]
 townlet-train train --resume DIR [--total-steps N] [--device auto|cpu|cuda]
 townlet-train eval --checkpoint PATH [--episodes K] [--policy learned|scripted|random]
-                   [--difficulty 1.0] [--json] [--details]
+                   [--difficulty 1.0] [--json] [--details] [--record DIR]
 """
 
 from __future__ import annotations
@@ -46,6 +46,12 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true", help="print one JSON line")
     ev.add_argument(
         "--details", action="store_true", help="also report action shares, affordance uses and deaths"
+    )
+    ev.add_argument(
+        "--record",
+        type=Path,
+        metavar="DIR",
+        help="write the episodes as a recording into DIR (townlet-env replay)",
     )
     return parser
 
@@ -148,7 +154,15 @@ def _eval(args: argparse.Namespace) -> int:
     if level is None:
         raise ValueError("give --checkpoint or --level")
     result = evaluate(
-        level, args.policy, args.episodes, args.difficulty, network, args.seed, device, args.details
+        level,
+        args.policy,
+        args.episodes,
+        args.difficulty,
+        network,
+        args.seed,
+        device,
+        args.details,
+        args.record,
     )
     if args.json:
         print(_json_line(result))
