@@ -273,9 +273,12 @@ class Trainer:
 
     def save(self) -> Path:
         name = f"step_{self.counters['agent_steps']:012d}"
-        return ckpt.save_checkpoint(
-            self.state_dict(), self.run_dir / "checkpoints", name, self.cfg.checkpoint.keep
-        )
+        directory = self.run_dir / "checkpoints"
+        try:
+            return ckpt.save_checkpoint(self.state_dict(), directory, name, self.cfg.checkpoint.keep)
+        except OSError as exc:  # a full disk says "No space left on device", but not where
+            exc.filename = exc.filename or str(directory / f"{name}.pt")
+            raise
 
     # --- the whole run ------------------------------------------------------------------------
 
