@@ -37,7 +37,10 @@ def resume(cfg: TrainConfig, run_dir: Path, make_trainer: Callable[[], Trainer])
     directory = run_dir / "checkpoints"
     candidates = checkpoints_newest_first(directory)
     if not candidates:
-        raise CheckpointError(f"{directory}: no checkpoint to resume from")
+        raise CheckpointError(
+            f"{directory}: no checkpoint to resume from (the run stopped before its first save, "
+            f"at most checkpoint.every_seconds in); start afresh in another --run-dir or remove {run_dir}"
+        )
     failures: list[tuple[Path, str]] = []
     trainer: Trainer | None = None
     for path in candidates:
