@@ -121,7 +121,14 @@ class CurriculumSettings(Strict):
 
 
 class CheckpointSettings(Strict):
+    """A save comes at whichever of the three limits is reached first; `every_seconds` bounds what
+    a crash can lose on any level and device, the other two put saves at reproducible points."""
+
     every_episodes: int = Field(default=2000, ge=1, description="finished episodes between saves")
+    every_steps: int = Field(default=500_000, ge=1, description="agent-steps between saves")
+    every_seconds: float = Field(
+        default=120.0, gt=0.0, le=86_400.0, description="wall-clock seconds since the last save"
+    )
     keep: int = Field(default=3, ge=1, description="most recent checkpoints kept")
     include_replay: bool = False
 

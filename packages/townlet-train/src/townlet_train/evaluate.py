@@ -96,6 +96,23 @@ def load_policy_network(path: Path, device: torch.device) -> tuple[torch.nn.Modu
     return network.to(device).eval(), cfg
 
 
+def check_level_fits(level: str, trained_on: str, path: Path) -> None:
+    """A learned policy plays another level only where that level has the same observation layout
+    and actions (L1, L2 and L3 share theirs); anything else is refused before it is played."""
+    from townlet_env.core import compile_level
+
+    if level == trained_on:
+        return
+    asked, own = compile_level(level), compile_level(trained_on)
+    fields = [[(f.name, f.offset, f.size) for f in lv.layout.fields] for lv in (asked, own)]
+    if fields[0] != fields[1] or asked.action_names != own.action_names:
+        raise ValueError(
+            f"--level {level}: its observations ({asked.layout.size} floats) and actions "
+            f"({asked.n_actions}) do not fit the network of {path}, trained on {trained_on} "
+            f"({own.layout.size} floats, {own.n_actions} actions); leave out --level to play that one"
+        )
+
+
 def evaluate(
     level: str,
     policy: str,
