@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 import yaml
 
-from townlet_env.config.messages import ConfigError, clip, kind_of, short
+from townlet_env.config.messages import ConfigError, clip, kind_of, one_line, short
 
 MAX_BYTES = 256 * 1024
 MAX_DEPTH = 32
@@ -94,7 +94,7 @@ def _one_line(exc: yaml.YAMLError) -> str:
         return clip(" ".join(str(exc).split()), 300)
     where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
     context = getattr(exc, "context", None)
-    return where + clip(f"{problem}" + (f" ({context})" if context else ""), 300)
+    return where + one_line(clip(f"{problem}" + (f" ({context})" if context else ""), 300))
 
 
 class RefusedDocument(yaml.MarkedYAMLError):

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from townlet_env.config.bounded_yaml import read_yaml_mapping
-from townlet_env.config.messages import ConfigError, describe_validation_error, did_you_mean
+from townlet_env.config.messages import ConfigError, describe_validation_error, did_you_mean, printable
 from townlet_env.config.schema import (
     PACK_FILES,
     ActionsFile,
@@ -88,7 +88,7 @@ def load_level(level: str | Path) -> LevelConfig:
     unknown = sorted(present - set(PACK_FILES))
     if unknown:
         raise ConfigError(
-            f"{pack / unknown[0]}: unknown file in level pack "
+            f"{pack / printable(unknown[0])}: unknown file in level pack "
             f"(allowed: {', '.join(PACK_FILES)}{did_you_mean(unknown[0], list(PACK_FILES))})"
         )
     parsed: dict[str, Any] = {}
@@ -117,9 +117,9 @@ def _cross_check(cfg: LevelConfig) -> None:
     pack = cfg.source
 
     def need_meter(file: str, where: str, name: str) -> None:
-        if name not in meters:
+        if name not in meters:  # a meter delta's key is any string: show it safely
             raise ConfigError(
-                f"{pack / file}: {where}: unknown meter '{name}' "
+                f"{pack / file}: {where}: unknown meter '{printable(name)}' "
                 f"(meters: {', '.join(meters)}{did_you_mean(name, meters)})"
             )
 
@@ -138,10 +138,10 @@ def _cross_check(cfg: LevelConfig) -> None:
     for i, aff in enumerate(cfg.affordances.affordances):
         for field in ("cost", "effects", "completion"):
             for name in getattr(aff, field):
-                need_meter("affordances.yaml", f"affordances[{i}].{field}.{name}", name)
+                need_meter("affordances.yaml", f"affordances[{i}].{field}.{printable(name)}", name)
     for i, act in enumerate(cfg.actions.actions):
         for name in act.effects:
-            need_meter("actions.yaml", f"actions[{i}].effects.{name}", name)
+            need_meter("actions.yaml", f"actions[{i}].effects.{printable(name)}", name)
     _check_reward(cfg, need_meter)
     _check_observation(cfg)
     _check_world(cfg)

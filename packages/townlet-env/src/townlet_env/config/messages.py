@@ -42,6 +42,21 @@ def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def printable(text: str, limit: int = 60) -> str:
+    """A name from a file as a message shows it: cut short, and quoted if it holds a line break
+    or the like (a message is one line per problem; a key "\\r" must not split it)."""
+    return clip(text if text.isprintable() else repr(text), limit)
+
+
+# Every character that str.splitlines() breaks a line at.
+_LINE_BREAKS = str.maketrans(dict.fromkeys("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029", " "))
+
+
+def one_line(text: str) -> str:
+    """The last guard of "one line per problem", should any text from a file slip through."""
+    return text.translate(_LINE_BREAKS)
+
+
 def kind_of(value: Any) -> str:
     names = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
     return names.get(type(value), type(value).__name__) + f" {short(value)}"
@@ -66,7 +81,7 @@ _JARGON = {  # pydantic's words for Python types, in the words of a YAML file
 def describe_validation_error(path: Path, model: type[BaseModel], exc: ValidationError) -> str:
     """One line per problem: `file: field.path: what is wrong (allowed: ...)`."""
     errors = exc.errors()
-    lines = [f"{path}: {clip(_one(model, err), MAX_LINE)}" for err in errors[:MAX_LINES]]
+    lines = [f"{path}: {one_line(clip(_one(model, err), MAX_LINE))}" for err in errors[:MAX_LINES]]
     if len(errors) > MAX_LINES:
         lines = [*lines[: MAX_LINES - 1], f"{path}: ... and {len(errors) - MAX_LINES + 1} more problems"]
     return "\n".join(lines)
@@ -85,7 +100,7 @@ def _one(model: type[BaseModel], err: Any) -> str:
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         key = err["ctx"]["discriminator"].strip("'")
         tags = [str(_tag(m)) for m in _members(end)]
-        tag = clip(str(err["ctx"].get("tag")), 60)
+        tag = printable(str(err["ctx"].get("tag")))
         problem = f"unknown {key} '{tag}'" if kind == "union_tag_invalid" else "required field missing"
         return f"{where}.{key}: {problem} (allowed: {', '.join(tags)}{did_you_mean(tag, tags)})"
     name = next((_key(p) for p in reversed(loc) if isinstance(p, str)), "value")
@@ -109,8 +124,7 @@ def _one(model: type[BaseModel], err: Any) -> str:
 
 
 def _key(part: Any) -> str:
-    """A key as the path shows it: a hostile file may use a megabyte-long one."""
-    return clip(str(part), 60)
+    return printable(str(part))
 
 
 def _walk(model: type[BaseModel], loc: list[Any]) -> tuple[str, Any, list[Any]]:
