@@ -22,8 +22,9 @@ from townlet_env.config.messages import short
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=40)]
 MeterDeltas = dict[str, Annotated[float, Field(ge=-1.0, le=1.0)]]
-# Rewards are sums of weights times meters in [0, 1]: this bound keeps every reward finite in
-# float32 (about 1e6 x 32 meters), far beyond any useful scale.
+# A reward is a base plus at most 32 weights times a meter's distance from the centre (within
+# [-1, 1]): this bound keeps every reward under about 3.3e7, finite in float32 and far beyond any
+# useful scale.
 REWARD_LIMIT = 1e6
 RewardScale = Annotated[float, Field(ge=-REWARD_LIMIT, le=REWARD_LIMIT)]
 
