@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from townlet_env.core import memory, snapshot
+from townlet_env.core.checks import check_actions, check_render_mode, town_index
 from townlet_env.core.dynamics import step
 from townlet_env.core.level import CompiledLevel, compile_level
 from townlet_env.core.observe import action_mask, affordance_at, hour_of_day, observe
@@ -320,9 +321,8 @@ class Town:
         """A copy of the given towns (default: all) for observers and recorders."""
         state = self.state
         k = self.agents_per_town
-        index = (
-            torch.arange(self.num_towns, device=self.device) if towns is None else _town_index(towns, self)
-        )
+        every = torch.arange(self.num_towns, device=self.device)
+        index = every if towns is None else town_index(towns, self.num_towns, self.device)
         slots = state.slots_of(index)
 
         def per_slot(tensor: torch.Tensor) -> torch.Tensor:
@@ -351,51 +351,6 @@ class Town:
         if mode == "ansi":
             return render_ansi(self.level, self.state, town)
         return render_rgb(self.level, self.state, town)
-
-
-def _town_index(towns: Any, town: Town) -> torch.Tensor:
-    index = torch.as_tensor(towns, device=town.device).flatten()
-    if index.dtype in (torch.bool, torch.float16, torch.float32, torch.float64) or index.is_complex():
-        raise ValueError(f"towns must be integer town indices, got {index.dtype}")
-    index = index.long()
-    if index.numel() and bool(((index < 0) | (index >= town.num_towns)).any()):
-        raise ValueError(f"town indices must be in [0, {town.num_towns}), got {index.tolist()[:8]}")
-    return index
-
-
-def check_render_mode(mode: str | None, allowed: tuple[str, ...], optional: bool = False) -> None:
-    """The one check of a render mode, for the town and every adapter."""
-    if (optional and mode is None) or mode in allowed:
-        return
-    choices = ("None", *map(repr, allowed)) if optional else tuple(map(repr, allowed))
-    raise ValueError(f"render_mode {mode!r} is not one of {', '.join(choices)}")
-
-
-def check_actions(actions: Any, n: int, level: CompiledLevel, device: torch.device) -> torch.Tensor:
-    """[n] long actions on `device` from a tensor, array or list; the one place they are checked."""
-    try:
-        actions = torch.as_tensor(actions, device=device)
-    except (TypeError, ValueError, RuntimeError) as err:
-        raise ValueError(f"actions must be integers of shape ({n},) (tensor, array or list): {err}") from err
-    # bool is rejected too: True/False would silently run as UP/DOWN.
-    if (
-        actions.shape != (n,)
-        or actions.is_floating_point()
-        or actions.is_complex()
-        or actions.dtype == torch.bool
-    ):
-        raise ValueError(
-            f"actions must be an integer tensor of shape ({n},), got {tuple(actions.shape)} {actions.dtype}"
-        )
-    actions = actions.long()
-    bad = (actions < 0) | (actions >= level.n_actions)
-    if bool(bad.any()):
-        slot = int(bad.nonzero()[0, 0])
-        raise ValueError(
-            f"action {int(actions[slot])} in slot {slot} is out of range: actions are 0.."
-            f"{level.n_actions - 1} ({', '.join(level.action_names)})"
-        )
-    return actions
 
 
 __all__ = [

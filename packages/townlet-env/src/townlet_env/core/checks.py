@@ -1,0 +1,59 @@
+"""The checks every entry point into a running town shares: actions, render modes, town indices.
+
+They live here once, so that the Town and every adapter refuse the same input with the same
+message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from townlet_env.core.level import CompiledLevel
+
+
+def town_index(towns: Any, num_towns: int, device: torch.device) -> torch.Tensor:
+    """[V] long town indices from a list, array or tensor; each in [0, num_towns)."""
+    index = torch.as_tensor(towns, device=device).flatten()
+    if index.dtype in (torch.bool, torch.float16, torch.float32, torch.float64) or index.is_complex():
+        raise ValueError(f"towns must be integer town indices, got {index.dtype}")
+    index = index.long()
+    if index.numel() and bool(((index < 0) | (index >= num_towns)).any()):
+        raise ValueError(f"town indices must be in [0, {num_towns}), got {index.tolist()[:8]}")
+    return index
+
+
+def check_render_mode(mode: str | None, allowed: tuple[str, ...], optional: bool = False) -> None:
+    """The one check of a render mode, for the town and every adapter."""
+    if (optional and mode is None) or mode in allowed:
+        return
+    choices = ("None", *map(repr, allowed)) if optional else tuple(map(repr, allowed))
+    raise ValueError(f"render_mode {mode!r} is not one of {', '.join(choices)}")
+
+
+def check_actions(actions: Any, n: int, level: CompiledLevel, device: torch.device) -> torch.Tensor:
+    """[n] long actions on `device` from a tensor, array or list; the one place they are checked."""
+    try:
+        actions = torch.as_tensor(actions, device=device)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(f"actions must be integers of shape ({n},) (tensor, array or list): {err}") from err
+    # bool is rejected too: True/False would silently run as UP/DOWN.
+    if (
+        actions.shape != (n,)
+        or actions.is_floating_point()
+        or actions.is_complex()
+        or actions.dtype == torch.bool
+    ):
+        raise ValueError(
+            f"actions must be an integer tensor of shape ({n},), got {tuple(actions.shape)} {actions.dtype}"
+        )
+    actions = actions.long()
+    bad = (actions < 0) | (actions >= level.n_actions)
+    if bool(bad.any()):
+        slot = int(bad.nonzero()[0, 0])
+        raise ValueError(
+            f"action {int(actions[slot])} in slot {slot} is out of range: actions are 0.."
+            f"{level.n_actions - 1} ({', '.join(level.action_names)})"
+        )
+    return actions
