@@ -140,3 +140,16 @@ def wait_for_checkpoint(process: Any, run_dir: Path, newer_than: int = -1, limit
         time.sleep(0.02)
     process.kill()
     raise AssertionError(f"no checkpoint in {run_dir} after {limit_s} s")
+
+
+def one_error(argv: list[str], capsys: Any) -> str:
+    """Run `townlet-train ARGV`; it must exit 2 with exactly one `error:` line and no traceback."""
+    from townlet_train import cli
+
+    code = cli.main(argv)
+    out, err = capsys.readouterr()
+    assert code == 2, (argv, out, err)
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]

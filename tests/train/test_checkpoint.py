@@ -12,7 +12,6 @@ import pytest
 import torch
 import yaml
 
-from townlet_train import cli
 from townlet_train.checkpoint import (
     FORMAT_VERSION,
     CheckpointError,
@@ -22,7 +21,7 @@ from townlet_train.checkpoint import (
 )
 from townlet_train.loop import Trainer, write_resolved_config
 
-from .helpers import network_of, network_shapes, replay_of, short_level, tiny_config
+from .helpers import network_of, network_shapes, one_error, replay_of, short_level, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -44,16 +43,6 @@ def copy_run(run: dict[str, Any], dest: Path) -> Path:
 def only_checkpoint(run_dir: Path) -> Path:
     (path,) = sorted((run_dir / "checkpoints").glob("*.pt"))
     return path
-
-
-def cli_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    code = cli.main(argv)
-    out, err = capsys.readouterr()
-    assert code == 2, (out, err)
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    return lines[0]
 
 
 # --- contents ----------------------------------------------------------------------------------
@@ -139,8 +128,8 @@ def test_corrupt_file(run: dict[str, Any], tmp_path: Path, capsys: pytest.Captur
     path.write_bytes(bytes(data))
     with pytest.raises(CheckpointError, match="SHA-256 mismatch"):
         load_checkpoint(path)
-    assert "SHA-256" in cli_error(["eval", "--checkpoint", str(path), "--episodes", "2"], capsys)
-    assert "SHA-256" in cli_error(["train", "--resume", str(run_dir), "--no-progress"], capsys)
+    assert "SHA-256" in one_error(["eval", "--checkpoint", str(path), "--episodes", "2"], capsys)
+    assert "SHA-256" in one_error(["train", "--resume", str(run_dir), "--no-progress"], capsys)
 
 
 def test_missing_digest(run: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -149,13 +138,13 @@ def test_missing_digest(run: dict[str, Any], tmp_path: Path, capsys: pytest.Capt
     path.with_name(path.name + ".sha256").unlink()
     with pytest.raises(CheckpointError, match="digest"):
         load_checkpoint(path)
-    assert "digest" in cli_error(["eval", "--checkpoint", str(path)], capsys)
+    assert "digest" in one_error(["eval", "--checkpoint", str(path)], capsys)
 
 
 def test_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         load_checkpoint(tmp_path / "nope.pt")
-    assert "no such checkpoint" in cli_error(["eval", "--checkpoint", str(tmp_path / "nope.pt")], capsys)
+    assert "no such checkpoint" in one_error(["eval", "--checkpoint", str(tmp_path / "nope.pt")], capsys)
 
 
 def test_wrong_format_version(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -163,7 +152,7 @@ def test_wrong_format_version(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     with pytest.raises(CheckpointError, match="format version") as info:
         load_checkpoint(path)
     assert str(FORMAT_VERSION + 1) in str(info.value) and str(FORMAT_VERSION) in str(info.value)
-    assert "format version" in cli_error(["eval", "--checkpoint", str(path)], capsys)
+    assert "format version" in one_error(["eval", "--checkpoint", str(path)], capsys)
 
 
 def test_pickled_code_is_refused(tmp_path: Path) -> None:
@@ -187,7 +176,7 @@ def test_checkpoint_from_another_level(
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     config["level"] = str(other)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
-    assert "level" in cli_error(["train", "--resume", str(run_dir), "--no-progress"], capsys)
+    assert "level" in one_error(["train", "--resume", str(run_dir), "--no-progress"], capsys)
 
 
 def test_different_network_shape(
@@ -201,7 +190,7 @@ def test_different_network_shape(
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     config["network"]["hidden"] = [48]
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
-    message = cli_error(["train", "--resume", str(run_dir), "--no-progress"], capsys)
+    message = one_error(["train", "--resume", str(run_dir), "--no-progress"], capsys)
     assert "network shape" in message and "48" in message
 
 

@@ -16,7 +16,7 @@ from townlet_train import cli
 from townlet_train.checkpoint import latest_checkpoint
 from townlet_train.config import load_config
 
-from .helpers import config_file
+from .helpers import config_file, one_error
 
 EVAL_KEYS = {"policy", "episodes", "mean_survival", "median_survival", "mean_reward", "max_steps"}
 
@@ -25,15 +25,6 @@ def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
     code = cli.main(argv)
     out, err = capsys.readouterr()
     return code, out, err
-
-
-def one_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    code, out, err = run_cli(argv, capsys)
-    assert code == 2, (argv, out, err)
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    assert "Traceback" not in err
-    return lines[0]
 
 
 def test_train_creates_a_run_directory(cli_run: dict[str, Any]) -> None:

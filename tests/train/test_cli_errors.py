@@ -17,7 +17,7 @@ from townlet_train import metrics as metrics_module
 from townlet_train.checkpoint import latest_checkpoint
 from townlet_train.loop import Trainer
 
-from .helpers import checkpoint_steps, config_file
+from .helpers import checkpoint_steps, config_file, one_error
 from .test_resume import episodes_after
 
 
@@ -27,16 +27,6 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config = config_file(base / "train.yaml", total_steps=256)
     assert cli.main(["train", "--config", str(config), "--run-dir", str(base / "run"), "--no-progress"]) == 0
     return base / "run"
-
-
-def one_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    code = cli.main(argv)
-    out, err = capsys.readouterr()
-    assert code == 2, (out, err)
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    return lines[0]
 
 
 def resume_argv(run_dir: Path, *extra: str) -> list[str]:

@@ -14,7 +14,7 @@ import yaml
 from townlet_train import cli
 from townlet_train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
-from .helpers import checkpoint_steps, config_file
+from .helpers import checkpoint_steps, config_file, one_error
 
 STEPS = [128, 256, 384, 512]
 
@@ -42,15 +42,6 @@ def resume(run_dir: Path, capsys: pytest.CaptureFixture[str], total: int = 640) 
     assert code == 0, err
     assert "Traceback" not in err
     return out, err
-
-
-def one_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    code = cli.main(argv)
-    _, err = capsys.readouterr()
-    assert code == 2 and "Traceback" not in err
-    (line,) = err.strip().splitlines()
-    assert line.startswith("error: ")
-    return line
 
 
 def flip_a_byte(path: Path) -> None:
