@@ -4,6 +4,7 @@
     townlet-env validate PACK               load and compile a pack; exit 2 with one message if not
     townlet-env inspect PACK [--json]       every rule of a pack and its observation layout
     townlet-env simulate [--level L0_minimal] [--steps 30] [--seed 0] ...   watch a town live
+    townlet-env serve [--level L] [--port 8765] [--towns 4] ...    watch towns in a browser
 
 PACK is a built-in level name or a pack directory. Problems with a pack or with the arguments
 print one `error: ...` message to stderr and exit with status 2, never a traceback.
@@ -89,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="random",
         help="random: uniform over legal actions; interact: INTERACT whenever it is legal",
     )
+    from townlet_env.observer import cli as observer_cli
+
+    observer_cli.add_parser(commands, _int_at_least)
     return parser
 
 
@@ -97,6 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         run = {"levels": _levels, "validate": _validate, "inspect": _inspect, "simulate": _simulate}
+        if args.command == "serve":
+            return _serve(args)
         return run[args.command](args)
     except SystemExit as done:  # --help and --version
         return done.code if isinstance(done.code, int) else 0
@@ -376,6 +382,15 @@ def _simulate(args: argparse.Namespace) -> int:
     )
     town.close()
     return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from townlet_env.observer import cli as observer_cli
+
+    try:  # a bad level, port or missing extra: one error line, like every other command
+        return observer_cli.run(args)
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from None
 
 
 def choose_actions(mask: Any, policy: str, interact: int, generator: Any) -> Any:
