@@ -68,6 +68,9 @@ class Source:
         self.controlled: int | None = None
         self._before: TownView | None = None
         self._last_text: str | None = None
+        self._shown: tuple[Any, ...] = ()  # the settings the last published tick showed
+        self._last_actions: torch.Tensor | None = None
+        self._last_training: dict[str, Any] | None = None
 
     # --- what the server asks ---------------------------------------------------------------
 
@@ -138,20 +141,32 @@ class Source:
     # --- for the stepping thread -------------------------------------------------------------
 
     def _gate(self) -> bool:
-        """Wait while paused with no steps owed; False once the source is stopping."""
-        with self._lock:
-            while not self._stopping and self.paused and self._steps_left == 0:
-                self._lock.wait(0.5)
-            if self._stopping:
-                return False
-            if self.paused:
-                self._steps_left -= 1
-            return True
+        """Wait while paused with no steps owed; False once the source is stopping. While it
+        waits, a command that changed what a tick shows (pause, watch, control) republishes the
+        current tick, so clients see it without a step."""
+        while True:
+            with self._lock:
+                if self._stopping:
+                    return False
+                if not self.paused or self._steps_left > 0:
+                    if self.paused:
+                        self._steps_left -= 1
+                    return True
+                stale = self._settings() != self._shown
+                if not stale:
+                    self._lock.wait(0.5)
+            if stale:
+                self._publish(self._last_actions, self._last_training)
+
+    def _settings(self) -> tuple[Any, ...]:
+        return (self.paused, self.speed, tuple(self.watched), self.controlled)
 
     def _publish(self, actions: torch.Tensor | None, training: dict[str, Any] | None = None) -> None:
         with self._lock:
             watched, controlled = list(self.watched), self.controlled
             paused, speed = self.paused, self.speed
+            self._shown = self._settings()
+        self._last_actions, self._last_training = actions, training
         view = self.town.view(watched)
         mine = frames.watched_actions(self.town, watched, actions)
         events = frames.events(self._before, view, self.tick, self.town.level.interact_action, mine)

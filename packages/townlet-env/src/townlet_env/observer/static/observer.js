@@ -100,6 +100,7 @@ function draw() {
   $("tick").textContent = msg.tick;
   $("fps").textContent = state.frames.length;
   $("drops").textContent = state.dropped;
+  if (document.activeElement !== $("speed")) $("speed").value = msg.speed;
   $("play").disabled = state.role === "admin" ? !msg.paused : !state.frozen;
   const town = focusedTown(); if (!town) return;
   $("clock").textContent = h.level.day_cycle ? `${String(town.hour).padStart(2, "0")}:00 (tick ${town.clock})` : `tick ${town.clock} (no day cycle)`;

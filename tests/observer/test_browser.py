@@ -1,0 +1,74 @@
+"""The page in a real browser (Playwright driving headless Chromium) against a live server.
+
+It loads the page, sees the map drawn and the meters move, pauses and steps one tick, and
+saves docs/observer.png, the screenshot that docs/observer.md shows. Without Playwright or a
+Chromium the test is skipped with the reason, never passed: CI installs Debian's chromium
+(.ci/run) because Playwright's own browser download needs the internet.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from .conftest import ADMIN, Live
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
+
+
+def find_chromium() -> str | None:
+    found = [p for p in CHROMIUM if Path(p).is_file()]
+    return found[0] if found else shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def meters_of(page, slot: int) -> list[str]:  # type: ignore[no-untyped-def]
+    return page.eval_on_selector_all(
+        f'#agents .meter[data-slot="{slot}"]', "els => els.map(e => e.dataset.value)"
+    )
+
+
+def test_the_page_draws_pauses_and_steps(make_live: Callable[..., Live]) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.skip("no Chromium found (apt-get install chromium); the browser test cannot run")
+    live = make_live(towns=2, agents=3, speed=20.0)
+    live.source.start()
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(f"{live.http}/#token={ADMIN}")
+            page.wait_for_function("document.getElementById('role').textContent === 'admin'")
+            page.wait_for_function("Number(document.getElementById('tick').textContent) > 0")
+            # the map is drawn: the canvas holds more than one colour
+            colours = page.evaluate(
+                """() => { const c = document.getElementById('map');
+                    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                    const seen = new Set(); for (let i = 0; i < d.length; i += 64) seen.add(d[i] << 16 | d[i+1] << 8 | d[i+2]);
+                    return seen.size; }"""
+            )
+            assert colours > 5
+            before = meters_of(page, 0)
+            assert len(before) == 8
+            page.wait_for_function(
+                "before => JSON.stringify([...document.querySelectorAll('#agents .meter[data-slot=\"0\"]')]"
+                ".map(e => e.dataset.value)) !== before",
+                arg=str(before).replace("'", '"'),
+            )
+            page.click("#pause")
+            page.wait_for_function("!document.getElementById('play').disabled")
+            paused = live.source.tick
+            page.wait_for_function(f"Number(document.getElementById('tick').textContent) === {paused}")
+            page.click("#step")
+            page.wait_for_function(f"Number(document.getElementById('tick').textContent) === {paused + 1}")
+            assert live.source.tick == paused + 1
+            page.click("#agents .agent")  # the inspector follows the first agent
+            page.wait_for_selector("#inspector canvas#history")
+            page.screenshot(path=str(ROOT / "docs" / "observer.png"))
+        finally:
+            browser.close()
