@@ -49,7 +49,8 @@ def test_the_page_draws_pauses_and_steps(make_live: Callable[..., Live]) -> None
             colours = page.evaluate(
                 """() => { const c = document.getElementById('map');
                     const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-                    const seen = new Set(); for (let i = 0; i < d.length; i += 64) seen.add(d[i] << 16 | d[i+1] << 8 | d[i+2]);
+                    const seen = new Set();
+                    for (let i = 0; i < d.length; i += 64) seen.add(d[i] << 16 | d[i+1] << 8 | d[i+2]);
                     return seen.size; }"""
             )
             assert colours > 5

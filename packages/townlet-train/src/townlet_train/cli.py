@@ -35,6 +35,14 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--run-dir", type=Path, help="default: runs/<level>/<timestamp>/")
     train.add_argument("--resume", type=Path, metavar="DIR", help="continue a run from its last checkpoint")
     train.add_argument("--no-progress", action="store_true", help="no live table on the terminal")
+    train.add_argument(
+        "--observe",
+        type=int,
+        nargs="?",
+        const=8765,
+        metavar="PORT",
+        help="serve the live observer page on 127.0.0.1:PORT (default 8765; docs/observer.md)",
+    )
     ev = sub.add_parser("eval", help="play greedy episodes and report survival")
     ev.add_argument("--checkpoint", type=Path, help="checkpoint to evaluate (needed for --policy learned)")
     ev.add_argument("--level", help="level for scripted/random without a checkpoint")
@@ -63,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from townlet_train import observe
     from townlet_train.loop import Trainer, write_resolved_config
 
     if args.resume is not None:
@@ -115,7 +124,12 @@ def _train(args: argparse.Namespace) -> int:
         trainer = Trainer(_quiet(cfg, args), run_dir)  # first: a bad level leaves no half-made run
         write_resolved_config(cfg, run_dir)
         print(f"training {cfg.level} for {cfg.total_steps:,} agent-steps into {run_dir}")
-    result = trainer.run(cfg.total_steps)
+    observer = observe.attach(trainer, args.observe)
+    try:
+        result = trainer.run(cfg.total_steps)
+    finally:
+        if observer is not None:
+            observer.close()
     print(_json_line(result))
     return 0
 

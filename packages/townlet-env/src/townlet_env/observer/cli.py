@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,18 @@ def make_policy(name: str, town: Any, seed: int) -> Any:
     return lambda now: scripted(now.obs, {"action_mask": now.mask})
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """Bind here rather than in uvicorn: a port in use or a bad host is one clear error."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except (OSError, OverflowError) as exc:
+        raise ValueError(f"cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}") from None
+    return sock
+
+
 def run(args: argparse.Namespace) -> int:
     try:  # checked first: one clear message instead of a traceback
         import starlette  # noqa: F401
@@ -71,10 +84,13 @@ def run(args: argparse.Namespace) -> int:
     source = LiveSource(town, make_policy(args.policy, town, args.seed), speed=args.speed)
     audit = AuditLog(args.audit_log)
     app = create_app(source, audit=audit)
-    print(f"watching {town.level.name} at http://{args.host}:{args.port}/ (audit log {audit.path})")
+    sock = listen(args.host, args.port)
+    port = sock.getsockname()[1]
+    print(f"watching {town.level.name} at http://{args.host}:{port}/ (audit log {audit.path})", flush=True)
     source.start()
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", ws_max_size=1 << 20)
+        config = uvicorn.Config(app, log_level="warning", ws_max_size=1 << 20)
+        uvicorn.Server(config).run(sockets=[sock])
     finally:
         source.stop()
         source.join(5)

@@ -176,7 +176,12 @@ class ServerThread:
         # up to this larger bound (see _parse), so only absurd frames meet uvicorn's limit.
         config = uvicorn.Config(app, host=host, port=port, log_level="warning", ws_max_size=1 << 20)
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name="townlet-observer-http", daemon=True)
+        self.thread = threading.Thread(target=self._run, name="townlet-observer-http", daemon=True)
+
+    def _run(self) -> None:
+        # uvicorn exits through sys.exit when it cannot listen; start() reports that instead
+        with contextlib.suppress(SystemExit):
+            self.server.run()
 
     def start(self, timeout: float = 30.0) -> ServerThread:
         self.thread.start()

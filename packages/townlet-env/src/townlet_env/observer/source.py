@@ -305,8 +305,11 @@ class TrainerSource(Source):
     kind = "trainer"
     commands = ("pause", "resume", "step", "watch")
 
-    def __init__(self, town: Town, watched: list[int] | None = None, fps: float = 20.0) -> None:
+    def __init__(
+        self, town: Town, watched: list[int] | None = None, fps: float = 20.0, paused: bool = False
+    ) -> None:
         super().__init__(town, watched, speed=0.0)
+        self.paused = paused  # paused from the start: training waits for an admin's resume
         self.interval = 1.0 / fps
         self._last_publish = -math.inf
 

@@ -1,0 +1,87 @@
+"""`--observe`: the observer attached to a training run shows training figures and can hold it."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from townlet_env.observer.server import ServerThread
+
+from .conftest import ADMIN, TIMEOUT, Client
+
+pytest.importorskip("townlet_train", reason="townlet-train is not installed")
+
+
+# a tiny feed-forward run on L0_minimal (as tests/train/helpers.py's TINY): 40 env steps of 16 slots
+TINY = {
+    "level": "L0_minimal",
+    "seed": 0,
+    "device": "cpu",
+    "total_steps": 16 * 40,
+    "env__num_envs": 16,
+    "network__hidden": [32],
+    "network__field_embed": 8,
+    "algorithm__batch_size": 32,
+    "algorithm__learning_starts": 64,
+    "replay__kind": "uniform",
+    "replay__capacity": 2048,
+    "metrics__progress": False,
+    "metrics__tensorboard": False,
+}
+
+
+def test_a_training_run_is_watched_paused_and_stepped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from websockets.sync.client import connect
+
+    from townlet_train.config import load_config
+    from townlet_train.loop import Trainer
+    from townlet_train.observe import Observer
+
+    monkeypatch.setenv("TOWNLET_ADMIN_TOKEN", ADMIN)
+    trainer = Trainer(load_config(None, **TINY), tmp_path / "run")
+    observer = Observer(trainer, 0, paused=True)
+    trainer.observer = observer
+    result: dict = {}
+    training = threading.Thread(target=lambda: result.update(trainer.run()), daemon=True)
+    training.start()
+    try:
+        url = f"ws://127.0.0.1:{observer.server.port}/ws"
+        with connect(url, open_timeout=TIMEOUT, max_size=None) as ws:
+            client = Client(ws)
+            client.send({"type": "auth", "token": ADMIN})
+            hello = client.recv()
+            assert hello["source"] == "trainer" and "speed" not in hello["commands"]
+            first = client.until("tick")
+            assert first["tick"] == 1 and first["paused"] and first["training"]["agent_steps"] == 16
+            assert trainer.counters["env_steps"] == 1  # held by the pause
+            assert client.command("speed", value=5)["type"] == "error"
+            client.command("step", n=30)
+            tick = client.until("tick", lambda m: m["tick"] == 31)
+            assert tick["training"]["agent_steps"] == 31 * 16 and tick["training"]["loss"] is not None
+            assert trainer.counters["env_steps"] == 31
+            client.command("resume")
+            training.join(TIMEOUT)
+        assert not training.is_alive() and result["agent_steps"] == 16 * 40
+    finally:
+        observer.close()
+        training.join(TIMEOUT)
+    lines = (tmp_path / "run" / "observer-audit.jsonl").read_text().splitlines()
+    assert len(lines) == 3 and '"speed"' in lines[0]
+
+
+def test_serve_thread_reports_a_port_in_use() -> None:
+    from townlet_env.core import Town
+    from townlet_env.observer.server import create_app
+    from townlet_env.observer.source import LiveSource, random_policy
+
+    town = Town("L0_minimal", 1)
+    first = ServerThread(create_app(LiveSource(town, random_policy(0)))).start()
+    try:
+        with pytest.raises(RuntimeError, match="did not start"):
+            ServerThread(create_app(LiveSource(town, random_policy(0))), port=first.port).start()
+    finally:
+        first.stop()
