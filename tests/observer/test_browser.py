@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,7 @@ def find_chromium() -> str | None:
     return found[0] if found else shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def meters_of(page, slot: int) -> list[str]:  # type: ignore[no-untyped-def]
+def meters_of(page: Any, slot: int) -> list[str]:
     return page.eval_on_selector_all(
         f'#agents .meter[data-slot="{slot}"]', "els => els.map(e => e.dataset.value)"
     )
@@ -36,7 +37,7 @@ def test_the_page_draws_pauses_and_steps(make_live: Callable[..., Live]) -> None
     chromium = find_chromium()
     if chromium is None:
         pytest.skip("no Chromium found (apt-get install chromium); the browser test cannot run")
-    live = make_live(towns=2, agents=3, speed=20.0)
+    live = make_live(towns=2, agents=3, speed=50.0)
     live.source.start()
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
@@ -61,6 +62,9 @@ def test_the_page_draws_pauses_and_steps(make_live: Callable[..., Live]) -> None
                 ".map(e => e.dataset.value)) !== before",
                 arg=str(before).replace("'", '"'),
             )
+            page.click("#agents .agent")  # the inspector follows the first agent
+            # some history for the inspector and lower meters, so that the screenshot shows them
+            page.wait_for_function("Number(document.getElementById('tick').textContent) > 80")
             page.click("#pause")
             page.wait_for_function("!document.getElementById('play').disabled")
             paused = live.source.tick
@@ -68,7 +72,6 @@ def test_the_page_draws_pauses_and_steps(make_live: Callable[..., Live]) -> None
             page.click("#step")
             page.wait_for_function(f"Number(document.getElementById('tick').textContent) === {paused + 1}")
             assert live.source.tick == paused + 1
-            page.click("#agents .agent")  # the inspector follows the first agent
             page.wait_for_selector("#inspector canvas#history")
             page.screenshot(path=str(ROOT / "docs" / "observer.png"))
         finally:

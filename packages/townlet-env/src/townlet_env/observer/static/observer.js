@@ -142,19 +142,34 @@ function h24(hour, dayCycle) {
 }
 
 function meterRows(agent) {
-  const lv = state.hello.level;
-  return agent.meters.map((v, m) => {
-    const t = lv.thresholds[m], low = (t !== null && v < t) || (lv.terminal[m] && v < 0.1);
-    return `<div class="meter${low ? " low" : ""}" data-slot="${agent.slot}" data-meter="${lv.meters[m]}" data-value="${v}">` +
-      `<span>${lv.meters[m]}</span><div class="bar"><div style="width:${(100 * v).toFixed(1)}%"></div></div><span>${v.toFixed(2)}</span></div>`;
-  }).join("");
+  return state.hello.level.meters.map((name) =>
+    `<div class="meter" data-slot="${agent.slot}" data-meter="${name}"><span>${name}</span>` +
+    '<div class="bar"><div></div></div><span class="value"></span></div>').join("");
 }
 
+function updateMeter(row, value, m) {
+  const lv = state.hello.level, t = lv.thresholds[m];
+  row.classList.toggle("low", (t !== null && value < t) || (lv.terminal[m] && value < 0.1));
+  row.dataset.value = value;
+  row.querySelector(".bar > div").style.width = `${(100 * value).toFixed(1)}%`;
+  row.querySelector(".value").textContent = value.toFixed(2);
+}
+
+// The cards are built once per set of agents and then updated in place: rebuilding them every
+// tick would replace the element under the pointer between mousedown and mouseup, losing clicks.
 function drawAgents(town) {
-  const box = $("agents");
-  box.innerHTML = town.agents.map((a) =>
-    `<div class="agent${a.slot === state.selected ? " selected" : ""}" data-slot="${a.slot}">` +
-    `<b>agent ${a.slot}</b> ${a.alive ? "" : "(dead)"} life ${a.life}${meterRows(a)}</div>`).join("");
+  const box = $("agents"), key = town.agents.map((a) => a.slot).join();
+  if (box.dataset.key !== key) {
+    box.dataset.key = key;
+    box.innerHTML = town.agents.map((a) =>
+      `<div class="agent" data-slot="${a.slot}"><b>agent ${a.slot}</b> <span class="life"></span>${meterRows(a)}</div>`).join("");
+  }
+  for (const a of town.agents) {
+    const card = box.querySelector(`.agent[data-slot="${a.slot}"]`);
+    card.classList.toggle("selected", a.slot === state.selected);
+    card.querySelector(".life").textContent = `${a.alive ? "" : "(dead) "}life ${a.life}`;
+    card.querySelectorAll(".meter").forEach((row, m) => updateMeter(row, a.meters[m], m));
+  }
 }
 
 function drawInspector(town) {
@@ -170,7 +185,7 @@ function drawInspector(town) {
   lv.meters.forEach((_, m) => {
     g.strokeStyle = color(m + 3); g.beginPath();
     hist.forEach((meters, i) => {
-      const x = (i / Math.max(1, HISTORY - 1)) * canvas.width, y = (1 - meters[m]) * (canvas.height - 2) + 1;
+      const x = (i / Math.max(1, hist.length - 1)) * canvas.width, y = (1 - meters[m]) * (canvas.height - 2) + 1;
       if (i) g.lineTo(x, y); else g.moveTo(x, y);
     });
     g.stroke();
