@@ -167,3 +167,27 @@ def test_resume_and_pause(live: Live) -> None:
     admin.command("step", n=2)
     admin.until("tick", lambda m: m["tick"] == paused_at + 2 and m["paused"])
     assert live.source.tick == paused_at + 2
+
+
+def test_events_survive_skipped_ticks(live: Live) -> None:
+    """Deaths and newcomers show up in the events even for a client that reads only now and then."""
+    admin = live.client(ADMIN)
+    admin.until("tick")
+    admin.command("difficulty", value=10)
+    admin.command("step", n=150)
+    seen: list[dict] = []
+    last = 0
+    while last < 150:
+        msg = admin.until("tick")
+        seen += [e for e in msg["events"] if e["tick"] > last]
+        last = msg["tick"]
+    kinds = {e["kind"] for e in seen}
+    assert {"death", "newcomer"} <= kinds, kinds
+    ticks = [e["tick"] for e in seen]
+    assert ticks == sorted(ticks) and len(ticks) == len(
+        {(e["tick"], e["kind"], e["town"], e.get("slot")) for e in seen}
+    )
+    # every death is followed by a newcomer in the same slot (autoreset), or by the run's end
+    for death in (e for e in seen if e["kind"] == "death"):
+        later = [e for e in seen if e.get("slot") == death["slot"] and e["tick"] >= death["tick"]]
+        assert any(e["kind"] == "newcomer" for e in later) or death["tick"] > 140

@@ -99,9 +99,19 @@ def town_objects(town: Town, view: TownView, actions: torch.Tensor | None) -> li
 
 
 def events(
-    before: TownView | None, after: TownView, tick: int, interact: int, actions: torch.Tensor | None
+    before: TownView | None,
+    after: TownView,
+    tick: int,
+    interact: int,
+    actions: torch.Tensor | None,
+    terminated: torch.Tensor | None = None,
 ) -> list[dict[str, Any]]:
-    """What happened between two views of the same towns (nothing when the towns differ)."""
+    """What happened between two views of the same towns (nothing when the towns differ).
+
+    `actions` and `terminated` are per watched slot, in view order, when known. Without
+    `terminated` a death is inferred: with autoreset a dead agent is replaced in the same tick,
+    so a restarted life in a town that was not regenerated means its predecessor died.
+    """
     if before is None or not torch.equal(before.towns, after.towns):
         return []
     out: list[dict[str, Any]] = []
@@ -112,32 +122,33 @@ def events(
     newcomer = (after.life_steps < before.life_steps).tolist()
     underfoot = after.affordance.tolist()
     progressed = (after.progress > before.progress).tolist()
-    acted = None
-    if actions is not None and interact >= 0:
-        acted = (
-            (actions == interact).view(len(towns), k).tolist() if actions.numel() == len(towns) * k else None
-        )
+    shape = (len(towns), k)
+    acted = (actions == interact).view(shape).tolist() if actions is not None and interact >= 0 else None
+    ended = terminated.view(shape).tolist() if terminated is not None else None
     for i, t in enumerate(towns):
-        if regenerated[i]:
-            out.append({"kind": "regeneration", "tick": tick, "town": t})
-            continue
         for j in range(k):
             slot = t * k + j
-            if died[i][j]:
+            inferred = died[i][j] or (newcomer[i][j] and not regenerated[i])
+            if ended[i][j] if ended is not None else inferred:
                 out.append({"kind": "death", "tick": tick, "town": t, "slot": slot})
-            elif newcomer[i][j]:
+            if regenerated[i]:
+                continue
+            if newcomer[i][j]:
                 out.append({"kind": "newcomer", "tick": tick, "town": t, "slot": slot})
             elif underfoot[i][j] >= 0 and (progressed[i][j] or (acted is not None and acted[i][j])):
                 out.append(
                     {"kind": "use", "tick": tick, "town": t, "slot": slot, "affordance": underfoot[i][j]}
                 )
+        if regenerated[i]:
+            out.append({"kind": "regeneration", "tick": tick, "town": t})
     return out
 
 
-def watched_actions(town: Town, towns: list[int], actions: torch.Tensor | None) -> torch.Tensor | None:
-    """The actions of the watched towns' slots, in view order, for `events`."""
-    if actions is None:
+def watched_slots(town: Town, towns: list[int], per_slot: torch.Tensor | None) -> torch.Tensor | None:
+    """The rows of a per-slot tensor (actions, terminated) for the watched towns, in view order."""
+    if per_slot is None:
         return None
+    actions = per_slot
     k = town.agents_per_town
     index = torch.tensor(towns, dtype=torch.long, device=actions.device)
     slots = (index[:, None] * k + torch.arange(k, device=actions.device)).flatten()

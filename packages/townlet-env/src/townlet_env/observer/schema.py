@@ -35,7 +35,11 @@ SERVER_MESSAGES: dict[str, dict[str, tuple[str, str]]] = {
         "speed": ("float", "target ticks per second; 0 means as fast as possible"),
         "controlled": ("int|null", "the slot whose actions come from a console, or null"),
         "towns": ("list", "one `town` object per watched town: see below"),
-        "events": ("list", "`event` objects since the previous tick message: see below"),
+        "events": (
+            "list",
+            "`event` objects of the last 32 ticks (at most 64, oldest first), repeated in every tick "
+            "message so that skipped ticks lose none: keep those newer than the last tick you read",
+        ),
         "training": ("null|object", "training figures when attached to a trainer: see below"),
         "dropped": ("int", "tick messages this client missed because it read slower than they came"),
     },

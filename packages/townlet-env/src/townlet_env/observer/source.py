@@ -15,6 +15,7 @@ import json
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +30,10 @@ MAX_WATCHED = 16
 MAX_STEP = 1000
 MAX_SPEED = 1000.0
 MAX_DIFFICULTY = 10.0
+# Each tick message repeats the events of the last EVENT_TICKS ticks (at most MAX_EVENTS), so
+# a client that missed ticks to latest-wins still sees what happened in them.
+EVENT_TICKS = 32
+MAX_EVENTS = 64
 
 
 class CommandError(ValueError):
@@ -67,6 +72,7 @@ class Source:
         self.watched = list(watched if watched is not None else range(min(4, town.num_towns)))
         self.controlled: int | None = None
         self._before: TownView | None = None
+        self._recent: deque[dict[str, Any]] = deque(maxlen=MAX_EVENTS)
         self._last_text: str | None = None
         self._shown: tuple[Any, ...] = ()  # the settings the last published tick showed
         self._last_actions: torch.Tensor | None = None
@@ -161,16 +167,24 @@ class Source:
     def _settings(self) -> tuple[Any, ...]:
         return (self.paused, self.speed, tuple(self.watched), self.controlled)
 
-    def _publish(self, actions: torch.Tensor | None, training: dict[str, Any] | None = None) -> None:
+    def _publish(
+        self,
+        actions: torch.Tensor | None,
+        training: dict[str, Any] | None = None,
+        terminated: torch.Tensor | None = None,
+    ) -> None:
         with self._lock:
             watched, controlled = list(self.watched), self.controlled
             paused, speed = self.paused, self.speed
             self._shown = self._settings()
         self._last_actions, self._last_training = actions, training
         view = self.town.view(watched)
-        mine = frames.watched_actions(self.town, watched, actions)
-        events = frames.events(self._before, view, self.tick, self.town.level.interact_action, mine)
+        mine = frames.watched_slots(self.town, watched, actions)
+        ended = frames.watched_slots(self.town, watched, terminated)
+        interact = self.town.level.interact_action
+        self._recent.extend(frames.events(self._before, view, self.tick, interact, mine, ended))
         self._before = view
+        events = [e for e in self._recent if e["tick"] > self.tick - EVENT_TICKS]
         msg = {
             "type": "tick",
             "version": VERSION,
@@ -240,7 +254,7 @@ class LiveSource(Source):
                 started = time.monotonic()
                 now = self.town.step(self._actions(now))
                 self.tick += 1
-                self._publish(now.executed)
+                self._publish(now.executed, terminated=now.terminated)
                 self._pace(started)
         finally:
             self.finished.set()

@@ -31,7 +31,7 @@ function command(name, extra = {}) {
 }
 
 function onHello(msg) {
-  state.hello = msg; state.role = msg.role;
+  state.hello = msg; state.role = msg.role; state.last = null; // a new server may count ticks anew
   setStatus(`${msg.source} source`, "ok");
   $("role").textContent = msg.role;
   $("level-name").textContent = msg.level.name;
@@ -51,7 +51,8 @@ function onTick(msg) {
   while (state.frames.length && now - state.frames[0] > 1000) state.frames.shift();
   state.dropped = msg.dropped;
   for (const town of msg.towns) for (const agent of town.agents) remember(agent);
-  for (const event of msg.events) addEvent(event);
+  // events repeat over recent ticks so that dropped ticks lose none: take only the new ones
+  for (const event of msg.events) if (state.last === null || event.tick > state.last.tick) addEvent(event);
   if (msg.training) state.survival.push(msg.training.survival);
   if (state.survival.length > 1000) state.survival.splice(0, state.survival.length - 1000);
   state.last = msg;
