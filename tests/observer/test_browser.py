@@ -8,6 +8,7 @@ Chromium the test is skipped with the reason, never passed: CI installs Debian's
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -76,3 +77,44 @@ def test_the_page_draws_pauses_and_steps(make_live: Callable[..., Live]) -> None
             page.screenshot(path=str(ROOT / "docs" / "observer.png"))
         finally:
             browser.close()
+
+
+def test_the_console_takes_over_an_agent_with_the_keyboard(make_live: Callable[..., Live]) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.skip("no Chromium found (apt-get install chromium); the browser test cannot run")
+    live = make_live(towns=3, agents=1)
+    live.source.paused = True
+    live.source.start()
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.goto(f"{live.http}/")
+            # an empty token makes a viewer only when no viewer token is set: here it is refused
+            page.wait_for_function("document.getElementById('status').textContent === 'a token is required'")
+            page.fill("#token", ADMIN)
+            page.click("#login button")
+            page.wait_for_function("document.getElementById('role').textContent === 'admin'")
+            page.fill("#watch", "2")
+            page.click("#cmd-watch button")
+            page.wait_for_function("document.getElementById('focus').value === '2'")
+            page.fill("#control-slot", "2")
+            page.click("#cmd-control button")
+            page.wait_for_function(
+                "document.getElementById('console-log').textContent.includes('controlled')"
+            )
+            page.click("#map")  # focus leaves the inputs: keys now steer the agent
+            page.keyboard.press("e")
+            page.wait_for_function("document.getElementById('console-log').textContent.includes('action')")
+            page.click("#step")
+            page.wait_for_function("Number(document.getElementById('tick').textContent) === 1")
+            page.click("#release")
+            page.wait_for_function("document.getElementById('console-log').textContent.includes('release')")
+        finally:
+            browser.close()
+    lines = [json.loads(line) for line in live.audit.read_text().splitlines()]
+    assert [line["command"]["command"] for line in lines] == ["watch", "control", "action", "step", "release"]
+    assert lines[2]["command"]["action"] == "INTERACT" and all(line["accepted"] for line in lines)
+    assert live.source.controlled is None and live.source.watched == [2]

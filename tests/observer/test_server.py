@@ -191,3 +191,19 @@ def test_events_survive_skipped_ticks(live: Live) -> None:
     for death in (e for e in seen if e["kind"] == "death"):
         later = [e for e in seen if e.get("slot") == death["slot"] and e["tick"] >= death["tick"]]
         assert any(e["kind"] == "newcomer" for e in later) or death["tick"] > 140
+
+
+def test_a_cross_origin_browser_connection_is_refused(live: Live) -> None:
+    from websockets.sync.client import connect
+
+    from .conftest import TIMEOUT, Client
+
+    with connect(live.url, origin="http://evil.example", open_timeout=TIMEOUT) as ws:
+        client = Client(ws)
+        client.send({"type": "auth", "token": ADMIN})
+        assert client.recv()["reason"] == "cross-origin connections are refused"
+    port = live.server.port
+    with connect(live.url, origin=f"http://127.0.0.1:{port}", open_timeout=TIMEOUT) as ws:
+        client = Client(ws)
+        client.send({"type": "auth", "token": VIEWER})
+        assert client.recv()["type"] == "hello"

@@ -13,6 +13,7 @@ import json
 import threading
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -120,6 +121,16 @@ class Connection:
         return json.dumps({"type": "ack", "version": VERSION, "command": msg["command"], "detail": detail})
 
 
+def same_origin(ws: WebSocket) -> bool:
+    """Browsers send Origin with every WebSocket: any other web page the user visits could
+    otherwise open one to 127.0.0.1 and watch through the user's browser. Clients that are not
+    browsers send none, and are let through to the token check."""
+    origin = ws.headers.get("origin")
+    if origin is None:
+        return True
+    return urlsplit(origin).netloc.lower() == ws.headers.get("host", "").lower()
+
+
 def create_app(source: Source, tokens: Tokens | None = None, audit: AuditLog | None = None) -> Starlette:
     tokens = tokens if tokens is not None else Tokens.from_env()
     audit = audit if audit is not None else AuditLog()
@@ -136,6 +147,10 @@ def create_app(source: Source, tokens: Tokens | None = None, audit: AuditLog | N
         pump: asyncio.Task[None] | None = None
         box: Mailbox | None = None
         try:
+            if not same_origin(ws):
+                await conn.send(_error("cross-origin connections are refused"))
+                await ws.close(POLICY_VIOLATION)
+                return
             role = await conn.login()
             if role is None:
                 return

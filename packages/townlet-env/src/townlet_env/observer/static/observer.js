@@ -11,10 +11,11 @@ const state = {
 function connect(token) {
   if (state.ws) state.ws.close();
   const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`);
-  state.ws = ws;
+  state.ws = ws; state.hello = null;
   setStatus("connecting", "");
   ws.onopen = () => ws.send(JSON.stringify({ type: "auth", token }));
-  ws.onclose = () => { if (state.ws === ws) setStatus("disconnected", "bad"); };
+  // a refused login has already said why: keep that rather than a bare "disconnected"
+  ws.onclose = () => { if (state.ws === ws && $("status").className !== "badge bad") setStatus("disconnected", "bad"); };
   ws.onmessage = (event) => {
     const msg = JSON.parse(event.data);
     if (msg.type === "hello") onHello(msg);
