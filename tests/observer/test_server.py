@@ -163,7 +163,9 @@ def test_resume_and_pause(live: Live) -> None:
     assert admin.command("resume")["detail"] == {"paused": False}
     admin.until("tick", lambda m: m["tick"] >= 20)
     admin.command("pause")
-    paused_at = live.source.tick
+    # a tick under way when the pause came still finishes: the first paused tick is where it stopped
+    paused_at = admin.until("tick", lambda m: m["paused"])["tick"]
+    assert live.source.tick == paused_at
     admin.command("step", n=2)
     admin.until("tick", lambda m: m["tick"] == paused_at + 2 and m["paused"])
     assert live.source.tick == paused_at + 2
