@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import socket
 import threading
 from pathlib import Path
 
@@ -81,7 +83,33 @@ def test_serve_thread_reports_a_port_in_use() -> None:
     town = Town("L0_minimal", 1)
     first = ServerThread(create_app(LiveSource(town, random_policy(0)))).start()
     try:
-        with pytest.raises(RuntimeError, match="did not start"):
+        with pytest.raises(ValueError, match=r"cannot listen on 127\.0\.0\.1:\d+: .*in use"):
             ServerThread(create_app(LiveSource(town, random_policy(0))), port=first.port).start()
     finally:
         first.stop()
+
+
+def test_train_observe_from_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from townlet_train import cli
+
+    argv = ["train", "--level", "L0_minimal", "--total-steps", "32", "--num-envs", "16", "--device", "cpu"]
+    argv += ["--no-progress", "--observe", "0", "--run-dir", str(tmp_path / "run")]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"observing at http://127\.0\.0\.1:\d+/ \(audit log .*observer-audit\.jsonl\)", out), out
+
+
+def test_train_observe_on_a_port_in_use_is_one_error_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from townlet_train import cli
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        argv = ["train", "--level", "L0_minimal", "--total-steps", "32", "--observe", str(port)]
+        assert cli.main([*argv, "--run-dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: cannot listen on 127.0.0.1:") and "\n" not in err
+    assert not (tmp_path / "run").exists()  # refused before a run directory was made

@@ -74,6 +74,8 @@ def _train(args: argparse.Namespace) -> int:
     from townlet_train import observe
     from townlet_train.loop import Trainer, write_resolved_config
 
+    listener = observe.listen(args.observe)
+
     if args.resume is not None:
         run_dir = args.resume
         cfg_file = run_dir / "config.yaml"
@@ -124,7 +126,7 @@ def _train(args: argparse.Namespace) -> int:
         trainer = Trainer(_quiet(cfg, args), run_dir)  # first: a bad level leaves no half-made run
         write_resolved_config(cfg, run_dir)
         print(f"training {cfg.level} for {cfg.total_steps:,} agent-steps into {run_dir}")
-    observer = observe.attach(trainer, args.observe)
+    observer = observe.attach(trainer, listener)
     try:
         result = trainer.run(cfg.total_steps)
     finally:

@@ -8,6 +8,7 @@ An admin's pause holds training between two steps until resume (or step N).
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -16,25 +17,25 @@ class Observer:
     def __init__(
         self,
         trainer: Any,
-        port: int,
+        port: int = 0,
         host: str = "127.0.0.1",
         audit: Path | None = None,
         paused: bool = False,
+        sock: socket.socket | None = None,
     ) -> None:
-        try:
-            from townlet_env.observer import AuditLog, TrainerSource
-            from townlet_env.observer.server import ServerThread, create_app
-        except ImportError:
-            raise ValueError(
-                '--observe needs the observer extra: pip install "townlet-env[observer]"'
-            ) from None
+        _check_extra()
+        from townlet_env.observer import AuditLog, TrainerSource
+        from townlet_env.observer.server import ServerThread, create_app
+
         self.source = TrainerSource(trainer.env.town, paused=paused)
         self.audit = AuditLog(audit if audit is not None else Path(trainer.run_dir) / "observer-audit.jsonl")
-        self.server = ServerThread(create_app(self.source, audit=self.audit), host, port).start()
+        app = create_app(self.source, audit=self.audit)
+        self.server = ServerThread(app, host, port, sock=sock).start()
 
     @property
     def url(self) -> str:
-        return f"http://{self.server.server.config.host}:{self.server.port}/"
+        host, port = self.server.sock.getsockname()[:2]
+        return f"http://{host}:{port}/"
 
     def after_step(self, trainer: Any, stats: dict[str, float]) -> None:
         self.source.after_step(lambda: figures(trainer, stats))
@@ -57,10 +58,30 @@ def figures(trainer: Any, stats: dict[str, float]) -> dict[str, Any]:
     }
 
 
-def attach(trainer: Any, port: int | None) -> Observer | None:
-    """Start the observer for `trainer` (None: no --observe) and tell the user where it is."""
+def _check_extra() -> None:
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        extra = 'pip install "townlet-env[observer]"'
+        raise ValueError(f"--observe needs the observer extra: {extra}") from None
+
+
+def listen(port: int | None, host: str = "127.0.0.1") -> socket.socket | None:
+    """Take the port before anything else happens (None: no --observe), so that a port in use
+    is one error line before a run directory is made."""
     if port is None:
         return None
-    trainer.observer = Observer(trainer, port)
+    _check_extra()
+    from townlet_env.observer.server import listen as bind
+
+    return bind(host, port)
+
+
+def attach(trainer: Any, sock: socket.socket | None) -> Observer | None:
+    """Start the observer for `trainer` on a socket from `listen` and say where it is."""
+    if sock is None:
+        return None
+    trainer.observer = Observer(trainer, sock=sock)
     print(f"observing at {trainer.observer.url} (audit log {trainer.observer.audit.path})")
     return trainer.observer

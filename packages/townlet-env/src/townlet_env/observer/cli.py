@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -53,19 +52,6 @@ def make_policy(name: str, town: Any, seed: int) -> Any:
     return lambda now: scripted(now.obs, {"action_mask": now.mask})
 
 
-def listen(host: str, port: int) -> socket.socket:
-    """Bind here rather than in uvicorn: a port in use or a bad host is one clear error."""
-    try:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(128)  # listening now: a client that reads the printed address may connect at once
-    except (OSError, OverflowError) as exc:
-        raise ValueError(f"cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}") from None
-    return sock
-
-
 def run(args: argparse.Namespace) -> int:
     try:  # checked first: one clear message instead of a traceback
         import starlette  # noqa: F401
@@ -74,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError('serve needs the observer extra: pip install "townlet-env[observer]"') from None
     from townlet_env.core import Town
     from townlet_env.observer.security import AuditLog
-    from townlet_env.observer.server import create_app
+    from townlet_env.observer.server import create_app, listen
     from townlet_env.observer.source import LiveSource
 
     if not 0 <= args.speed <= 1000:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 import threading
 from pathlib import Path
 from typing import Any
@@ -181,12 +182,28 @@ def create_app(source: Source, tokens: Tokens | None = None, audit: AuditLog | N
     return app
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """Bind here rather than in uvicorn: a port in use or a bad host is one clear error."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)  # listening now: a client that reads the printed address may connect at once
+    except (OSError, OverflowError) as exc:
+        raise ValueError(f"cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}") from None
+    return sock
+
+
 class ServerThread:
     """uvicorn in a background thread, for a trainer (whose main thread trains) and for tests."""
 
-    def __init__(self, app: Starlette, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, app: Starlette, host: str = "127.0.0.1", port: int = 0, sock: socket.socket | None = None
+    ) -> None:
         import uvicorn
 
+        self.sock = sock if sock is not None else listen(host, port)
         # uvicorn closes connections whose frames exceed ws_max_size; ours are refused politely
         # up to this larger bound (see _parse), so only absurd frames meet uvicorn's limit.
         config = uvicorn.Config(app, host=host, port=port, log_level="warning", ws_max_size=1 << 20)
@@ -196,7 +213,7 @@ class ServerThread:
     def _run(self) -> None:
         # uvicorn exits through sys.exit when it cannot listen; start() reports that instead
         with contextlib.suppress(SystemExit):
-            self.server.run()
+            self.server.run(sockets=[self.sock])
 
     def start(self, timeout: float = 30.0) -> ServerThread:
         self.thread.start()
@@ -210,8 +227,9 @@ class ServerThread:
 
     @property
     def port(self) -> int:
-        return int(self.server.servers[0].sockets[0].getsockname()[1])
+        return int(self.sock.getsockname()[1])
 
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(10)
+        self.sock.close()
