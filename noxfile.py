@@ -59,7 +59,7 @@ def has_train() -> bool:
 def tests(session: nox.Session) -> None:
     """Run the test suite (pass pytest arguments after `--`, e.g. `nox -s tests -- -k docs`)."""
     constraints = install_torch(session)
-    packages = ["-e", f"{ENV_PKG}[test,interop,observer,observer-test]"]
+    packages = ["-e", f"{ENV_PKG}[test,interop,video,observer,observer-test]"]
     if has_train():
         packages += ["-e", f"{TRAIN_PKG}[test]"]
     session.install("-c", str(constraints), *packages)

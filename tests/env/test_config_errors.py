@@ -515,3 +515,138 @@ def test_l1_l2_l3_share_the_observation_layout() -> None:
     assert levels[0].action_names == levels[1].action_names == levels[2].action_names
     # ... while the levels themselves differ: otherwise this test would prove nothing.
     assert len({lv.content_hash for lv in levels}) == 3
+
+
+# --- strict, finite and bounded values (issue 12) ----------------------------------------------
+
+REWARD_FIELDS = {  # a reward of each kind, and the float fields it has
+    "weighted_sum": ({"kind": "weighted_sum", "weights": {"energy": 0.5}}, ["base", "centre", "weights"]),
+    "constant_plus_bonus": ({"kind": "constant_plus_bonus", "base": 1.0}, ["base", "bonus"]),
+    "product": ({"kind": "product", "meters": ["energy"]}, []),
+}
+NOT_FINITE = {"nan": ".nan", "inf": ".inf", "-inf": "-.inf", "1e308": "1.0e+308"}
+
+
+@pytest.mark.parametrize("kind", list(REWARD_FIELDS))
+@pytest.mark.parametrize("value", list(NOT_FINITE))
+def test_reward_floats_must_be_finite_and_in_range(pack: Path, kind: str, value: str) -> None:
+    # Before issue 12 each of these validated, and every step's reward was NaN or inf.
+    reward, fields = REWARD_FIELDS[kind]
+    for field in [*fields, "clip"]:
+        bad = dict(reward)
+        text = NOT_FINITE[value]
+        bad[field] = {"energy": text} if field == "weights" else [0, text] if field == "clip" else text
+        flow = ", ".join(f"{k}: {_flow(v)}" for k, v in bad.items())
+        (pack / "reward.yaml").write_text(f"reward: {{{flow}}}\n")
+        message = error_of(pack)
+        where = {"weights": "reward.weights.energy", "clip": "reward.clip[1]"}.get(field, f"reward.{field}")
+        assert message.startswith(f"{pack / 'reward.yaml'}: {where}: "), message
+        problem = "is out of range" if value == "1e308" else "is not a finite number"
+        assert problem in message and "allowed: " in message, message
+
+
+def _flow(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_flow(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_flow(v) for v in value) + "]"
+    return str(value)
+
+
+@pytest.mark.parametrize(
+    ("file", "edit", "where"),
+    [
+        ("meters.yaml", put(meter(0), "initial", float("nan")), "meters[0].initial"),
+        ("meters.yaml", put(meter(0), "drain", float("inf")), "meters[0].drain"),
+        ("cascades.yaml", put(lambda d: d["groups"][0]["cascades"][0], "strength", float("nan")), "strength"),
+        ("cascades.yaml", put(lambda d: d["modulations"][0], "scale", float("inf")), "modulations[0].scale"),
+        ("affordances.yaml", put(affordance("Bed"), "effects", {"energy": float("nan")}), "effects.energy"),
+        (
+            "actions.yaml",
+            put(lambda d: d["actions"][0], "effects", {"energy": float("-inf")}),
+            "effects.energy",
+        ),
+    ],
+)
+def test_every_float_rejects_nan_and_inf(pack: Path, file: str, edit: Edit, where: str) -> None:
+    rewrite(pack, file, edit)
+    message = error_of(pack)
+    assert message.startswith(str(pack / file)) and where in message
+    assert "is not a finite number (allowed: " in message
+
+
+@pytest.mark.parametrize(
+    ("file", "text", "expected"),
+    [
+        (
+            "world.yaml",
+            "width: 8\nheight: 8\nmax_steps: true\n",
+            "max_steps: Input should be a valid integer",
+        ),
+        ("world.yaml", "width: 8\nheight: 8\nmax_steps: yes\n", "max_steps: Input should be a valid integer"),
+        (
+            "world.yaml",
+            "width: 8\nheight: 8\nmax_steps: '500'\n",
+            "max_steps: Input should be a valid integer",
+        ),
+        (
+            "world.yaml",
+            "width: 8\nheight: 8\nmax_steps: 500.0\n",
+            "max_steps: Input should be a valid integer",
+        ),
+        (
+            "world.yaml",
+            "width: 8\nheight: 8\nmax_steps: 500\nday_cycle: yes\n",
+            "day_cycle: Input should be true",
+        ),
+        ("world.yaml", "width: 8\nheight: 8\nmax_steps: 500\nday_cycle: 'true'\n", "day_cycle: Input should"),
+        (
+            "world.yaml",
+            "width: 8\nheight: 8\nmax_steps: 500\nwalls: [[1, true]]\n",
+            "walls[0][1]: Input should",
+        ),
+        (
+            "meters.yaml",
+            "meters:\n- {name: energy, initial: '0.5', terminal: true}\n",
+            "meters[0].initial: Input",
+        ),
+        ("meters.yaml", "meters:\n- {name: energy, initial: 1, terminal: no}\n", "meters[0].terminal: Input"),
+        ("meters.yaml", "meters:\n- {name: energy, initial: 1, terminal: 1}\n", "meters[0].terminal: Input"),
+        ("reward.yaml", "reward: {kind: constant_plus_bonus, base: '1'}\n", "reward.base: Input should be"),
+        ("observation.yaml", "encoding: full\nwindow: '5'\n", "window: Input should be a valid integer"),
+    ],
+)
+def test_no_silent_coercion(tmp_path: Path, file: str, text: str, expected: str) -> None:
+    # Quoted numbers, YAML 1.1's yes/no and booleans for numbers used to be converted quietly.
+    pack = tmp_path / "pack"
+    shutil.copytree(BUILTIN_DIR / "L0_minimal", pack)
+    (pack / file).write_text(text)
+    message = error_of(pack)
+    assert message.startswith(f"{pack / file}: {expected}"), message
+    assert "(got " in message
+
+
+def test_an_int_is_a_float(pack: Path) -> None:
+    # `1` for `1.0` is ordinary YAML; strictness must not refuse it.
+    rewrite(pack, "meters.yaml", lambda d: [m.update(initial=1) for m in d["meters"]])
+    rewrite(pack, "reward.yaml", put(lambda d: d, "reward", {"kind": "constant_plus_bonus", "base": 1}))
+    level = load_level(pack)
+    assert level.meters.meters[0].initial == 1.0 and isinstance(level.meters.meters[0].initial, float)
+
+
+def test_huge_values_are_shown_as_a_short_preview(pack: Path) -> None:
+    # The message of a value a megabyte long must be short, and fast to build.
+    long_list = "[" + ", ".join(["0.5"] * 40_000) + "]"
+    hostile = {
+        "meters.yaml": f"meters:\n- {{name: energy, initial: {long_list}, terminal: true}}\n",
+        "world.yaml": "width: 8\nheight: 8\nmax_steps: 500\n? " + "k" * 200_000 + "\n: 1\n",
+        "observation.yaml": f"encoding: full\nreserve: [{', '.join(['partial'] * 20_000)}]\n",
+        "affordances.yaml": f"affordances:\n- {{name: Bed, ticks: 5, hours: {long_list}}}\n",
+    }
+    for file, text in hostile.items():
+        original = (pack / file).read_text()
+        (pack / file).write_text(text)
+        message = error_of(pack)
+        assert message.startswith(str(pack / file)) and len(message) < len(str(pack / file)) + 300, message
+        assert "..." in message
+        (pack / file).write_text(original)

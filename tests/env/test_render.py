@@ -3,12 +3,24 @@ says they are, and the RGB view must tell affordances apart and show the agents.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from townlet_env import TownletVectorEnv
-from townlet_env.core.render import CELL, _symbols
+from townlet_env.core.render import (
+    BAR_BACK,
+    BAR_OK,
+    CELL,
+    DEAD,
+    SWATCH,
+    _symbols,
+    affordance_colours,
+    agent_colours,
+    rgb_layout,
+)
 
 L1, L3 = "L1_full_observability", "L3_temporal_mechanics"
 
@@ -121,7 +133,9 @@ def test_rgb_array_shape_agents_and_distinct_affordance_colours() -> None:
     env.town.set_state(env.state.replace(position=pos))
     image = env.render()
     assert isinstance(image, np.ndarray)
-    assert image.shape == (8 * CELL, 8 * CELL, 3) and image.dtype == np.uint8
+    layout = rgb_layout(env.level, 1)
+    assert image.shape == (layout.height, layout.width, 3) and image.dtype == np.uint8
+    assert layout.width > 8 * CELL and layout.height > 8 * CELL  # the legend and the meter strip
     assert CELL == 16
 
     def colour(x: int, y: int, at: tuple[int, int] = (1, 1)) -> tuple[int, ...]:
@@ -150,7 +164,9 @@ def test_rgb_array_shows_an_agent_standing_on_an_affordance() -> None:
     image = env.render()
     x, y = bed.tolist()
     cell = image[y * CELL : (y + 1) * CELL, x * CELL : (x + 1) * CELL]
-    assert len({tuple(c) for c in cell.reshape(-1, 3).tolist()}) == 2  # affordance and agent
+    colours = {tuple(c) for c in cell.reshape(-1, 3).tolist()}
+    assert len(colours) == 3  # the affordance, the agent's outline and the agent
+    assert tuple(agent_colours(1)[0]) in colours and tuple(affordance_colours(env.level)[0]) in colours
 
 
 def test_bad_render_mode_raises() -> None:
@@ -168,3 +184,86 @@ def test_render_before_reset_raises() -> None:
     env = TownletVectorEnv(level=L1, num_envs=1, render_mode="ansi")
     with pytest.raises(RuntimeError, match="reset"):
         env.render()
+
+
+def empty_cells(env: TownletVectorEnv, n: int) -> list[tuple[int, int]]:
+    aff = {tuple(p) for p in env.state.affordance_position[0].tolist()}
+    return [(x, y) for y in range(8) for x in range(8) if (x, y) not in aff][:n]
+
+
+def test_rgb_array_agents_have_distinct_colours_and_the_dead_are_not_drawn() -> None:
+    env = make(mode="rgb_array", k=4, towns=1)
+    cells = empty_cells(env, 4)
+    alive = torch.tensor([True, True, False, True])
+    env.town.set_state(env.state.replace(position=torch.tensor(cells), alive=alive))
+    image = env.render()
+    centre = CELL // 2
+    seen = [tuple(int(v) for v in image[y * CELL + centre, x * CELL + centre]) for x, y in cells]
+    expected = [tuple(int(v) for v in c) for c in agent_colours(4)]
+    assert len(set(expected)) == 4
+    assert not set(expected) & {tuple(int(v) for v in c) for c in affordance_colours(env.level)}
+    assert seen[0] == expected[0] and seen[1] == expected[1] and seen[3] == expected[3]
+    assert seen[2] == (235, 235, 235)  # the dead agent's cell shows the floor
+    # in the meter strip, the dead agent's swatch is grey
+    layout = rgb_layout(env.level, 4)
+    swatch_y = layout.bar_origin(2, 0)[1]
+    assert tuple(image[swatch_y + 1, 3]) == DEAD
+    assert tuple(image[layout.bar_origin(1, 0)[1] + 1, 3]) == expected[1]
+
+
+def test_rgb_array_has_a_legend_with_a_swatch_and_a_name_per_affordance() -> None:
+    env = make(mode="rgb_array", towns=1)
+    image = env.render()
+    layout = rgb_layout(env.level, 1)
+    palette = affordance_colours(env.level)
+    for a in range(env.level.n_affordances):
+        y = layout.legend_row_y(a + 2)
+        swatch = image[y : y + SWATCH, layout.legend_x : layout.legend_x + SWATCH]
+        assert (swatch == palette[a]).all()
+        name = image[y : y + 5, layout.legend_x + SWATCH + 2 : layout.width]
+        assert (name.sum(axis=2) < 100).sum() >= 5  # dark text pixels beside the swatch
+    # the same name always draws the same pixels: the step row changes with the clock
+    first = image[layout.legend_row_y(0) : layout.legend_row_y(1), layout.legend_x :].copy()
+    env.step([5])
+    later = env.render()[layout.legend_row_y(0) : layout.legend_row_y(1), layout.legend_x :]
+    assert not np.array_equal(first, later)
+
+
+def test_rgb_array_meter_strip_shows_each_meter_as_a_bar() -> None:
+    env = make(mode="rgb_array", k=2, towns=1)
+    meters = env.state.meters.clone()
+    meters[0] = torch.linspace(0, 1, env.level.n_meters)
+    meters[1] = 0.5
+    env.town.set_state(env.state.replace(meters=meters))
+    image = env.render()
+    layout = rgb_layout(env.level, 2)
+    for j in range(2):
+        for m in range(env.level.n_meters):
+            x, y = layout.bar_origin(j, m)
+            row = image[y + 2, x : x + layout.bar_width]
+            filled = int((row != BAR_BACK).any(axis=1).sum())
+            assert filled == round(float(meters[j, m]) * layout.bar_width), (j, m)
+            if float(meters[j, m]) >= 0.25:
+                assert (row[:filled] == BAR_OK).all()
+
+
+def test_gymnasium_record_video_writes_an_mp4(tmp_path: Path) -> None:
+    pytest.importorskip("moviepy")
+    import gymnasium as gym
+    from gymnasium.wrappers import RecordVideo
+
+    import townlet_env  # noqa: F401  (registers Townlet-v0)
+
+    env = RecordVideo(
+        gym.make("Townlet-v0", render_mode="rgb_array"),
+        str(tmp_path / "videos"),
+        episode_trigger=lambda episode: True,
+        video_length=20,
+        disable_logger=True,
+    )
+    env.reset(seed=0)
+    for _ in range(25):
+        env.step(env.action_space.sample())
+    env.close()
+    videos = list((tmp_path / "videos").glob("*.mp4"))
+    assert len(videos) == 1 and videos[0].stat().st_size > 1000

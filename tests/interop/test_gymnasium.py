@@ -18,6 +18,7 @@ from gymnasium.utils.env_checker import check_env
 
 import townlet_env
 from townlet_env import TorchToNumpy, TownletEnv, TownletVectorEnv
+from townlet_env.core.render import rgb_layout
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -137,7 +138,9 @@ def test_render_modes() -> None:
     image = gym.make("Townlet-v0", level="L0_minimal", render_mode="rgb_array")
     image.reset(seed=0)
     frame = image.render()
-    assert frame.dtype == np.uint8 and frame.shape == (48, 48, 3)
+    layout = rgb_layout(image.unwrapped.town.level, 1)
+    assert frame.dtype == np.uint8 and frame.shape == (layout.height, layout.width, 3)
+    assert layout.height > 48 and layout.width > 48  # the 3x3 grid, a legend and the meter strip
     with pytest.raises(ValueError, match="render_mode"):
         TownletEnv("L0_minimal", render_mode="human")
     with pytest.raises(ValueError, match="options"):

@@ -37,6 +37,9 @@ TINY: dict[str, Any] = {
     "curriculum__window": 2,
     "curriculum__min_episodes": 2,
     "checkpoint__every_episodes": 1000,
+    # saves only where a test asks for them: a wall-clock save would land anywhere
+    "checkpoint__every_steps": 10**9,
+    "checkpoint__every_seconds": 86_400,
     "checkpoint__keep": 100,
     "metrics__progress": False,
     "metrics__tensorboard": False,
@@ -101,3 +104,39 @@ def nested(settings: dict[str, Any]) -> dict[str, Any]:
 def config_file(path: Path, **overrides: Any) -> Path:
     """TINY plus overrides, written as a nested YAML training config (for the CLI)."""
     return write_yaml(path, nested({**TINY, **overrides}))
+
+
+def checkpoint_steps(run_dir: Path) -> list[int]:
+    return sorted(int(p.stem.removeprefix("step_")) for p in (run_dir / "checkpoints").glob("step_*.pt"))
+
+
+def train_process(*argv: str) -> Any:
+    """`townlet-train` in a child process (unbuffered, one torch thread, as in this process)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "townlet_train.cli", *argv],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_checkpoint(process: Any, run_dir: Path, newer_than: int = -1, limit_s: float = 120.0) -> int:
+    """Poll until the child has written a checkpoint past `newer_than`; its step."""
+    import time
+
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        steps = checkpoint_steps(run_dir) if (run_dir / "checkpoints").is_dir() else []
+        if steps and steps[-1] > newer_than:
+            return steps[-1]
+        if process.poll() is not None:
+            raise AssertionError(f"the trainer exited ({process.returncode}): {process.stderr.read()}")
+        time.sleep(0.02)
+    process.kill()
+    raise AssertionError(f"no checkpoint in {run_dir} after {limit_s} s")

@@ -180,11 +180,26 @@ def test_resume_refuses_settings_it_would_ignore(
     assert "no checkpoint" in one_error(["train", "--resume", str(run_dir)], capsys)
 
 
-def test_argparse_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as info:
-        cli.main(["eval", "--policy", "greedy"])
-    assert info.value.code == 2
-    assert "invalid choice" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["eval", "--policy", "greedy"], "invalid choice"),
+        (["train", "--num-envs", "abc"], "--num-envs: invalid int value: 'abc'"),
+        (["train", "--no-such-flag"], "unrecognized arguments"),
+        ([], "required"),
+    ],
+)
+def test_argparse_errors_are_one_error_line(
+    argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As docs/training.md promises: one `error:` line and status 2, not argparse's usage block."""
+    message = one_error(argv, capsys)
+    assert needle in message and "usage:" not in message
+
+
+def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["train", "--help"]) == 0
+    assert "--resume" in capsys.readouterr().out
 
 
 def test_progress_table_renders_and_closes() -> None:

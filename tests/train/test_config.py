@@ -154,3 +154,80 @@ def test_config_is_frozen() -> None:
     cfg = load_config(None)
     with pytest.raises(ValidationError):
         cfg.seed = 3  # type: ignore[misc]
+
+
+# --- bounded, strict input (issue 12) ---------------------------------------------------------
+
+
+def test_duplicate_key_is_rejected(tmp_path: Path) -> None:
+    # Plain YAML keeps the last one: `seed: 1` then `seed: 2` trained with seed 2.
+    path = tmp_path / "t.yaml"
+    path.write_text("level: L0_minimal\nseed: 1\nseed: 2\n")
+    message = error_of(path)
+    assert message.startswith(f"{path}: not valid YAML: line 3, column 1: duplicate key 'seed'")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("algorithm: {grad_clip: .inf}\n", "algorithm.grad_clip: inf is not a finite number (allowed: 0 < "),
+        ("algorithm: {grad_clip: 1.0e+300}\n", "algorithm.grad_clip: 1e+300 is out of range"),
+        ("algorithm: {lr: .nan}\n", "algorithm.lr: nan is not a finite number"),
+        (
+            "algorithm: {batch_size: '256'}\n",
+            "algorithm.batch_size: Input should be a valid integer (got '256')",
+        ),
+        (
+            "algorithm: {batch_size: true}\n",
+            "algorithm.batch_size: Input should be a valid integer (got True)",
+        ),
+        ("algorithm: {gamma: '0.9'}\n", "algorithm.gamma: Input should be a valid number (got '0.9')"),
+        ("algorithm: {double: yes}\n", "algorithm.double: Input should be true or false (got 'yes')"),
+        ("curriculum: {stages: [0.2, .nan]}\n", "curriculum.stages[1]: nan is not a finite number"),
+        ("exploration: {rnd: {weight_start: .inf}}\n", "exploration.rnd.weight_start: inf is not a finite"),
+        (
+            "curriculum: {advance_entropy: 1.0e+9}\n",
+            "curriculum.advance_entropy: 1000000000.0 is out of range",
+        ),
+        ("seed: 1.0e+30\n", "seed: Input should be a valid integer"),
+        ("seed: 99999999999999999999\n", "seed: 99999999999999999999 is out of range"),
+    ],
+)
+def test_values_are_strict_finite_and_bounded(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text(text)
+    message = error_of(path)
+    assert message.startswith(f"{path}: {expected}"), message
+
+
+def test_yaml_syntax_error_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("algorithm: [unclosed\nseed: 1\n")
+    message = error_of(path)
+    assert len(message.splitlines()) == 1, message
+    assert message.startswith(f"{path}: not valid YAML: line 2, column 5: ")
+
+
+def test_billion_laughs_training_config_is_refused(tmp_path: Path) -> None:
+    lines = ["a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
+    path = tmp_path / "laughs.yaml"
+    path.write_text("\n".join([*lines, "curriculum: {stages: *a8}", ""]))
+    assert "more than 50,000 values, aliases expanded" in error_of(path)
+
+
+def test_the_yaml_1_1_spellings_keep_their_meaning_where_they_are_unambiguous(tmp_path: Path) -> None:
+    # 1e-3 is a float here (PyYAML alone reads a string), and an int is a float.
+    path = tmp_path / "t.yaml"
+    path.write_text("algorithm: {lr: 1e-3, grad_clip: 5}\n")
+    cfg = load_config(path)
+    assert cfg.algorithm.lr == 0.001 and cfg.algorithm.grad_clip == 5.0
+
+
+def test_training_config_shares_the_env_strict_base_model() -> None:
+    from townlet_env.config import StrictModel
+    from townlet_train import config
+
+    models = [v for v in vars(config).values() if isinstance(v, type) and v.__module__ == config.__name__]
+    assert len(models) >= 12 and all(issubclass(m, StrictModel) for m in models)
+    assert not hasattr(config, "Strict")  # the old second base model is gone

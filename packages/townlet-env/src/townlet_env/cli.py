@@ -4,6 +4,7 @@
     townlet-env validate PACK               load and compile a pack; exit 2 with one message if not
     townlet-env inspect PACK [--json]       every rule of a pack and its observation layout
     townlet-env simulate [--level L0_minimal] [--steps 30] [--seed 0] ...   watch a town live
+    townlet-env record | replay | video ...  recordings: see townlet_env/recording/commands.py
     townlet-env serve [--level L] [--port 8765] [--towns 4] ...    watch towns in a browser
 
 PACK is a built-in level name or a pack directory. Problems with a pack or with the arguments
@@ -24,6 +25,10 @@ from townlet_env import __version__
 from townlet_env.config import ConfigError, builtin_levels
 from townlet_env.config.loader import BUILTIN_DIR
 from townlet_env.core import CompiledLevel, compile_level
+from townlet_env.observer import cli as observer_cli
+from townlet_env.recording import RecordingError
+from townlet_env.recording import commands as recording
+from townlet_env.recording.video import VideoDependencyError
 
 USAGE_ERROR = 2  # argparse's status for bad arguments; a bad pack is a bad argument too
 
@@ -90,8 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="random",
         help="random: uniform over legal actions; interact: INTERACT whenever it is legal",
     )
-    from townlet_env.observer import cli as observer_cli
-
+    recording.add_commands(commands, _int_at_least)
     observer_cli.add_parser(commands, _int_at_least)
     return parser
 
@@ -100,13 +104,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        run = {"levels": _levels, "validate": _validate, "inspect": _inspect, "simulate": _simulate}
-        if args.command == "serve":
-            return _serve(args)
+        run = {
+            "levels": _levels,
+            "validate": _validate,
+            "inspect": _inspect,
+            "simulate": _simulate,
+            "record": recording.run_record,
+            "replay": recording.run_replay,
+            "video": recording.run_video,
+            "serve": _serve,
+        }
         return run[args.command](args)
     except SystemExit as done:  # --help and --version
         return done.code if isinstance(done.code, int) else 0
-    except (_UsageError, ConfigError) as exc:
+    except (_UsageError, ConfigError, RecordingError, recording.CommandError, VideoDependencyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return USAGE_ERROR
     except BrokenPipeError:  # `townlet-env inspect L1_full_observability | head` is fine
@@ -385,8 +396,6 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from townlet_env.observer import cli as observer_cli
-
     try:  # a bad level, port or missing extra: one error line, like every other command
         return observer_cli.run(args)
     except ValueError as exc:

@@ -2,7 +2,8 @@
 
 File layout: `<name>.pt` holds the payload saved by `torch.save`; `<name>.pt.sha256` holds its
 digest. Loading checks the digest, then `torch.load(weights_only=True)`, then the format
-version, the level hash and the network shape, and reports any mismatch in one message.
+version, the level hash, the network shape and that the learned tensors are finite, and
+reports any problem in one message.
 """
 
 from __future__ import annotations
@@ -92,10 +93,52 @@ def _sidecar(path: Path) -> Path:
 
 def latest_checkpoint(directory: Path) -> Path | None:
     """The newest checkpoint in `directory` (highest step), or None."""
+    candidates = checkpoints_newest_first(directory)
+    return candidates[0] if candidates else None
+
+
+def checkpoints_newest_first(directory: Path) -> list[Path]:
+    """Every `*.pt` in `directory`, highest step first; whether they verify is for the caller."""
     if not directory.is_dir():
-        return None
-    candidates = sorted(directory.glob("*.pt"), key=_step_of)
-    return candidates[-1] if candidates else None
+        return []
+    return sorted(directory.glob("*.pt"), key=_step_of, reverse=True)
+
+
+def set_aside(path: Path) -> Path:
+    """Rename a checkpoint that does not verify (and its digest) to `<name>.unverified`: kept for
+    inspection, but no longer counted by pruning nor offered to `--resume` or `eval`."""
+    target = path.with_name(path.name + ".unverified")
+    if _sidecar(path).exists():
+        os.replace(_sidecar(path), _sidecar(target))
+    os.replace(path, target)
+    return target
+
+
+def remove_stale_temporaries(directory: Path) -> None:
+    """Delete the temporary files of saves that a SIGKILL or power cut interrupted. Only call this
+    while holding the run directory's lock: another trainer's save in progress looks the same."""
+    if directory.is_dir():
+        for leftover in directory.glob(".*.tmp"):
+            leftover.unlink(missing_ok=True)
+
+
+# The parts of a checkpoint that learning writes; a NaN or inf in any of them means the run had
+# diverged, and resuming from it trains on garbage (the loss turns NaN, evaluation looks normal).
+LEARNED_PARTS = ("network", "target_network", "optimizer", "rnd")
+
+
+def non_finite_tensors(tree: Any, prefix: str = "") -> list[str]:
+    """Dotted names of the floating-point tensors in a nested dict/list that hold NaN or inf."""
+    if isinstance(tree, torch.Tensor):
+        finite = not tree.is_floating_point() or bool(torch.isfinite(tree).all())
+        return [] if finite else [prefix.rstrip(".")]
+    if isinstance(tree, dict):
+        items: Any = tree.items()
+    elif isinstance(tree, (list, tuple)):
+        items = enumerate(tree)
+    else:
+        return []
+    return [name for key, value in items for name in non_finite_tensors(value, f"{prefix}{key}.")]
 
 
 def load_checkpoint(
@@ -146,4 +189,11 @@ def load_checkpoint(
                 f"{path}: network shape differs from this config "
                 f"({len(diff)} tensors; first: {'; '.join(diff[:3])})"
             )
+    bad = non_finite_tensors({part: payload.get(part) for part in LEARNED_PARTS})
+    if bad:
+        names = ", ".join(bad[:3])
+        raise CheckpointError(
+            f"{path}: {len(bad)} learned tensors hold NaN or inf (first: {names}): "
+            "training had diverged before this save"
+        )
     return payload

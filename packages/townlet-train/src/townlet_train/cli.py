@@ -4,26 +4,47 @@ townlet-train train --level L1_full_observability [--config FILE] [--total-steps
                     [--num-envs N] [--device auto|cpu|cuda] [--seed S] [--run-dir DIR]
 townlet-train train --resume DIR [--total-steps N] [--device auto|cpu|cuda]
 townlet-train eval --checkpoint PATH [--episodes K] [--policy learned|scripted|random]
-                   [--difficulty 1.0] [--json] [--details]
+                   [--difficulty 1.0] [--json] [--details] [--record DIR]
+
+Bad input of any kind (arguments, configs, checkpoints, run directories, memory requests, a
+damaged metrics.db, a full disk) prints one `error: ...` line and exits with status 2, never a
+traceback. SIGINT or SIGTERM stops training with a checkpoint and exits with 128 + the signal.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import math
+import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+import torch
 
 from townlet_env.config import ConfigError
-from townlet_train.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
+from townlet_train.checkpoint import CheckpointError
 from townlet_train.config import TrainConfig, load_config
-from townlet_train.evaluate import POLICIES, evaluate, load_policy_network
+from townlet_train.evaluate import POLICIES, check_level_fits, evaluate, load_policy_network
+from townlet_train.metrics import MetricsError
+
+USAGE_ERROR = 2
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse would print its whole usage block
+        raise _UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="townlet-train", description="Train and evaluate Townlet agents.")
+    parser = _Parser(prog="townlet-train", description="Train and evaluate Townlet agents.")
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="train a new run, or resume one with --resume DIR")
     train.add_argument("--level", help="built-in level or pack directory (default: the config's)")
@@ -55,85 +76,148 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--details", action="store_true", help="also report action shares, affordance uses and deaths"
     )
+    ev.add_argument(
+        "--record",
+        type=Path,
+        metavar="DIR",
+        help="write the episodes as a recording into DIR (townlet-env replay)",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
     try:
+        args = _parser().parse_args(argv)
         return _train(args) if args.command == "train" else _eval(args)
-    except (ConfigError, CheckpointError, ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except SystemExit as done:  # --help
+        return done.code if isinstance(done.code, int) else 0
+    except (_UsageError, ConfigError, CheckpointError, MetricsError, ValueError) as exc:
+        return _error(str(exc))
+    except OSError as exc:
+        return _error(_describe_os_error(exc))
+    except (MemoryError, RuntimeError) as exc:
+        if not _out_of_memory(exc):
+            raise
+        first = (str(exc).strip().splitlines() or ["MemoryError"])[0]
+        return _error(f"out of memory ({first}); lower env.num_envs or replay.capacity, then --resume")
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        print("interrupted (the checkpoints already written are intact)", file=sys.stderr)
+        return 128 + signal.SIGINT
+
+
+def _error(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return USAGE_ERROR
+
+
+def _describe_os_error(exc: OSError) -> str:
+    where = f"{exc.filename}: " if exc.filename else ""
+    text = f"{where}{exc.strerror or exc}"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        text += " (free some space, then continue with --resume: the checkpoints already written are intact)"
+    return text
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    if isinstance(exc, (MemoryError, torch.OutOfMemoryError)):
+        return True
+    return "can't allocate memory" in str(exc) or "not enough memory" in str(exc)
 
 
 def _train(args: argparse.Namespace) -> int:
     from townlet_train import observe
-    from townlet_train.loop import Trainer, write_resolved_config
+    from townlet_train.loop import Trainer, resolve_device, write_resolved_config
+    from townlet_train.resources import check_memory
+    from townlet_train.runlock import run_lock
 
-    listener = observe.listen(args.observe)
-
+    # the port first: one that is in use is refused before a run directory is made
+    args.observer_socket = observe.listen(args.observe)
     if args.resume is not None:
-        run_dir = args.resume
-        cfg_file = run_dir / "config.yaml"
-        if not cfg_file.is_file():
-            raise FileNotFoundError(f"{cfg_file}: not a run directory (no config.yaml)")
-        fixed = [
-            flag
-            for flag, value in (
-                ("--level", args.level),
-                ("--config", args.config),
-                ("--num-envs", args.num_envs),
-                ("--seed", args.seed),
-                ("--run-dir", args.run_dir),
-            )
-            if value is not None
-        ]
-        if fixed:  # silently ignoring them would resume something other than what was asked for
-            raise ValueError(
-                f"{', '.join(fixed)} cannot be changed on --resume (the run's config.yaml fixes them); "
-                "only --total-steps and --device can"
-            )
-        cfg = load_config(cfg_file, total_steps=args.total_steps, device=args.device)
-        path = latest_checkpoint(run_dir / "checkpoints")
-        if path is None:
-            raise FileNotFoundError(f"{run_dir / 'checkpoints'}: no checkpoint to resume from")
-        trainer = Trainer(_quiet(cfg, args), run_dir)
-        shapes = {k: tuple(v.shape) for k, v in trainer.agent.online.state_dict().items()}
-        trainer.load_state_dict(
-            load_checkpoint(path, level_hash=trainer.env.level.content_hash, network_shapes=shapes)
-        )
-        print(f"resuming {run_dir} from {path.name} at {trainer.counters['agent_steps']:,} agent-steps")
-    else:
-        cfg = load_config(
-            args.config,
-            level=args.level,
-            total_steps=args.total_steps,
-            env__num_envs=args.num_envs,
-            device=args.device,
-            seed=args.seed,
-        )
-        run_dir = args.run_dir or Path("runs") / Path(cfg.level).name / time.strftime("%Y%m%d-%H%M%S")
-        if (run_dir / "config.yaml").exists() or (run_dir / "metrics.db").exists():
-            # a second run there would mix its episodes and checkpoints into the first one's
-            raise ValueError(
-                f"{run_dir} already holds a run: continue it with --resume {run_dir}, "
-                "or give another --run-dir"
-            )
-        trainer = Trainer(_quiet(cfg, args), run_dir)  # first: a bad level leaves no half-made run
+        return _resume(args)
+    cfg = load_config(
+        args.config,
+        level=args.level,
+        total_steps=args.total_steps,
+        env__num_envs=args.num_envs,
+        device=args.device,
+        seed=args.seed,
+    )
+    run_dir = args.run_dir or Path("runs") / Path(cfg.level).name / time.strftime("%Y%m%d-%H%M%S")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"--run-dir {run_dir}: exists and is not a directory")
+    _refuse_existing_run(run_dir)
+    check_memory(cfg, _compiled(cfg.level), resolve_device(cfg.device))
+    trainer = Trainer(_quiet(cfg, args), run_dir)  # first: a bad level leaves no half-made run
+    with run_lock(run_dir):
+        _refuse_existing_run(run_dir)  # again: another trainer may have started it meanwhile
         write_resolved_config(cfg, run_dir)
         print(f"training {cfg.level} for {cfg.total_steps:,} agent-steps into {run_dir}")
-    observer = observe.attach(trainer, listener)
-    try:
-        result = trainer.run(cfg.total_steps)
-    finally:
-        if observer is not None:
-            observer.close()
+        return _finish(observe.run(trainer, cfg.total_steps, args.observer_socket), run_dir)
+
+
+def _refuse_existing_run(run_dir: Path) -> None:
+    if (run_dir / "config.yaml").exists() or (run_dir / "metrics.db").exists():
+        # a second run there would mix its episodes and checkpoints into the first one's
+        raise ValueError(
+            f"{run_dir} already holds a run: continue it with --resume {run_dir}, or give another --run-dir"
+        )
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from townlet_train import observe
+    from townlet_train.loop import Trainer, resolve_device
+    from townlet_train.resources import check_memory
+    from townlet_train.resume import resume
+    from townlet_train.runlock import run_lock
+
+    run_dir = args.resume
+    fixed = [
+        flag
+        for flag, value in (
+            ("--level", args.level),
+            ("--config", args.config),
+            ("--num-envs", args.num_envs),
+            ("--seed", args.seed),
+            ("--run-dir", args.run_dir),
+        )
+        if value is not None
+    ]
+    if fixed:  # silently ignoring them would resume something other than what was asked for
+        raise ValueError(
+            f"{', '.join(fixed)} cannot be changed on --resume (the run's config.yaml fixes them); "
+            "only --total-steps and --device can"
+        )
+    cfg_file = run_dir / "config.yaml"
+    if not cfg_file.is_file():
+        raise FileNotFoundError(f"{cfg_file}: not a run directory (no config.yaml)")
+    with run_lock(run_dir):  # before reading: another trainer may be writing this run
+        cfg = load_config(cfg_file, total_steps=args.total_steps, device=args.device)
+        check_memory(cfg, _compiled(cfg.level), resolve_device(cfg.device))
+        resumed = resume(cfg, run_dir, lambda: Trainer(_quiet(cfg, args), run_dir))
+        for note in resumed.skipped:
+            print(f"warning: skipped {note}", file=sys.stderr)
+        steps = resumed.trainer.counters["agent_steps"]
+        print(f"resuming {run_dir} from {resumed.path.name} at {steps:,} agent-steps")
+        return _finish(observe.run(resumed.trainer, cfg.total_steps, args.observer_socket), run_dir)
+
+
+def _compiled(level: str) -> Any:
+    from townlet_env.core import compile_level
+
+    return compile_level(level, "cpu")
+
+
+def _finish(result: dict[str, Any], run_dir: Path) -> int:
     print(_json_line(result))
-    return 0
+    stopped_by = result.get("interrupted")
+    if stopped_by is None:
+        return 0
+    print(
+        f"stopped by {stopped_by} at {result['agent_steps']:,} agent-steps; saved {result['checkpoint']}; "
+        f"continue with: townlet-train train --resume {run_dir}",
+        file=sys.stderr,
+    )
+    return 128 + int(signal.Signals[stopped_by])
 
 
 def _json_line(result: dict) -> str:
@@ -158,13 +242,23 @@ def _eval(args: argparse.Namespace) -> int:
     level = args.level
     if args.checkpoint is not None:
         network, cfg = load_policy_network(args.checkpoint, device)
+        if level is not None:
+            check_level_fits(level, cfg.level, args.checkpoint)
         level = level or cfg.level
     elif args.policy == "learned":
         raise ValueError("--policy learned needs --checkpoint PATH")
     if level is None:
         raise ValueError("give --checkpoint or --level")
     result = evaluate(
-        level, args.policy, args.episodes, args.difficulty, network, args.seed, device, args.details
+        level,
+        args.policy,
+        args.episodes,
+        args.difficulty,
+        network,
+        args.seed,
+        device,
+        args.details,
+        args.record,
     )
     if args.json:
         print(_json_line(result))

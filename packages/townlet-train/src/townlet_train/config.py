@@ -1,7 +1,9 @@
 """Training configuration: strict pydantic models, loaded from YAML.
 
-Like the env's level packs, every model forbids unknown keys, and every error names the file,
-the field and what is allowed. The built-in configs (one per level) ship inside the package.
+Like the env's level packs, and through the same `StrictModel` and YAML reader: every model
+forbids unknown keys, takes each value in one type only, bounds every float to a finite range,
+and every error names the file, the field and what is allowed. The built-in configs (one per
+level) ship inside the package.
 """
 
 from __future__ import annotations
@@ -9,48 +11,44 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from townlet_env.config import ConfigError
-from townlet_env.config.messages import describe_validation_error
+from townlet_env.config import ConfigError, StrictModel
+from townlet_env.config.bounded_yaml import read_yaml_mapping
+from townlet_env.config.messages import describe_validation_error, short
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class EnvSettings(Strict):
+class EnvSettings(StrictModel):
     num_envs: int = Field(default=256, ge=1, le=1 << 20, description="agent slots stepped together")
     agents_per_town: int = Field(default=1, ge=1, le=64)
 
 
-class NetworkSettings(Strict):
+class NetworkSettings(StrictModel):
     kind: Literal["mlp", "dueling", "lstm"] = "dueling"
     hidden: list[Annotated[int, Field(ge=1, le=8192)]] = Field(default_factory=lambda: [256, 256])
     field_embed: int = Field(default=64, ge=1, le=4096, description="width of each field encoder")
     lstm_hidden: int = Field(default=128, ge=1, le=4096)
 
 
-class HardTarget(Strict):
+class HardTarget(StrictModel):
     kind: Literal["hard"] = "hard"
     every: int = Field(default=500, ge=1, description="gradient updates between copies")
 
 
-class PolyakTarget(Strict):
+class PolyakTarget(StrictModel):
     kind: Literal["polyak"]
     tau: float = Field(default=0.005, gt=0.0, le=1.0)
 
 
-class AlgorithmSettings(Strict):
+class AlgorithmSettings(StrictModel):
     gamma: float = Field(default=0.99, gt=0.0, lt=1.0)
     n_step: int = Field(default=3, ge=1, le=64)
     double: bool = True
     loss: Literal["huber", "mse"] = "huber"
     lr: float = Field(default=5e-4, gt=0.0, le=1.0)
-    grad_clip: float = Field(default=10.0, gt=0.0)
+    grad_clip: float = Field(default=10.0, gt=0.0, le=1e6, description="largest gradient norm")
     batch_size: int = Field(default=256, ge=1, le=1 << 16)
     replay_ratio: float = Field(
         default=0.25, gt=0.0, le=64.0, description="sampled transitions per collected transition"
@@ -70,7 +68,7 @@ class AlgorithmSettings(Strict):
         return value
 
 
-class ReplaySettings(Strict):
+class ReplaySettings(StrictModel):
     kind: Literal["uniform", "prioritized", "sequence"] = "uniform"
     capacity: int = Field(default=200_000, ge=1, description="transitions (or sequences)")
     alpha: float = Field(default=0.6, ge=0.0, le=1.0, description="prioritized: priority exponent")
@@ -80,7 +78,7 @@ class ReplaySettings(Strict):
     burn_in: int = Field(default=8, ge=0, le=512, description="sequence: steps to warm the LSTM")
 
 
-class EpsilonSettings(Strict):
+class EpsilonSettings(StrictModel):
     start: float = Field(default=1.0, ge=0.0, le=1.0)
     end: float = Field(default=0.05, ge=0.0, le=1.0)
     decay_steps: int = Field(default=500_000, ge=1, description="agent-steps of linear decay")
@@ -93,21 +91,21 @@ class EpsilonSettings(Strict):
     )
 
 
-class RndSettings(Strict):
+class RndSettings(StrictModel):
     enabled: bool = False
-    weight_start: float = Field(default=0.1, ge=0.0)
-    weight_end: float = Field(default=0.0, ge=0.0)
+    weight_start: float = Field(default=0.1, ge=0.0, le=1000.0)
+    weight_end: float = Field(default=0.0, ge=0.0, le=1000.0)
     anneal_steps: int = Field(default=1_000_000, ge=1)
     embed: int = Field(default=64, ge=1, le=4096)
     lr: float = Field(default=1e-4, gt=0.0, le=1.0)
 
 
-class ExplorationSettings(Strict):
+class ExplorationSettings(StrictModel):
     epsilon: EpsilonSettings = Field(default_factory=EpsilonSettings)
     rnd: RndSettings = Field(default_factory=RndSettings)
 
 
-class CurriculumSettings(Strict):
+class CurriculumSettings(StrictModel):
     kind: Literal["adversarial", "static"] = "adversarial"
     stages: list[Annotated[float, Field(ge=0.0, le=10.0)]] = Field(
         default_factory=lambda: [0.2, 0.5, 0.8, 1.0, 1.0], min_length=1
@@ -115,26 +113,33 @@ class CurriculumSettings(Strict):
     window: int = Field(default=10, ge=1, le=10_000, description="recent episodes judged")
     min_episodes: int = Field(default=10, ge=1, description="episodes between two stage moves")
     advance_survival: float = Field(default=0.7, ge=0.0, le=1.0)
-    advance_entropy: float = Field(default=0.5, ge=0.0)
+    advance_entropy: float = Field(default=0.5, ge=0.0, le=100.0)
     retreat_survival: float = Field(default=0.3, ge=0.0, le=1.0)
     difficulty: float = Field(default=1.0, ge=0.0, le=10.0, description="static: the multiplier")
 
 
-class CheckpointSettings(Strict):
+class CheckpointSettings(StrictModel):
+    """A save comes at whichever of the three limits is reached first; `every_seconds` bounds what
+    a crash can lose on any level and device, the other two put saves at reproducible points."""
+
     every_episodes: int = Field(default=2000, ge=1, description="finished episodes between saves")
+    every_steps: int = Field(default=500_000, ge=1, description="agent-steps between saves")
+    every_seconds: float = Field(
+        default=120.0, gt=0.0, le=86_400.0, description="wall-clock seconds since the last save"
+    )
     keep: int = Field(default=3, ge=1, description="most recent checkpoints kept")
     include_replay: bool = False
 
 
-class MetricsSettings(Strict):
+class MetricsSettings(StrictModel):
     tensorboard: bool = True
     log_every_updates: int = Field(default=50, ge=1)
     progress: bool = True
 
 
-class TrainConfig(Strict):
+class TrainConfig(StrictModel):
     level: str = "L1_full_observability"
-    seed: int = 0
+    seed: int = Field(default=0, ge=-(1 << 63), lt=1 << 63, description="a 64-bit int, as torch takes")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     total_steps: int = Field(default=2_000_000, ge=1, description="agent-steps, all slots together")
     env: EnvSettings = Field(default_factory=EnvSettings)
@@ -180,13 +185,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig
     if source is not None:
         if not source.is_file():
             raise ConfigError(f"{source}: no such training config file")
-        try:
-            loaded = yaml.safe_load(source.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{source}: not valid YAML: {exc}") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{source}: expected a mapping at the top level")
-        data = loaded
+        data = read_yaml_mapping(source, TrainConfig.model_fields)
     applied = []
     for key, value in overrides.items():
         if value is None:
@@ -199,7 +198,9 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig
                 child = node[parent] = {}
             if not isinstance(child, dict):
                 where = ".".join(parents[: depth + 1])
-                raise ConfigError(f"{source or '<settings>'}: {where}: expected a mapping, got {child!r}")
+                raise ConfigError(
+                    f"{source or '<settings>'}: {where}: expected a mapping, got {short(child)}"
+                )
             node = child
         node[leaf] = value
         if not (key == "level" and path is None):  # not when it only picked the built-in file

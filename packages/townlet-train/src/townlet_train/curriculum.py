@@ -1,4 +1,4 @@
-"""The adversarial curriculum of levels.md, per agent slot, driving `set_difficulty`.
+"""The adversarial curriculum (docs/training.md), per agent slot, driving `set_difficulty`.
 
 Five stages with drain multipliers 0.2, 0.5, 0.8, 1.0, 1.0. Over the slot's last `window`
 episodes: advance when survival (episode length / max steps) > 0.7 and the policy's action

@@ -11,6 +11,7 @@ import torch
 from pydantic import ValidationError
 
 from townlet_env import TownletVectorEnv
+from townlet_env.recording import Recorder
 from townlet_train.checkpoint import CheckpointError, load_checkpoint
 from townlet_train.config import TrainConfig
 from townlet_train.networks import build_network, masked_argmax
@@ -95,6 +96,23 @@ def load_policy_network(path: Path, device: torch.device) -> tuple[torch.nn.Modu
     return network.to(device).eval(), cfg
 
 
+def check_level_fits(level: str, trained_on: str, path: Path) -> None:
+    """A learned policy plays another level only where that level has the same observation layout
+    and actions (L1, L2 and L3 share theirs); anything else is refused before it is played."""
+    from townlet_env.core import compile_level
+
+    if level == trained_on:
+        return
+    asked, own = compile_level(level), compile_level(trained_on)
+    fields = [[(f.name, f.offset, f.size) for f in lv.layout.fields] for lv in (asked, own)]
+    if fields[0] != fields[1] or asked.action_names != own.action_names:
+        raise ValueError(
+            f"--level {level}: its observations ({asked.layout.size} floats) and actions "
+            f"({asked.n_actions}) do not fit the network of {path}, trained on {trained_on} "
+            f"({own.layout.size} floats, {own.n_actions} actions); leave out --level to play that one"
+        )
+
+
 def evaluate(
     level: str,
     policy: str,
@@ -104,9 +122,11 @@ def evaluate(
     seed: int = 12345,
     device: torch.device | str = "cpu",
     details: bool = False,
+    record: Path | str | None = None,
 ) -> dict[str, Any]:
     """Each slot plays exactly one episode; `episodes` slots run side by side. With `details`,
-    also what the policy did (see `Tally`)."""
+    also what the policy did (see `Tally`). With `record` (a directory), the whole batch is
+    written there as one recording (see docs/recording.md), named in the result."""
     if policy not in POLICIES:
         raise ValueError(f"policy '{policy}' is not one of {', '.join(POLICIES)}")
     if policy == "learned" and network is None:
@@ -114,6 +134,7 @@ def evaluate(
     env = TownletVectorEnv(level, episodes, device=device)
     env.set_difficulty(difficulty)
     obs, info = env.reset(seed=seed)
+    recorder = Recorder(env.town, seed=seed, policy=policy) if record is not None else None
     rng = torch.Generator(device=env.device).manual_seed(seed)
     scripted = ScriptedPolicy(env.town) if policy == "scripted" else None
     recurrent = bool(getattr(network, "recurrent", False))
@@ -139,6 +160,8 @@ def evaluate(
         if tally is not None:
             tally.step(action, info, ~finished)
         obs, reward, terminated, truncated, info = env.step(action)
+        if recorder is not None:
+            recorder.record(action)
         total_reward += reward * ~finished
         done = (terminated | truncated) & ~finished
         survival = torch.where(done, info["final_episode_step"], survival)
@@ -150,6 +173,9 @@ def evaluate(
             hidden = (hidden[0] * keep, hidden[1] * keep)  # type: ignore[index]
     values = survival.float().cpu().tolist()
     extra = tally.summary(episodes) if tally is not None else {}
+    if recorder is not None and record is not None:
+        name = f"{env.level.name}-{policy}-seed{seed}-{episodes}ep.townlet"
+        extra["recording"] = str(recorder.save(Path(record) / name))
     return {
         "policy": policy,
         "level": level,

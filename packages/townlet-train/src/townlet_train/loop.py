@@ -19,11 +19,14 @@ from townlet_train import checkpoint as ckpt
 from townlet_train.config import TrainConfig
 from townlet_train.curriculum import Curriculum
 from townlet_train.exploration import RND, EpsilonGreedy
+from townlet_train.interrupts import StopRequests
 from townlet_train.learner import FeedForwardDQN
 from townlet_train.metrics import Metrics
 from townlet_train.networks import RecurrentQNetwork, build_network, masked_argmax
 from townlet_train.progress import Progress
 from townlet_train.recurrent import RecurrentDQN
+from townlet_train.runlock import run_lock
+from townlet_train.schedule import CheckpointSchedule
 
 
 def resolve_device(name: str) -> torch.device:
@@ -268,42 +271,77 @@ class Trainer:
 
     def save(self) -> Path:
         name = f"step_{self.counters['agent_steps']:012d}"
-        return ckpt.save_checkpoint(
-            self.state_dict(), self.run_dir / "checkpoints", name, self.cfg.checkpoint.keep
-        )
+        directory = self.run_dir / "checkpoints"
+        try:
+            return ckpt.save_checkpoint(self.state_dict(), directory, name, self.cfg.checkpoint.keep)
+        except OSError as exc:  # a full disk says "No space left on device", but not where
+            exc.filename = exc.filename or str(directory / f"{name}.pt")
+            raise
 
     # --- the whole run ------------------------------------------------------------------------
 
     def run(self, total_steps: int | None = None) -> dict[str, Any]:
+        """Train to `total_steps` agent-steps, or until SIGINT or SIGTERM; either way the last act is
+        a checkpoint. The result of a stopped run names the signal under "interrupted"."""
         total = total_steps or self.cfg.total_steps
-        metrics = Metrics(self.run_dir, list(self.env.meter_names), self.cfg.metrics.tensorboard)
-        progress = Progress(enabled=self.cfg.metrics.progress, total=total)
-        stats: dict[str, float] = {}
-        every = self.cfg.checkpoint.every_episodes
-        try:
-            while self.counters["agent_steps"] < total:
-                self.collect(metrics)
-                fresh = self.learn()
-                stats = fresh or stats
-                if self.observer is not None:
-                    self.observer.after_step(self, stats)
-                self._report(metrics, progress, fresh, stats)
-                if self.counters["episodes"] >= self.counters["next_checkpoint"]:
-                    # one save however many multiples of `every` this step's episodes crossed
-                    self.counters["next_checkpoint"] = (self.counters["episodes"] // every + 1) * every
-                    metrics.affordances(
-                        self.counters["agent_steps"], list(self.env.affordance_names), self.visits, self.moves
-                    )
-                    metrics.commit()
-                    self.save()
-            metrics.affordances(
-                self.counters["agent_steps"], list(self.env.affordance_names), self.visits, self.moves
-            )
-            path = self.save()
-        finally:
+        with run_lock(self.run_dir), StopRequests() as stop:
+            ckpt.remove_stale_temporaries(self.run_dir / "checkpoints")
+            metrics = self._open_metrics()
+            progress = Progress(enabled=self.cfg.metrics.progress, total=total)
+            try:
+                path, stats = self._train(total, metrics, progress, stop)
+            except BaseException:
+                progress.close()
+                metrics.abandon()
+                raise
             progress.close()
             metrics.close()
-        return {"checkpoint": str(path), **self.summary(), **stats}
+        result = {"checkpoint": str(path), **self.summary(), **stats}
+        return result if stop.name is None else {**result, "interrupted": stop.name}
+
+    def _train(
+        self, total: int, metrics: Metrics, progress: Progress, stop: StopRequests
+    ) -> tuple[Path, dict[str, float]]:
+        schedule = CheckpointSchedule(self.cfg.checkpoint, self.cfg.env.num_envs)
+        stats: dict[str, float] = {}
+        saved: Path | None = None  # a checkpoint of the current step, if one was written
+        while self.counters["agent_steps"] < total and stop.received is None:
+            self.collect(metrics)
+            fresh = self.learn()
+            stats = fresh or stats
+            if self.observer is not None:
+                self.observer.after_step(self, stats)
+            self._report(metrics, progress, fresh, stats)
+            saved = self._checkpoint(metrics, schedule) if schedule.due(self.counters) else None
+        return saved or self._checkpoint(metrics, schedule), stats
+
+    def _open_metrics(self) -> Metrics:
+        """metrics.db as of this trainer's agent-step: a run continuing from a checkpoint first
+        drops the rows that the interrupted run wrote after it, which it is about to write again."""
+        steps = self.counters["agent_steps"]
+        metrics = Metrics(
+            self.run_dir, list(self.env.meter_names), self.cfg.metrics.tensorboard, resume_step=steps
+        )
+        try:
+            removed = metrics.rewind(steps)
+        except BaseException:
+            metrics.abandon()
+            raise
+        if removed:
+            print(f"{metrics.path}: removed {removed} episode rows written after agent-step {steps:,}")
+        return metrics
+
+    def _checkpoint(self, metrics: Metrics, schedule: CheckpointSchedule) -> Path:
+        # Rows first: a resume keeps the rows up to its checkpoint and deletes the rest, so a
+        # checkpoint must never be ahead of what metrics.db has committed.
+        schedule.advance(self.counters)
+        metrics.affordances(
+            self.counters["agent_steps"], list(self.env.affordance_names), self.visits, self.moves
+        )
+        metrics.commit()
+        path = self.save()
+        schedule.saved()
+        return path
 
     def summary(self) -> dict[str, Any]:
         recent = self.recent_survival

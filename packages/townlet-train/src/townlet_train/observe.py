@@ -85,3 +85,14 @@ def attach(trainer: Any, sock: socket.socket | None) -> Observer | None:
     trainer.observer = Observer(trainer, sock=sock)
     print(f"observing at {trainer.observer.url} (audit log {trainer.observer.audit.path})")
     return trainer.observer
+
+
+def run(trainer: Any, total: int, sock: socket.socket | None) -> dict[str, Any]:
+    """`trainer.run(total)`, watched on `sock` (from `listen`) when there is one."""
+    observer = attach(trainer, sock)
+    try:
+        result: dict[str, Any] = trainer.run(total)
+        return result
+    finally:
+        if observer is not None:
+            observer.close()

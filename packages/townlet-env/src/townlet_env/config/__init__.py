@@ -7,5 +7,6 @@ from townlet_env.config.loader import (
     load_level,
     resolve_pack,
 )
+from townlet_env.config.schema import StrictModel
 
-__all__ = ["ConfigError", "LevelConfig", "builtin_levels", "load_level", "resolve_pack"]
+__all__ = ["ConfigError", "LevelConfig", "StrictModel", "builtin_levels", "load_level", "resolve_pack"]

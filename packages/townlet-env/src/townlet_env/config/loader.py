@@ -9,15 +9,14 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
-from townlet_env.config.messages import describe_validation_error, did_you_mean, kind_of
+from townlet_env.config.bounded_yaml import read_yaml_mapping
+from townlet_env.config.messages import ConfigError, describe_validation_error, did_you_mean, printable
 from townlet_env.config.schema import (
     PACK_FILES,
     ActionsFile,
@@ -33,10 +32,6 @@ BUILTIN_DIR = Path(__file__).resolve().parent.parent / "levels"
 # Bump when townlet_env.core.layout or observe changes what an observation's floats mean
 # (2: the affordances and agents fields became rows dx, dy, present; a new `underfoot` field).
 OBSERVATION_FORMAT = 2
-
-
-class ConfigError(ValueError):
-    """A level pack or setting is invalid; the message says where and what is allowed."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +88,7 @@ def load_level(level: str | Path) -> LevelConfig:
     unknown = sorted(present - set(PACK_FILES))
     if unknown:
         raise ConfigError(
-            f"{pack / unknown[0]}: unknown file in level pack "
+            f"{pack / printable(unknown[0])}: unknown file in level pack "
             f"(allowed: {', '.join(PACK_FILES)}{did_you_mean(unknown[0], list(PACK_FILES))})"
         )
     parsed: dict[str, Any] = {}
@@ -104,61 +99,14 @@ def load_level(level: str | Path) -> LevelConfig:
     return config
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """A SafeLoader that rejects a key written twice in one mapping.
-
-    Plain YAML keeps the last value silently, so `{drain: 0.1, drain: 0.2}` would hide a typo.
-    """
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if not isinstance(key, typing.Hashable):
-                continue  # the base class reports unhashable keys in its own words
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    "while reading a mapping",
-                    node.start_mark,
-                    f"duplicate key '{key}' (each key may appear once)",
-                    key_node.start_mark,
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
 def _load_file(path: Path, model: type[BaseModel]) -> BaseModel:
     if not path.is_file():
         raise ConfigError(f"{path}: missing (a level pack needs {', '.join(PACK_FILES)})")
-    fields = ", ".join(model.model_fields)
-    try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(exc)}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
-    if data is None:
-        raise ConfigError(f"{path}: empty file (expected a mapping with the fields: {fields})")
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"{path}: expected a mapping (key: value) at the top level with the fields: {fields}; "
-            f"got {kind_of(data)}"
-        )
+    data = read_yaml_mapping(path, model.model_fields)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(path, model, exc)) from None
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    """One line: where the parser gave up and why (PyYAML's own text spans several lines)."""
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None)
-    if problem is None:
-        return " ".join(str(exc).split())
-    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-    context = getattr(exc, "context", None)
-    return f"{where}{problem}" + (f" ({context})" if context else "")
 
 
 # --- checks across files -----------------------------------------------------------------------
@@ -169,9 +117,9 @@ def _cross_check(cfg: LevelConfig) -> None:
     pack = cfg.source
 
     def need_meter(file: str, where: str, name: str) -> None:
-        if name not in meters:
+        if name not in meters:  # a meter delta's key is any string: show it safely
             raise ConfigError(
-                f"{pack / file}: {where}: unknown meter '{name}' "
+                f"{pack / file}: {where}: unknown meter '{printable(name)}' "
                 f"(meters: {', '.join(meters)}{did_you_mean(name, meters)})"
             )
 
@@ -190,10 +138,10 @@ def _cross_check(cfg: LevelConfig) -> None:
     for i, aff in enumerate(cfg.affordances.affordances):
         for field in ("cost", "effects", "completion"):
             for name in getattr(aff, field):
-                need_meter("affordances.yaml", f"affordances[{i}].{field}.{name}", name)
+                need_meter("affordances.yaml", f"affordances[{i}].{field}.{printable(name)}", name)
     for i, act in enumerate(cfg.actions.actions):
         for name in act.effects:
-            need_meter("actions.yaml", f"actions[{i}].effects.{name}", name)
+            need_meter("actions.yaml", f"actions[{i}].effects.{printable(name)}", name)
     _check_reward(cfg, need_meter)
     _check_observation(cfg)
     _check_world(cfg)

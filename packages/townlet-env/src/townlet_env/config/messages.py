@@ -7,6 +7,7 @@ Shared by the level-pack loader and by townlet-train's config loader.
 from __future__ import annotations
 
 import difflib
+import reprlib
 import types
 import typing
 from pathlib import Path
@@ -15,18 +16,54 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 
-def kind_of(value: Any) -> str:
-    names = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
-    return names.get(type(value), type(value).__name__) + f" {_short(value)}"
+class ConfigError(ValueError):
+    """A level pack or setting is invalid; the message says where and what is allowed."""
 
 
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
+# A value from a file can be a list of a million items or a string of a megabyte: a message
+# shows a bounded preview of it, built without ever formatting the whole value.
+_PREVIEW = reprlib.Repr()  # keyword arguments need Python 3.12
+_PREVIEW.maxlevel = 3
+_PREVIEW.maxtuple = _PREVIEW.maxlist = _PREVIEW.maxdict = _PREVIEW.maxset = _PREVIEW.maxfrozenset = 4
+_PREVIEW.maxstring = _PREVIEW.maxother = _PREVIEW.maxlong = 60
+MAX_LINE = 400  # characters of one message line, beyond the file name
+
+
+def short(value: Any, limit: int = 60) -> str:
+    """`repr(value)`, cut to about `limit` characters, in time bounded whatever the value."""
+    try:
+        text = _PREVIEW.repr(value)
+    except Exception:  # e.g. an int too long to print: a message must still come out
+        text = f"<{type(value).__name__}>"
+    return clip(text, limit)
+
+
+def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def printable(text: str, limit: int = 60) -> str:
+    """A name from a file as a message shows it: cut short, and quoted if it holds a line break
+    or the like (a message is one line per problem; a key "\\r" must not split it)."""
+    return clip(text if text.isprintable() else repr(text), limit)
+
+
+# Every character that str.splitlines() breaks a line at.
+_LINE_BREAKS = str.maketrans(dict.fromkeys("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029", " "))
+
+
+def one_line(text: str) -> str:
+    """The last guard of "one line per problem", should any text from a file slip through."""
+    return text.translate(_LINE_BREAKS)
+
+
+def kind_of(value: Any) -> str:
+    names = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
+    return names.get(type(value), type(value).__name__) + f" {short(value)}"
+
+
 def did_you_mean(word: str, options: typing.Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    close = difflib.get_close_matches(clip(word, 100), list(options), n=1, cutoff=0.6)
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
@@ -37,14 +74,16 @@ _JARGON = {  # pydantic's words for Python types, in the words of a YAML file
     "a valid tuple": "a list like [a, b]",
     "a valid dictionary or object to extract fields from": "a mapping (key: value)",
     "a valid dictionary": "a mapping (key: value)",
+    "a valid boolean": "true or false",
 }
 
 
 def describe_validation_error(path: Path, model: type[BaseModel], exc: ValidationError) -> str:
     """One line per problem: `file: field.path: what is wrong (allowed: ...)`."""
-    lines = [f"{path}: {_one(model, err)}" for err in exc.errors()]
-    if len(lines) > MAX_LINES:
-        lines = [*lines[: MAX_LINES - 1], f"{path}: ... and {len(lines) - MAX_LINES + 1} more problems"]
+    errors = exc.errors()
+    lines = [f"{path}: {one_line(clip(_one(model, err), MAX_LINE))}" for err in errors[:MAX_LINES]]
+    if len(errors) > MAX_LINES:
+        lines = [*lines[: MAX_LINES - 1], f"{path}: ... and {len(errors) - MAX_LINES + 1} more problems"]
     return "\n".join(lines)
 
 
@@ -61,23 +100,31 @@ def _one(model: type[BaseModel], err: Any) -> str:
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         key = err["ctx"]["discriminator"].strip("'")
         tags = [str(_tag(m)) for m in _members(end)]
-        tag = err["ctx"].get("tag")
+        tag = printable(str(err["ctx"].get("tag")))
         problem = f"unknown {key} '{tag}'" if kind == "union_tag_invalid" else "required field missing"
-        return f"{where}.{key}: {problem} (allowed: {', '.join(tags)}{did_you_mean(str(tag), tags)})"
+        return f"{where}.{key}: {problem} (allowed: {', '.join(tags)}{did_you_mean(tag, tags)})"
+    name = next((_key(p) for p in reversed(loc) if isinstance(p, str)), "value")
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
-        name = next((str(p) for p in reversed(loc) if isinstance(p, str)), "value")
-        return f"{where}: {value!r} is out of range (allowed: {_range(constraints, name)})"
+        return f"{where}: {short(value)} is out of range (allowed: {_range(constraints, name)})"
+    if kind == "finite_number":
+        bounded = any(hasattr(c, b) for c in constraints for b in ("ge", "gt", "le", "lt"))
+        rule = _range(constraints, name) if bounded else "a finite number"
+        return f"{where}: {short(value)} is not a finite number (allowed: {rule})"
     if kind == "literal_error":
-        return f"{where}: got {_short(value)} (allowed: {err['ctx']['expected']})"
+        return f"{where}: got {short(value)} (allowed: {err['ctx']['expected']})"
     if kind == "string_pattern_mismatch":
         rule = "letters, digits and _, not starting with a digit"
-        return f"{where}: {value!r} is not a valid name (allowed: {rule})"
+        return f"{where}: {short(value)} is not a valid name (allowed: {rule})"
     if kind == "value_error":  # our own validators already say what they got
         return f"{where}: {err['msg'].removeprefix('Value error, ')}"
     msg = err["msg"]
     for jargon, plain in _JARGON.items():
         msg = msg.replace(jargon, plain)
-    return f"{where}: {msg} (got {_short(value)})"
+    return f"{where}: {msg} (got {short(value)})"
+
+
+def _key(part: Any) -> str:
+    return printable(str(part))
 
 
 def _walk(model: type[BaseModel], loc: list[Any]) -> tuple[str, Any, list[Any]]:
@@ -93,12 +140,14 @@ def _walk(model: type[BaseModel], loc: list[Any]) -> tuple[str, Any, list[Any]]:
         if isinstance(part, int):
             path += f"[{part}]"
             args = typing.get_args(current)
-            current, constraints = _strip(args[min(part, len(args) - 1)] if args else Any)
+            # A tuple's items have a type each; a list's or dict's one type (a YAML key may be
+            # any number, negative included, so the index is clamped).
+            current, constraints = _strip(args[max(0, min(part, len(args) - 1))] if args else Any)
             continue
         if _is_union(current) and any(_tag(m) == part for m in _members(current)):
             current = next(m for m in _members(current) if _tag(m) == part)
             continue
-        path += f".{part}" if path else str(part)
+        path += f".{_key(part)}" if path else _key(part)
         if _is_model(current) and part in current.model_fields:
             info = current.model_fields[part]
             current, extra = _strip(info.annotation)
@@ -128,11 +177,15 @@ def _strip(tp: Any) -> tuple[Any, list[Any]]:
 
 
 def _range(constraints: list[Any], name: str) -> str:
-    low = next((f"{c.ge:g} <= " for c in constraints if hasattr(c, "ge")), "")
-    low = low or next((f"{c.gt:g} < " for c in constraints if hasattr(c, "gt")), "")
-    high = next((f" <= {c.le:g}" for c in constraints if hasattr(c, "le")), "")
-    high = high or next((f" < {c.lt:g}" for c in constraints if hasattr(c, "lt")), "")
+    low = next((f"{_number(c.ge)} <= " for c in constraints if hasattr(c, "ge")), "")
+    low = low or next((f"{_number(c.gt)} < " for c in constraints if hasattr(c, "gt")), "")
+    high = next((f" <= {_number(c.le)}" for c in constraints if hasattr(c, "le")), "")
+    high = high or next((f" < {_number(c.lt)}" for c in constraints if hasattr(c, "lt")), "")
     return f"{low}{name}{high}"
+
+
+def _number(bound: float) -> str:
+    return str(bound) if isinstance(bound, int) else f"{bound:g}"  # an int bound is shown exactly
 
 
 def _is_model(tp: Any) -> bool:

@@ -7,20 +7,46 @@ Checks that need more than one file (a cascade naming an unknown meter, say) liv
 Checks within one file are field validators rather than model validators wherever possible:
 pydantic reports a field validator's error at that field (`meters`, `walls`, `actions[0].delta`),
 while a model validator's error points at the whole model and cannot name the culprit.
+
+Every value has one type and every float a finite range (see `StrictModel`), so a file that
+validates cannot make a step produce NaN.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
+
+from townlet_env.config.messages import short
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=40)]
 MeterDeltas = dict[str, Annotated[float, Field(ge=-1.0, le=1.0)]]
+# A reward is a base plus at most 32 weights times a meter's distance from the centre (within
+# [-1, 1]): this bound keeps every reward under about 3.3e7, finite in float32 and far beyond any
+# useful scale.
+REWARD_LIMIT = 1e6
+RewardScale = Annotated[float, Field(ge=-REWARD_LIMIT, le=REWARD_LIMIT)]
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+def _list_as_tuple(value: Any) -> Any:
+    # YAML has lists but no tuples, and strict validation takes only a tuple for a tuple field.
+    return tuple(value) if isinstance(value, list) else value
+
+
+IntPair = Annotated[tuple[int, int], BeforeValidator(_list_as_tuple)]
+
+
+class StrictModel(BaseModel):
+    """The base of every settings model, in packs and in training configs.
+
+    * Unknown keys are errors, so a misspelt setting is never a silent default.
+    * Strict types: a string is never read as a number (`"0.5"`) or a boolean (`"yes"`), and a
+      boolean never as a number (`max_steps: true`). An int is a float (`1` for `1.0`).
+    * No NaN or infinity anywhere, in lists and mappings too; each field bounds its floats.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 def _unique(names: list[str], what: str, field: str) -> None:
@@ -37,14 +63,14 @@ def _unique(names: list[str], what: str, field: str) -> None:
 # --- meters.yaml -------------------------------------------------------------------------------
 
 
-class MeterSpec(Strict):
+class MeterSpec(StrictModel):
     name: Name
     initial: float = Field(ge=0.0, le=1.0)
     drain: float = Field(default=0.0, ge=0.0, le=1.0, description="loss per tick x difficulty")
     terminal: bool = Field(default=False, description="the agent dies when this meter is <= 0")
 
 
-class MetersFile(Strict):
+class MetersFile(StrictModel):
     meters: list[MeterSpec] = Field(min_length=1, max_length=32)
 
     @field_validator("meters")
@@ -59,19 +85,19 @@ class MetersFile(Strict):
 # --- cascades.yaml -----------------------------------------------------------------------------
 
 
-class CascadeSpec(Strict):
+class CascadeSpec(StrictModel):
     source: Name
     target: Name
     strength: float = Field(ge=0.0, le=1.0)
     threshold: float = Field(default=0.3, gt=0.0, le=1.0)
 
 
-class CascadeGroup(Strict):
+class CascadeGroup(StrictModel):
     name: Name
     cascades: list[CascadeSpec] = Field(min_length=1)
 
 
-class ModulationSpec(Strict):
+class ModulationSpec(StrictModel):
     """`target -= base * (offset + scale * (1 - source))` every tick."""
 
     source: Name
@@ -81,7 +107,7 @@ class ModulationSpec(Strict):
     scale: float = Field(default=1.0, ge=0.0, le=100.0)
 
 
-class CascadesFile(Strict):
+class CascadesFile(StrictModel):
     modulations: list[ModulationSpec] = Field(default_factory=list)
     groups: list[CascadeGroup] = Field(default_factory=list)
 
@@ -89,9 +115,9 @@ class CascadesFile(Strict):
 # --- affordances.yaml --------------------------------------------------------------------------
 
 
-class AffordanceSpec(Strict):
+class AffordanceSpec(StrictModel):
     name: Name
-    hours: Literal["always"] | tuple[int, int] = Field(
+    hours: Literal["always"] | IntPair = Field(
         default="always", description="[open, close) in hours; close > 24 wraps past midnight"
     )
     ticks: int = Field(ge=1, le=100, description="duration of one full use")
@@ -109,9 +135,9 @@ class AffordanceSpec(Strict):
         )
         if not ok:
             raise ValueError(
-                f"hours must be 'always' or [open, close] in whole hours, e.g. [8, 18] (got {hours!r})"
+                f"hours must be 'always' or [open, close] in whole hours, e.g. [8, 18] (got {short(hours)})"
             )
-        return hours
+        return _list_as_tuple(hours)
 
     @field_validator("hours")
     @classmethod
@@ -131,11 +157,11 @@ class AffordanceSpec(Strict):
     def _cost(cls, cost: dict[str, float]) -> dict[str, float]:
         for meter, amount in cost.items():
             if amount < 0:
-                raise ValueError(f"cost of '{meter}' is {amount}; costs are amounts paid, >= 0")
+                raise ValueError(f"cost of {short(meter)} is {amount}; costs are amounts paid, >= 0")
         return cost
 
 
-class AffordancesFile(Strict):
+class AffordancesFile(StrictModel):
     affordances: list[AffordanceSpec] = Field(min_length=1, max_length=64)
 
     @field_validator("affordances")
@@ -148,10 +174,10 @@ class AffordancesFile(Strict):
 # --- world.yaml --------------------------------------------------------------------------------
 
 
-class WorldFile(Strict):
+class WorldFile(StrictModel):
     width: int = Field(ge=2, le=64)
     height: int = Field(ge=2, le=64)
-    walls: list[tuple[int, int]] = Field(default_factory=list, description="[x, y] cells")
+    walls: list[IntPair] = Field(default_factory=list, description="[x, y] cells")
     max_steps: int = Field(ge=1, le=1_000_000)
     day_cycle: bool = Field(default=False, description="24-tick days; opening hours apply")
     interaction: Literal["instant", "multi_tick"] = "instant"
@@ -175,15 +201,13 @@ class WorldFile(Strict):
 # --- actions.yaml ------------------------------------------------------------------------------
 
 
-class ActionSpec(Strict):
+class ActionSpec(StrictModel):
     name: Name
     kind: Literal["move", "interact", "wait", "self"] = Field(
         description="move by delta, use the affordance underfoot, do nothing, or act on oneself"
     )
     # validate_default: a move action that leaves delta out must still reach the check below.
-    delta: tuple[int, int] | None = Field(
-        default=None, validate_default=True, description="[dx, dy], moves only"
-    )
+    delta: IntPair | None = Field(default=None, validate_default=True, description="[dx, dy], moves only")
     effects: MeterDeltas = Field(default_factory=dict, description="meter changes when executed")
 
     @field_validator("delta")
@@ -205,7 +229,7 @@ class ActionSpec(Strict):
         return delta
 
 
-class ActionsFile(Strict):
+class ActionsFile(StrictModel):
     actions: list[ActionSpec] = Field(min_length=1, max_length=32)
 
     @field_validator("actions")
@@ -226,8 +250,8 @@ class ActionsFile(Strict):
 # --- reward.yaml -------------------------------------------------------------------------------
 
 
-class _RewardBase(Strict):
-    clip: tuple[float, float] | None = None
+class _RewardBase(StrictModel):
+    clip: Annotated[tuple[RewardScale, RewardScale], BeforeValidator(_list_as_tuple)] | None = None
 
     @field_validator("clip")
     @classmethod
@@ -248,17 +272,19 @@ class WeightedSumReward(_RewardBase):
     """`base + sum(weight_m * (meter_m - centre))`."""
 
     kind: Literal["weighted_sum"]
-    base: float = 0.0
-    centre: float = 0.0
-    weights: dict[Name, float] = Field(min_length=1)
+    base: RewardScale = 0.0
+    centre: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="the meter level worth 0 (a shift beyond it belongs in base)"
+    )
+    weights: dict[Name, RewardScale] = Field(min_length=1)
 
 
 class ConstantPlusBonusReward(_RewardBase):
     """`base + bonus * product(bonus_meters)`: a survival reward with a shaped bonus."""
 
     kind: Literal["constant_plus_bonus"]
-    base: float
-    bonus: float = 0.0
+    base: RewardScale
+    bonus: RewardScale = 0.0
     bonus_meters: list[Name] = Field(default_factory=list)
 
 
@@ -267,14 +293,14 @@ RewardSpec = Annotated[
 ]
 
 
-class RewardFile(Strict):
+class RewardFile(StrictModel):
     reward: RewardSpec
 
 
 # --- observation.yaml --------------------------------------------------------------------------
 
 
-class ObservationFile(Strict):
+class ObservationFile(StrictModel):
     encoding: Literal["full", "partial"]
     reserve: list[Literal["full", "partial"]] = Field(
         default_factory=list,
@@ -291,7 +317,7 @@ class ObservationFile(Strict):
     def _reserve(cls, reserve: list[str], info: ValidationInfo) -> list[str]:
         encoding = info.data.get("encoding")
         if reserve and encoding is not None and encoding not in reserve:
-            raise ValueError(f"reserve {reserve} must include the encoding '{encoding}'")
+            raise ValueError(f"reserve {short(reserve)} must include the encoding '{encoding}'")
         return reserve
 
     @field_validator("window")
@@ -313,7 +339,7 @@ class ObservationFile(Strict):
         return list(self.reserve) if self.reserve else [self.encoding]
 
 
-PACK_FILES: dict[str, type[Strict]] = {
+PACK_FILES: dict[str, type[StrictModel]] = {
     "meters.yaml": MetersFile,
     "cascades.yaml": CascadesFile,
     "affordances.yaml": AffordancesFile,

@@ -1,6 +1,6 @@
 """One tick of every town at once: `step(level, state, actions) -> (state, StepResult)`.
 
-The order is the one in levels.md: actions; base drain x difficulty, modulations, cascades;
+The order is the one in docs/index.md: actions; base drain x difficulty, modulations, cascades;
 terminal check; reward from the post-step state; clock + 1. Meters are clamped to [0, 1] after
 each phase. A tick uses no randomness, so it is a pure function of its inputs; births and
 town regeneration live in `townlet_env.core.spawn`.

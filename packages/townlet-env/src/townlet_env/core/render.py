@@ -1,11 +1,13 @@
-"""Pictures of one town: text for terminals and logs, an RGB array for videos."""
+"""Pictures of one town: text for terminals and logs, an RGB array (grid, legend, meter bars) for videos."""
 
 from __future__ import annotations
 
 import string
+from dataclasses import dataclass
 
 import numpy as np
 
+from townlet_env.core.font import ADVANCE, draw_text, text_width
 from townlet_env.core.level import CompiledLevel
 from townlet_env.core.observe import hour_of_day
 from townlet_env.core.state import TownState
@@ -68,32 +70,119 @@ def render_ansi(level: CompiledLevel, state: TownState, town: int) -> str:
     return "\n".join(rows) + "\n"
 
 
+@dataclass(frozen=True)
+class RgbLayout:
+    """Where things are in an `rgb_array` picture of a level with `agents` per town (pixels).
+
+    The grid is at the top left (cell (x, y) at [y * CELL, x * CELL]); the legend (step, hour,
+    one colour swatch and name per affordance) is to its right; below both is the meter strip:
+    a row of meter names, then one row per agent with its colour and one bar per meter.
+    """
+
+    height: int
+    width: int
+    legend_x: int
+    strip_y: int
+    bar_x: int  # left edge of the first meter bar
+    bar_width: int  # pixels of a full bar; the next bar starts bar_width + GAP further
+    row: int  # height of a legend or strip row
+
+    def legend_row_y(self, i: int) -> int:
+        """Top of legend row i (rows 0 and 1 hold the step and hour, affordance a is row a + 2)."""
+        return GAP + i * self.row
+
+    def bar_origin(self, agent: int, meter: int) -> tuple[int, int]:
+        """(x, y) of the top-left corner of an agent's bar for a meter."""
+        return self.bar_x + meter * (self.bar_width + GAP), self.strip_y + (agent + 1) * self.row
+
+
+GAP, ROW, SWATCH, BAR = 2, 8, 6, 24
+FLOOR, WALL, TEXT, DEAD = (235, 235, 235), (40, 40, 40), (20, 20, 20), (150, 150, 150)
+BAR_BACK, BAR_OK, BAR_LOW = (210, 210, 210), (60, 160, 90), (205, 60, 50)
+
+
+def rgb_layout(level: CompiledLevel, agents: int) -> RgbLayout:
+    grid_w, grid_h = level.width * CELL, level.height * CELL
+    names = [f"{n}" for n in level.affordance_names] + [f"step {level.max_steps}/{level.max_steps}"]
+    legend_x = grid_w + 2 * GAP
+    legend_w = SWATCH + GAP + max(text_width(n) for n in names)
+    legend_h = GAP + (level.n_affordances + 2) * ROW
+    strip_y = max(grid_h, legend_h) + GAP
+    bar_x = SWATCH + GAP + text_width("00") + GAP
+    width = max(legend_x + legend_w + GAP, bar_x + level.n_meters * (BAR + GAP))
+    height = strip_y + (agents + 1) * ROW + GAP
+
+    def up(n: int) -> int:  # multiples of 16: what video encoders want, so no frame is rescaled
+        return -(-n // CELL) * CELL
+
+    return RgbLayout(up(height), up(width), legend_x, strip_y, bar_x, BAR, ROW)
+
+
+def agent_colours(k: int) -> np.ndarray:
+    """[k, 3] fully saturated, bright colours, hues a golden ratio apart: distinct from each other
+    and from every affordance colour (those are never brighter than 217)."""
+    return np.stack([_hsv((j * 0.618034) % 1.0, s=1.0, v=1.0) for j in range(k)]).reshape(k, 3)
+
+
+def affordance_colours(level: CompiledLevel) -> np.ndarray:
+    hues = np.linspace(0, 1, max(level.n_affordances, 1), endpoint=False)
+    return np.stack([_hsv(h) for h in hues[: level.n_affordances]]).reshape(level.n_affordances, 3)
+
+
 def render_rgb(level: CompiledLevel, state: TownState, town: int) -> np.ndarray:
-    """[H * 16, W * 16, 3] uint8: affordances in distinct colours, walls dark, agents white."""
+    """[H, W, 3] uint8 (see `rgb_layout`): the grid with affordances in distinct colours, walls
+    dark and living agents in their own colours; a legend; each agent's meters as bars."""
     k = state.agents_per_town
     p = level.pad
+    layout = rgb_layout(level, k)
     cells = state.cells[town, p : p + level.height, p : p + level.width].cpu().numpy().astype(int)
-    hues = np.linspace(0, 1, max(level.n_affordances, 1), endpoint=False)
-    palette = np.stack([_hsv(h) for h in hues]) if level.n_affordances else np.zeros((0, 3))
-    image = np.full((level.height, level.width, 3), 235, dtype=np.uint8)
-    image[cells == -2] = 40
+    palette = affordance_colours(level)
+    grid = np.full((level.height, level.width, 3), FLOOR, dtype=np.uint8)
+    grid[cells == -2] = WALL
     for a in range(level.n_affordances):
-        image[cells == a] = palette[a]
-    image = image.repeat(CELL, axis=0).repeat(CELL, axis=1)
+        grid[cells == a] = palette[a]
+    image = np.full((layout.height, layout.width, 3), 255, dtype=np.uint8)
+    image[: level.height * CELL, : level.width * CELL] = grid.repeat(CELL, axis=0).repeat(CELL, axis=1)
+    slots = range(town * k, (town + 1) * k)
     pos = state.position.cpu().numpy()
     alive = state.alive.cpu().numpy()
-    for slot in range(town * k, (town + 1) * k):
-        if alive[slot]:
+    meters = state.meters.cpu().numpy()
+    colours = agent_colours(k)
+    q = CELL // 4
+    for j, slot in enumerate(slots):
+        if alive[slot]:  # a square with a dark outline, in the agent's colour
             x, y = pos[slot]
-            q = CELL // 4
-            image[y * CELL + q : (y + 1) * CELL - q, x * CELL + q : (x + 1) * CELL - q] = (255, 255, 255)
+            image[y * CELL + q - 1 : (y + 1) * CELL - q + 1, x * CELL + q - 1 : (x + 1) * CELL - q + 1] = TEXT
+            image[y * CELL + q : (y + 1) * CELL - q, x * CELL + q : (x + 1) * CELL - q] = colours[j]
+    # the legend: clock, then a swatch and the name of every affordance
+    lx = layout.legend_x
+    draw_text(image, lx, layout.legend_row_y(0), f"step {int(state.clock[town])}/{level.max_steps}", TEXT)
+    if level.day_cycle:
+        draw_text(image, lx, layout.legend_row_y(1), f"hour {int(hour_of_day(state)[town * k])}", TEXT)
+    for a, name in enumerate(level.affordance_names):
+        y = layout.legend_row_y(a + 2)
+        image[y : y + SWATCH, lx : lx + SWATCH] = palette[a]
+        draw_text(image, lx + SWATCH + GAP, y, name, TEXT)
+    # the meter strip: names over the bars, then one row per agent
+    for m, name in enumerate(level.meter_names):
+        x, y = layout.bar_origin(-1, m)
+        draw_text(image, x, y, name[: (BAR + 1) // ADVANCE], TEXT)
+    for j, slot in enumerate(slots):
+        y = layout.bar_origin(j, 0)[1]
+        image[y : y + SWATCH, GAP : GAP + SWATCH] = colours[j] if alive[slot] else DEAD
+        draw_text(image, GAP + SWATCH + GAP, y, f"{j}", TEXT)
+        for m in range(level.n_meters):
+            x, y = layout.bar_origin(j, m)
+            value = float(np.clip(meters[slot, m], 0.0, 1.0))
+            image[y : y + SWATCH, x : x + BAR] = BAR_BACK
+            fill = BAR_OK if value >= 0.25 else BAR_LOW
+            image[y : y + SWATCH, x : x + round(value * BAR)] = fill if alive[slot] else DEAD
     return image
 
 
-def _hsv(h: float) -> np.ndarray:
+def _hsv(h: float, s: float = 0.65, v: float = 0.85) -> np.ndarray:
     i = int(h * 6)
     f = h * 6 - i
-    s, v = 0.65, 0.85
     p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
     rgb = [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)][i % 6]
     return (np.array(rgb) * 255).astype(np.uint8)

@@ -343,7 +343,8 @@ class Town:
         )
 
     def render(self, mode: str = "ansi", town: int = 0) -> str | np.ndarray:
-        """A text picture ("ansi") or an [H * 16, W * 16, 3] uint8 image ("rgb_array") of one town."""
+        """A text picture ("ansi") or a uint8 [H, W, 3] image ("rgb_array": grid, legend, meter
+        strip; see `render.rgb_layout`) of one town."""
         check_render_mode(mode, RENDER_MODES)
         if not 0 <= town < self.num_towns:
             raise ValueError(f"town {town} is not in [0, {self.num_towns})")

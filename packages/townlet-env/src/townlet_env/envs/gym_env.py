@@ -34,7 +34,7 @@ class TownletEnv(LevelNames, gym.Env[np.ndarray, np.int64]):
 
     Args:
         level: a built-in level name (see `townlet_env.builtin_levels()`) or a pack directory.
-        render_mode: None, "ansi" (text) or "rgb_array" (an [H*16, W*16, 3] uint8 image).
+        render_mode: None, "ansi" (text) or "rgb_array" (a uint8 [H, W, 3] image: grid, legend, meters).
 
     Observation: `Box(-1, 1, (obs_dim,), float32)`, fields named by `observation_layout`.
     Action: `Discrete(n_actions)`, named by `action_names`. A masked action runs as WAIT and is

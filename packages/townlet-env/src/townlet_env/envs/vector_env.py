@@ -28,9 +28,7 @@ from townlet_env.envs.common import LevelNames, render_town, require_started
 
 # Gymnasium's vector wrappers that do numpy arithmetic on what the env returns; on torch tensors
 # they fail deep inside with a TypeError, so they are caught at their first reset instead.
-NUMPY_WRAPPERS = frozenset(
-    {"RecordEpisodeStatistics", "NormalizeObservation", "NormalizeReward", "ClipReward", "DictInfoToList"}
-)
+NUMPY_WRAPPERS = frozenset({"RecordEpisodeStatistics", "NormalizeReward", "DictInfoToList"})
 
 
 class TownletVectorEnv(LevelNames, VectorEnv):

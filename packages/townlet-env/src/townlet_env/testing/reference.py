@@ -1,7 +1,8 @@
 """A slow, plain-Python reference of one Townlet tick, for differential tests of the tensor core.
 
 It reads the validated level pack (`LevelConfig`), never the compiled tensor tables, and walks
-agents and cells with ordinary loops, so it is an independent reading of levels.md:
+agents and cells with ordinary loops, so it is an independent reading of the rules that
+docs/index.md, meters.md, cascades.md and affordances.md describe:
 
     ref = from_tensor_state(cfg, core_state)
     ref_next, rewards, terminated, truncated, invalid = ref_step(cfg, ref, actions)

@@ -1,0 +1,123 @@
+"""Memory requests checked before anything is allocated.
+
+A replay capacity or a number of slots that cannot fit used to fail deep inside torch (a 4.8 TB
+allocation, a MemoryError) with a traceback, or push the machine into swap. These estimates
+count what grows with `replay.capacity` and `env.num_envs`: the replay tensors exactly, and per
+slot the env's and the trainer's buffers, calibrated against the peak memory of short runs
+(L0: 8 KB a slot; L1, feed-forward: 28 KB; L2, LSTM: 290 KB). A run is refused when the total
+exceeds what the device has available now; one that passes can still run out, later, and that
+is then reported as one line too.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from townlet_env.core import CompiledLevel
+from townlet_train.config import TrainConfig
+
+FLOAT, LONG, BOOL = 4, 8, 1
+BASE_BYTES = 512 << 20  # the interpreter, torch, the networks and the optimizer
+SLOT_OVERHEAD = 8 << 10  # the small per-slot tensors of the env state, meters and counters
+# Observation-sized buffers per slot besides the n-step ring: the env's two reused pairs, the
+# trainer's next/final observations, and the temporaries of a step.
+OBS_BUFFERS_PER_SLOT = 12
+
+
+class InsufficientMemory(ValueError):
+    """The run's replay buffer and slots cannot fit in the device's available memory."""
+
+
+def replay_bytes(cfg: TrainConfig, obs_dim: int, n_actions: int) -> int:
+    rep, obs = cfg.replay, obs_dim * FLOAT
+    if rep.kind == "sequence":
+        window = rep.burn_in + rep.sequence_length + cfg.algorithm.n_step
+        step = obs + LONG + FLOAT + 2 * BOOL + n_actions * BOOL
+        per_window = window * step + 2 * cfg.network.lstm_hidden * FLOAT + obs + n_actions * BOOL
+        return max(1, rep.capacity // rep.sequence_length) * per_window
+    total = rep.capacity * (2 * obs + LONG + 2 * FLOAT + n_actions * BOOL)
+    if rep.kind == "prioritized":  # the sum tree: float64 nodes over the next power of two
+        total += 2 * (1 << max(1, (rep.capacity - 1).bit_length())) * 8
+    return total
+
+
+def slot_bytes(cfg: TrainConfig, obs_dim: int, n_actions: int) -> int:
+    obs = obs_dim * FLOAT
+    total = SLOT_OVERHEAD + obs * (OBS_BUFFERS_PER_SLOT + cfg.algorithm.n_step)
+    if cfg.network.kind == "lstm":  # the window ring per slot, and the window copied out of it
+        rep, hidden = cfg.replay, cfg.network.lstm_hidden
+        window = rep.burn_in + rep.sequence_length + cfg.algorithm.n_step
+        step = 2 * obs + 2 * hidden * FLOAT + 2 * n_actions * BOOL + LONG + FLOAT + 2 * BOOL
+        total += 2 * window * step
+    return total
+
+
+def available_memory(device: torch.device) -> tuple[int, int] | None:
+    """(available now, total) bytes of the device's memory, or None where it cannot be read."""
+    if device.type == "cuda":
+        free, total = torch.cuda.mem_get_info(device)
+        return int(free), int(total)
+    if device.type != "cpu":
+        return None
+    return _meminfo(Path("/proc/meminfo")) or _sysconf()
+
+
+def _meminfo(path: Path) -> tuple[int, int] | None:
+    """Linux: MemAvailable counts the page cache that can be reclaimed, unlike free pages."""
+    try:
+        fields = dict(line.split(":", 1) for line in path.read_text().splitlines() if ":" in line)
+        return _kib(fields["MemAvailable"]), _kib(fields["MemTotal"])
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def _kib(text: str) -> int:
+    number, unit = text.split()
+    if unit != "kB":
+        raise ValueError(unit)
+    return int(number) * 1024
+
+
+def _sysconf() -> tuple[int, int] | None:
+    try:
+        page = os.sysconf("SC_PAGE_SIZE")
+        return os.sysconf("SC_AVPHYS_PAGES") * page, os.sysconf("SC_PHYS_PAGES") * page
+    except (AttributeError, ValueError, OSError):  # not on every platform (macOS lacks AVPHYS)
+        return None
+
+
+def human(count: float) -> str:
+    """1234567 -> '1.2 MB', in powers of 1000 as disks and `free --si` count."""
+    units = ("B", "KB", "MB", "GB", "TB", "PB")
+    exponent = 0
+    while count >= 1000 and exponent < len(units) - 1:
+        count /= 1000
+        exponent += 1
+    return f"{count:.0f} B" if exponent == 0 else f"{count:.1f} {units[exponent]}"
+
+
+def check_memory(cfg: TrainConfig, level: CompiledLevel, device: torch.device) -> None:
+    """Refuse a run that cannot fit, naming the setting to lower and the sizes involved."""
+    obs_dim, n_actions = level.layout.size, level.n_actions
+    replay = replay_bytes(cfg, obs_dim, n_actions)
+    per_transition = replay / cfg.replay.capacity
+    copies = 2 if cfg.checkpoint.include_replay else 1  # resuming holds the loaded copy beside it
+    per_slot = slot_bytes(cfg, obs_dim, n_actions)
+    slots = cfg.env.num_envs * per_slot
+    learning = cfg.algorithm.batch_size * obs_dim * FLOAT * 8
+    need = BASE_BYTES + copies * replay + slots + learning
+    memory = available_memory(device)
+    if memory is None or need <= memory[0]:
+        return
+    where = "this machine" if device.type == "cpu" else f"device {device}"
+    lower = "replay.capacity" if copies * replay >= slots else "env.num_envs"
+    twice = " x 2 for include_replay" if copies == 2 else ""
+    raise InsufficientMemory(
+        f"replay.capacity {cfg.replay.capacity:,} needs {human(copies * replay)} "
+        f"({human(per_transition)} per transition{twice}) and env.num_envs {cfg.env.num_envs:,} needs "
+        f"{human(slots)} ({human(per_slot)} per slot), about {human(need)} in all; {where} has "
+        f"{human(memory[0])} available (of {human(memory[1])}): lower {lower}"
+    )

@@ -1,0 +1,141 @@
+"""The layers of docs/architecture.md, checked on the source: who may import whom, no cycles, and
+no adapter that sequences the core itself."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCES = {
+    "townlet_env": ROOT / "packages" / "townlet-env" / "src" / "townlet_env",
+    "townlet_train": ROOT / "packages" / "townlet-train" / "src" / "townlet_train",
+}
+
+# layer -> the layers its modules may import (besides their own)
+ALLOWED = {
+    "townlet_env.config": set(),
+    "townlet_env.core": {"townlet_env.config"},
+    "townlet_env.testing": {"townlet_env.config", "townlet_env.core"},
+    "townlet_env.envs": {"townlet_env.config", "townlet_env.core"},
+    "townlet_env.registration": set(),
+    "townlet_env.recording": {"townlet_env.config", "townlet_env.core"},
+    # the record command plays a scripted or a checkpoint's policy when townlet-train is installed:
+    # a tool, imported lazily, never by the simulation
+    "townlet_env.recording.commands": {
+        "townlet_env.config",
+        "townlet_env.core",
+        "townlet_env.recording",
+        "townlet_train",
+    },
+    # the live observer reads a Town; its serve command may play townlet-train's scripted policy
+    # (imported lazily, like the record command)
+    "townlet_env.observer": {"townlet_env.config", "townlet_env.core"},
+    "townlet_env.observer.cli": {"townlet_env.core", "townlet_env.observer", "townlet_train"},
+    "townlet_env.cli": {
+        "townlet_env",
+        "townlet_env.observer",
+        "townlet_env.observer.cli",
+        "townlet_env.config",
+        "townlet_env.core",
+        "townlet_env.recording",
+        "townlet_env.recording.commands",
+    },
+    "townlet_env.interop": {"townlet_env.envs"},
+    "townlet_env": {"townlet_env.config", "townlet_env.core", "townlet_env.envs", "townlet_env.registration"},
+    "townlet_train": {
+        "townlet_env",
+        "townlet_env.config",
+        "townlet_env.core",
+        "townlet_env.recording",
+        "townlet_env.observer",
+    },
+}
+# What a Town does once; an adapter that imports these is sequencing the core by hand again.
+SEQUENCING = {"step", "observe", "action_mask", "autoreset", "initial_state", "regenerate", "respawn"}
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for package, base in SOURCES.items():
+        for path in base.rglob("*.py"):
+            parts = [package, *path.relative_to(base).with_suffix("").parts]
+            if parts[-1] == "__init__":
+                parts.pop()
+            found[".".join(parts)] = path
+    return found
+
+
+def imports_of(path: Path, names: set[str]) -> list[tuple[str, set[str]]]:
+    """(module imported, the names taken from it) for every import, at any depth."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out += [(alias.name, set()) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            taken = {alias.name for alias in node.names}
+            submodules = {f"{node.module}.{name}" for name in taken} & names
+            rest = taken - {m.rsplit(".", 1)[1] for m in submodules}
+            if rest:  # `from package import submodule` alone does not depend on the package's __init__
+                out.append((node.module, rest))
+            out += [(sub, set()) for sub in submodules]
+    return [(target, taken) for target, taken in out if target.split(".")[0] in SOURCES]
+
+
+def layer_of(module: str) -> str:
+    for layer in sorted(ALLOWED, key=len, reverse=True):
+        if module == layer or module.startswith(layer + "."):
+            return layer
+    raise AssertionError(f"{module} belongs to no layer of ALLOWED: add it there and to architecture.md")
+
+
+def graph() -> dict[str, set[str]]:
+    found = modules()
+    names = set(found)
+    return {module: {target for target, _ in imports_of(path, names)} for module, path in found.items()}
+
+
+def test_every_import_goes_down_the_layers() -> None:
+    wrong = []
+    for module, targets in graph().items():
+        layer = layer_of(module)
+        for target in targets:
+            if layer_of(target) not in ALLOWED[layer] | {layer}:
+                wrong.append(f"{module} -> {target}")
+    assert not wrong, "imports against the layers of docs/architecture.md:\n" + "\n".join(sorted(wrong))
+
+
+def test_the_import_graph_has_no_cycle() -> None:
+    edges = graph()
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for target in sorted(edges.get(module, ())):
+            if target not in edges:
+                continue
+            if state.get(target) == 1:
+                cycle = [*path[path.index(target) :], target] if target in path else [module, target]
+                pytest.fail("import cycle: " + " -> ".join(cycle))
+            if target not in state:
+                visit(target, [*path, target])
+        state[module] = 2
+
+    for module in sorted(edges):
+        if module not in state:
+            visit(module, [module])
+
+
+def test_adapters_and_the_trainer_leave_sequencing_to_town() -> None:
+    found = modules()
+    names = set(found)
+    offenders = []
+    for module, path in found.items():
+        if not (module.startswith("townlet_env.envs") or module.startswith("townlet_train")):
+            continue
+        for target, taken in imports_of(path, names):
+            if target.startswith("townlet_env.core") and taken & SEQUENCING:
+                offenders.append(f"{module}: {sorted(taken & SEQUENCING)} from {target}")
+    assert not offenders, "\n".join(offenders)
