@@ -113,3 +113,36 @@ def test_train_observe_on_a_port_in_use_is_one_error_line(
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: cannot listen on 127.0.0.1:") and "\n" not in err
     assert not (tmp_path / "run").exists()  # refused before a run directory was made
+
+
+def test_ctrl_c_ends_a_paused_run_with_a_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run holds in the main thread (paused by an admin); SIGINT still stops it cleanly."""
+    import os
+    import signal
+
+    from townlet_train.config import load_config
+    from townlet_train.loop import Trainer
+    from townlet_train.observe import Observer
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals reach only the main thread")
+    monkeypatch.setenv("TOWNLET_ADMIN_TOKEN", ADMIN)
+    trainer = Trainer(load_config(None, **TINY), tmp_path / "run")
+    observer = Observer(trainer, 0, paused=True)
+    trainer.observer = observer
+
+    def interrupt_once_paused() -> None:
+        # the source publishes its first tick only once the run has installed its handlers
+        while observer.source._last_text is None:
+            threading.Event().wait(0.01)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    poker = threading.Thread(target=interrupt_once_paused, daemon=True)
+    poker.start()
+    try:
+        result = trainer.run()
+    finally:
+        observer.close()
+        poker.join(TIMEOUT)
+    assert result["interrupted"] == "SIGINT" and result["agent_steps"] == 16
+    assert Path(result["checkpoint"]).is_file()

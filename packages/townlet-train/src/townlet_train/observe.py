@@ -8,6 +8,7 @@ An admin's pause holds training between two steps until resume (or step N).
 
 from __future__ import annotations
 
+import signal
 import socket
 from pathlib import Path
 from typing import Any
@@ -38,11 +39,18 @@ class Observer:
         return f"http://{host}:{port}/"
 
     def after_step(self, trainer: Any, stats: dict[str, float]) -> None:
-        self.source.after_step(lambda: figures(trainer, stats))
+        self.source.after_step(lambda: figures(trainer, stats), release=stop_requested)
 
     def close(self) -> None:
         self.source.stop()
         self.server.stop()
+
+
+def stop_requested() -> bool:
+    """Whether Ctrl-C or SIGTERM asked the run to stop: an admin's pause must not hold a run that
+    its owner wants ended with a checkpoint. The run's StopRequests is the installed handler."""
+    owner = getattr(signal.getsignal(signal.SIGINT), "__self__", None)
+    return getattr(owner, "received", None) is not None
 
 
 def figures(trainer: Any, stats: dict[str, float]) -> dict[str, Any]:

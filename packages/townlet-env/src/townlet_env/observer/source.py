@@ -146,7 +146,7 @@ class Source:
 
     # --- for the stepping thread -------------------------------------------------------------
 
-    def _gate(self) -> bool:
+    def _gate(self, release: Callable[[], bool] | None = None) -> bool:
         """Wait while paused with no steps owed; False once the source is stopping. While it
         waits, a command that changed what a tick shows (pause, watch, control) republishes the
         current tick, so clients see it without a step."""
@@ -157,6 +157,8 @@ class Source:
                 if not self.paused or self._steps_left > 0:
                     if self.paused:
                         self._steps_left -= 1
+                    return True
+                if release is not None and release():  # e.g. Ctrl-C: let the owner stop cleanly
                     return True
                 stale = self._settings() != self._shown
                 if not stale:
@@ -327,11 +329,17 @@ class TrainerSource(Source):
         self.interval = 1.0 / fps
         self._last_publish = -math.inf
 
-    def after_step(self, training: Callable[[], dict[str, Any]], actions: torch.Tensor | None = None) -> None:
+    def after_step(
+        self,
+        training: Callable[[], dict[str, Any]],
+        actions: torch.Tensor | None = None,
+        release: Callable[[], bool] | None = None,
+    ) -> None:
+        """`release` lets a paused run go on anyway (it is asked about twice a second)."""
         self.tick += 1
         now = time.monotonic()
         # Nobody watching costs nothing; the figures are only computed when a frame goes out.
         if (self.hub.clients or self.paused) and (self.paused or now - self._last_publish >= self.interval):
             self._last_publish = now
             self._publish(actions, training())
-        self._gate()
+        self._gate(release)
