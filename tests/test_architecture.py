@@ -32,7 +32,7 @@ ALLOWED = {
     },
     # the live observer reads a Town; its serve command may play townlet-train's scripted policy
     # (imported lazily, like the record command)
-    "townlet_env.observer": {"townlet_env.config", "townlet_env.core"},
+    "townlet_env.observer": {"townlet_env.config", "townlet_env.core", "townlet_env.recording"},
     "townlet_env.observer.cli": {"townlet_env.core", "townlet_env.observer", "townlet_train"},
     "townlet_env.cli": {
         "townlet_env",

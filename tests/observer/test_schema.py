@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from townlet_env.observer import check_message, render_markdown
+from townlet_env.observer.replay import ReplaySource
 from townlet_env.observer.schema import COMMANDS
 from townlet_env.observer.source import LiveSource
 
@@ -19,8 +20,8 @@ def test_docs_telemetry_is_generated_from_the_schema() -> None:
     )
 
 
-def test_every_live_command_is_documented() -> None:
-    assert set(LiveSource.commands) == set(COMMANDS)
+def test_every_command_is_documented() -> None:
+    assert set(LiveSource.commands) | set(ReplaySource.commands) == set(COMMANDS)
 
 
 def test_the_checker_finds_missing_unknown_and_mistyped_fields() -> None:

@@ -35,6 +35,12 @@ def add_parser(commands: Any, int_at_least: Any) -> None:
         "--policy", choices=["random", "scripted"], default="random", help="who acts (default: random)"
     )
     serve.add_argument(
+        "--recording",
+        type=Path,
+        metavar="FILE",
+        help="play back a recording (townlet-env record) with a scrubber instead of stepping a town",
+    )
+    serve.add_argument(
         "--audit-log", type=Path, default=None, help=f"admin command log (default: {default_audit_path()})"
     )
 
@@ -52,28 +58,41 @@ def make_policy(name: str, town: Any, seed: int) -> Any:
     return lambda now: scripted(now.obs, {"action_mask": now.mask})
 
 
+def live_source(args: argparse.Namespace) -> Any:
+    from townlet_env.core import Town
+    from townlet_env.observer.source import LiveSource
+
+    k = args.agents_per_town
+    town = Town(args.level, args.towns * k, k)
+    town.reset(seed=args.seed)
+    return LiveSource(town, make_policy(args.policy, town, args.seed), speed=args.speed)
+
+
+def replay_source(args: argparse.Namespace) -> Any:
+    from townlet_env.observer.replay import ReplaySource
+
+    # the recording fixes the level, the towns and every action
+    return ReplaySource(args.recording, speed=args.speed)
+
+
 def run(args: argparse.Namespace) -> int:
     try:  # checked first: one clear message instead of a traceback
         import starlette  # noqa: F401
         import uvicorn
     except ImportError:
         raise ValueError('serve needs the observer extra: pip install "townlet-env[observer]"') from None
-    from townlet_env.core import Town
     from townlet_env.observer.security import AuditLog
     from townlet_env.observer.server import create_app, listen
-    from townlet_env.observer.source import LiveSource
 
     if not 0 <= args.speed <= 1000:
         raise ValueError(f"--speed must be in [0, 1000], got {args.speed:g}")
-    k = args.agents_per_town
-    town = Town(args.level, args.towns * k, k)
-    town.reset(seed=args.seed)
-    source = LiveSource(town, make_policy(args.policy, town, args.seed), speed=args.speed)
+    source = replay_source(args) if args.recording is not None else live_source(args)
     audit = AuditLog(args.audit_log)
     app = create_app(source, audit=audit)
     sock = listen(args.host, args.port)
     port = sock.getsockname()[1]
-    print(f"watching {town.level.name} at http://{args.host}:{port}/ (audit log {audit.path})", flush=True)
+    url = f"http://{args.host}:{port}/"
+    print(f"watching {source.town.level.name} at {url} (audit log {audit.path})", flush=True)
     source.start()
     try:
         config = uvicorn.Config(app, log_level="warning", ws_max_size=1 << 20)

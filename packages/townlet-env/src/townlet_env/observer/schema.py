@@ -21,16 +21,17 @@ SERVER_MESSAGES: dict[str, dict[str, tuple[str, str]]] = {
     "hello": {
         **_COMMON,
         "role": ("str", "`viewer` or `admin`: what this connection may do"),
-        "source": ("str", "`live` (a town stepped by the server) or `trainer` (a training run)"),
+        "source": ("str", "`live` (stepped by the server), `trainer` (a training run) or `replay`"),
         "level": ("object", "the level: see the `level` table below"),
         "num_towns": ("int", "towns in the running batch"),
         "agents_per_town": ("int", "agent slots per town; slot `s` lives in town `s // agents_per_town`"),
         "watched": ("list", "indices of the towns whose ticks are sent"),
         "commands": ("list", "the commands this source accepts (an admin's console shows these)"),
+        "ticks?": ("int", "length of the recording: only from a `replay` source"),
     },
     "tick": {
         **_COMMON,
-        "tick": ("int", "ticks the source has advanced since the server started"),
+        "tick": ("int", "ticks the source has advanced (a replay: its position in the recording)"),
         "paused": ("bool", "whether the source is paused"),
         "speed": ("float", "target ticks per second; 0 means as fast as possible"),
         "controlled": ("int|null", "the slot whose actions come from a console, or null"),
@@ -111,6 +112,7 @@ COMMANDS: dict[str, str] = {
     "control": '`{"slot": s}`: the console now chooses slot s\'s actions (WAIT when none is given)',
     "release": "hand the controlled slot back to the policy",
     "action": '`{"action": a}`: index or name of the next action of the controlled slot',
+    "seek": '`{"tick": t}`: (replay only) jump to the state after t ticks of the recording',
 }
 
 _PY_TYPES: dict[str, tuple[type, ...]] = {

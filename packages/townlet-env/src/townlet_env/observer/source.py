@@ -144,7 +144,25 @@ class Source:
         self.watched = list(dict.fromkeys(towns))
         return {"watched": self.watched}
 
+    def _cmd_speed(self, msg: dict[str, Any]) -> dict[str, Any]:
+        self.speed = _number(msg, "value", 0.0, MAX_SPEED)
+        return {"speed": self.speed}
+
     # --- for the stepping thread -------------------------------------------------------------
+
+    def _pending(self) -> bool:
+        """Work for the stepping thread that must not wait for a step (a replay's seek); called
+        under `_lock`."""
+        return False
+
+    def _pace(self, started: float) -> None:
+        """Sleep out the rest of this tick's time slot, waking early for any command."""
+        with self._lock:
+            while not self._stopping and self.speed > 0 and not self.paused and not self._pending():
+                left = started + 1.0 / self.speed - time.monotonic()
+                if left <= 0:
+                    break
+                self._lock.wait(left)
 
     def _gate(self, release: Callable[[], bool] | None = None) -> bool:
         """Wait while paused with no steps owed; False once the source is stopping. While it
@@ -154,6 +172,8 @@ class Source:
             with self._lock:
                 if self._stopping:
                     return False
+                if self._pending():
+                    return True
                 if not self.paused or self._steps_left > 0:
                     if self.paused:
                         self._steps_left -= 1
@@ -272,19 +292,6 @@ class LiveSource(Source):
                 actions[self.controlled] = self.town.level.wait_action if chosen is None else chosen
                 self._console_action = None
         return actions
-
-    def _pace(self, started: float) -> None:
-        """Sleep out the rest of this tick's time slot, waking early for any command."""
-        with self._lock:
-            while not self._stopping and self.speed > 0 and not self.paused:
-                left = started + 1.0 / self.speed - time.monotonic()
-                if left <= 0:
-                    break
-                self._lock.wait(left)
-
-    def _cmd_speed(self, msg: dict[str, Any]) -> dict[str, Any]:
-        self.speed = _number(msg, "value", 0.0, MAX_SPEED)
-        return {"speed": self.speed}
 
     def _cmd_difficulty(self, msg: dict[str, Any]) -> dict[str, Any]:
         self._difficulty = _number(msg, "value", 0.0, MAX_DIFFICULTY)

@@ -40,6 +40,9 @@ function onHello(msg) {
   $("playback-note").textContent = msg.role === "admin" ? "" : "viewer: play/pause freeze this page only";
   $("step").disabled = msg.role !== "admin";
   $("speed").disabled = msg.role !== "admin" || !msg.commands.includes("speed");
+  $("scrub-box").hidden = msg.ticks === undefined; // a replay: the scrubber seeks in the recording
+  $("scrub").max = msg.ticks || 0; $("scrub-len").textContent = `of ${msg.ticks}`;
+  $("scrub").disabled = msg.role !== "admin";
   const legend = $("legend"); legend.innerHTML = "";
   msg.level.affordances.forEach((name, a) => {
     legend.insertAdjacentHTML("beforeend", `<span><i style="background:${color(a)}"></i>${name}</span>`);
@@ -103,6 +106,7 @@ function draw() {
   $("fps").textContent = state.frames.length;
   $("drops").textContent = state.dropped;
   if (document.activeElement !== $("speed")) $("speed").value = msg.speed;
+  if (document.activeElement !== $("scrub")) $("scrub").value = msg.tick;
   $("play").disabled = state.role === "admin" ? !msg.paused : !state.frozen;
   const town = focusedTown(); if (!town) return;
   $("clock").textContent = h.level.day_cycle ? `${String(town.hour).padStart(2, "0")}:00 (tick ${town.clock})` : `tick ${town.clock} (no day cycle)`;
@@ -228,6 +232,7 @@ $("login").addEventListener("submit", (e) => { e.preventDefault(); connect($("to
 $("play").addEventListener("click", () => { state.frozen = false; command("resume"); draw(); });
 $("pause").addEventListener("click", () => { if (state.role === "admin") command("pause"); else state.frozen = true; draw(); });
 $("step").addEventListener("click", () => command("step", { n: 1 }));
+$("scrub").addEventListener("change", () => command("seek", { tick: Number($("scrub").value) }));
 $("speed").addEventListener("change", () => command("speed", { value: Number($("speed").value) }));
 const onSubmit = (id, fn) => $(id).addEventListener("submit", (e) => { e.preventDefault(); fn(); });
 onSubmit("cmd-step", () => command("step", { n: Number($("step-n").value) }));
