@@ -59,7 +59,7 @@ def has_train() -> bool:
 def tests(session: nox.Session) -> None:
     """Run the test suite (pass pytest arguments after `--`, e.g. `nox -s tests -- -k docs`)."""
     constraints = install_torch(session)
-    packages = ["-e", f"{ENV_PKG}[test,interop,video]"]
+    packages = ["-e", f"{ENV_PKG}[test,interop,video,observer,observer-test]"]
     if has_train():
         packages += ["-e", f"{TRAIN_PKG}[test]"]
     session.install("-c", str(constraints), *packages)
@@ -103,7 +103,7 @@ def typecheck(session: nox.Session) -> None:
     """mypy with the configuration in the root pyproject.toml."""
     constraints = install_torch(session)
     # the same extras as the tests, so that mypy sees the real types of the RL libraries
-    packages = ["-e", f"{ENV_PKG}[interop]"]
+    packages = ["-e", f"{ENV_PKG}[interop,observer]"]
     if has_train():
         packages += ["-e", TRAIN_PKG]
     session.install("-c", str(constraints), *packages, MYPY)

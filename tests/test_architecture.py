@@ -30,8 +30,14 @@ ALLOWED = {
         "townlet_env.recording",
         "townlet_train",
     },
+    # the live observer reads a Town; its serve command may play townlet-train's scripted policy
+    # (imported lazily, like the record command)
+    "townlet_env.observer": {"townlet_env.config", "townlet_env.core", "townlet_env.recording"},
+    "townlet_env.observer.cli": {"townlet_env.core", "townlet_env.observer", "townlet_train"},
     "townlet_env.cli": {
         "townlet_env",
+        "townlet_env.observer",
+        "townlet_env.observer.cli",
         "townlet_env.config",
         "townlet_env.core",
         "townlet_env.recording",
@@ -39,7 +45,13 @@ ALLOWED = {
     },
     "townlet_env.interop": {"townlet_env.envs"},
     "townlet_env": {"townlet_env.config", "townlet_env.core", "townlet_env.envs", "townlet_env.registration"},
-    "townlet_train": {"townlet_env", "townlet_env.config", "townlet_env.core", "townlet_env.recording"},
+    "townlet_train": {
+        "townlet_env",
+        "townlet_env.config",
+        "townlet_env.core",
+        "townlet_env.recording",
+        "townlet_env.observer",
+    },
 }
 # What a Town does once; an adapter that imports these is sequencing the core by hand again.
 SEQUENCING = {"step", "observe", "action_mask", "autoreset", "initial_state", "regenerate", "respawn"}

@@ -5,6 +5,7 @@
     townlet-env inspect PACK [--json]       every rule of a pack and its observation layout
     townlet-env simulate [--level L0_minimal] [--steps 30] [--seed 0] ...   watch a town live
     townlet-env record | replay | video ...  recordings: see townlet_env/recording/commands.py
+    townlet-env serve [--level L] [--port 8765] [--towns 4] ...    watch towns in a browser
 
 PACK is a built-in level name or a pack directory. Problems with a pack or with the arguments
 print one `error: ...` message to stderr and exit with status 2, never a traceback.
@@ -24,6 +25,7 @@ from townlet_env import __version__
 from townlet_env.config import ConfigError, builtin_levels
 from townlet_env.config.loader import BUILTIN_DIR
 from townlet_env.core import CompiledLevel, compile_level
+from townlet_env.observer import cli as observer_cli
 from townlet_env.recording import RecordingError
 from townlet_env.recording import commands as recording
 from townlet_env.recording.video import VideoDependencyError
@@ -94,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="random: uniform over legal actions; interact: INTERACT whenever it is legal",
     )
     recording.add_commands(commands, _int_at_least)
+    observer_cli.add_parser(commands, _int_at_least)
     return parser
 
 
@@ -109,6 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "record": recording.run_record,
             "replay": recording.run_replay,
             "video": recording.run_video,
+            "serve": _serve,
         }
         return run[args.command](args)
     except SystemExit as done:  # --help and --version
@@ -389,6 +393,13 @@ def _simulate(args: argparse.Namespace) -> int:
     )
     town.close()
     return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:  # a bad level, port or missing extra: one error line, like every other command
+        return observer_cli.run(args)
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from None
 
 
 def choose_actions(mask: Any, policy: str, interact: int, generator: Any) -> Any:

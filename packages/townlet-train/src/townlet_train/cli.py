@@ -56,6 +56,14 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--run-dir", type=Path, help="default: runs/<level>/<timestamp>/")
     train.add_argument("--resume", type=Path, metavar="DIR", help="continue a run from its last checkpoint")
     train.add_argument("--no-progress", action="store_true", help="no live table on the terminal")
+    train.add_argument(
+        "--observe",
+        type=int,
+        nargs="?",
+        const=8765,
+        metavar="PORT",
+        help="serve the live observer page on 127.0.0.1:PORT (default 8765; docs/observer.md)",
+    )
     ev = sub.add_parser("eval", help="play greedy episodes and report survival")
     ev.add_argument("--checkpoint", type=Path, help="checkpoint to evaluate (needed for --policy learned)")
     ev.add_argument("--level", help="level for scripted/random without a checkpoint")
@@ -117,10 +125,13 @@ def _out_of_memory(exc: BaseException) -> bool:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from townlet_train import observe
     from townlet_train.loop import Trainer, resolve_device, write_resolved_config
     from townlet_train.resources import check_memory
     from townlet_train.runlock import run_lock
 
+    # the port first: one that is in use is refused before a run directory is made
+    args.observer_socket = observe.listen(args.observe)
     if args.resume is not None:
         return _resume(args)
     cfg = load_config(
@@ -141,7 +152,7 @@ def _train(args: argparse.Namespace) -> int:
         _refuse_existing_run(run_dir)  # again: another trainer may have started it meanwhile
         write_resolved_config(cfg, run_dir)
         print(f"training {cfg.level} for {cfg.total_steps:,} agent-steps into {run_dir}")
-        return _finish(trainer.run(cfg.total_steps), run_dir)
+        return _finish(observe.run(trainer, cfg.total_steps, args.observer_socket), run_dir)
 
 
 def _refuse_existing_run(run_dir: Path) -> None:
@@ -153,6 +164,7 @@ def _refuse_existing_run(run_dir: Path) -> None:
 
 
 def _resume(args: argparse.Namespace) -> int:
+    from townlet_train import observe
     from townlet_train.loop import Trainer, resolve_device
     from townlet_train.resources import check_memory
     from townlet_train.resume import resume
@@ -186,7 +198,7 @@ def _resume(args: argparse.Namespace) -> int:
             print(f"warning: skipped {note}", file=sys.stderr)
         steps = resumed.trainer.counters["agent_steps"]
         print(f"resuming {run_dir} from {resumed.path.name} at {steps:,} agent-steps")
-        return _finish(resumed.trainer.run(cfg.total_steps), run_dir)
+        return _finish(observe.run(resumed.trainer, cfg.total_steps, args.observer_socket), run_dir)
 
 
 def _compiled(level: str) -> Any:

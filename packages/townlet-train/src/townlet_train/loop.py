@@ -52,6 +52,8 @@ def policy_entropy(mask: torch.Tensor, epsilon: float | torch.Tensor) -> torch.T
 
 
 class Trainer:
+    observer: Any = None  # townlet_train.observe.Observer with --observe: sees every env step
+
     def __init__(self, cfg: TrainConfig, run_dir: Path):
         self.cfg, self.run_dir = cfg, run_dir
         self.device = resolve_device(cfg.device)
@@ -307,6 +309,8 @@ class Trainer:
             self.collect(metrics)
             fresh = self.learn()
             stats = fresh or stats
+            if self.observer is not None:
+                self.observer.after_step(self, stats)
             self._report(metrics, progress, fresh, stats)
             saved = self._checkpoint(metrics, schedule) if schedule.due(self.counters) else None
         return saved or self._checkpoint(metrics, schedule), stats

@@ -1,0 +1,352 @@
+"""Sources of ticks: a live town stepped by the server, or a trainer's env stepped by training.
+
+The server only talks to a `Source`: it asks for the hello message, forwards admin commands,
+and subscribes clients to the source's hub. A replay of a recording would be one more subclass
+(ticks read from a file, `step` moving a cursor), with no change to the server or the page.
+
+Commands arrive on the server's event loop while the town steps on another thread: they only
+change fields under `_lock`, and anything that touches the town itself (difficulty, a console
+action) is picked up by the stepping thread between ticks.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from townlet_env.core.town import Observation, Town, TownView
+from townlet_env.observer import frames
+from townlet_env.observer.hub import Hub, Mailbox
+from townlet_env.observer.schema import VERSION
+
+MAX_WATCHED = 16
+MAX_STEP = 1000
+MAX_SPEED = 1000.0
+MAX_DIFFICULTY = 10.0
+# Each tick message repeats the events of the last EVENT_TICKS ticks (at most MAX_EVENTS), so
+# a client that missed ticks to latest-wins still sees what happened in them.
+EVENT_TICKS = 32
+MAX_EVENTS = 64
+
+
+class CommandError(ValueError):
+    """A refused command: the reason goes back to the client, and nothing changed."""
+
+
+def _number(msg: dict[str, Any], key: str, low: float, high: float, default: float | None = None) -> float:
+    value = msg.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise CommandError(f"'{key}' must be a number in [{low:g}, {high:g}], got {value!r}")
+    if not low <= value <= high:
+        raise CommandError(f"'{key}' must be in [{low:g}, {high:g}], got {value:g}")
+    return float(value)
+
+
+def _int(msg: dict[str, Any], key: str, low: int, high: int, default: int | None = None) -> int:
+    value = msg.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise CommandError(f"'{key}' must be a whole number in [{low}, {high}], got {value!r}")
+    return value
+
+
+class Source:
+    kind = "source"
+    commands: tuple[str, ...] = ("pause", "resume", "step", "watch")
+
+    def __init__(self, town: Town, watched: list[int] | None = None, speed: float = 0.0) -> None:
+        self.town = town
+        self.hub = Hub()
+        self._lock = threading.Condition()
+        self._stopping = False
+        self.tick = 0
+        self.paused = False
+        self.speed = speed
+        self._steps_left = 0  # ticks still to run while paused ('step n')
+        self.watched = list(watched if watched is not None else range(min(4, town.num_towns)))
+        self.controlled: int | None = None
+        self._before: TownView | None = None
+        self._recent: deque[dict[str, Any]] = deque(maxlen=MAX_EVENTS)
+        self._last_text: str | None = None
+        self._shown: tuple[Any, ...] = ()  # the settings the last published tick showed
+        self._last_actions: torch.Tensor | None = None
+        self._last_training: dict[str, Any] | None = None
+
+    # --- what the server asks ---------------------------------------------------------------
+
+    def hello(self, role: str) -> dict[str, Any]:
+        with self._lock:
+            watched = list(self.watched)
+        return frames.hello(self.town, role, self.kind, watched, list(self.commands))
+
+    def subscribe(self, box: Mailbox) -> None:
+        """Give a new client the latest tick at once, so a paused source is not a blank page."""
+        if self._last_text is not None:
+            box.put(self._last_text)
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "version": VERSION,
+            "source": self.kind,
+            "tick": self.tick,
+            "paused": self.paused,
+            "clients": self.hub.clients,
+        }
+
+    def command(self, msg: dict[str, Any]) -> dict[str, Any]:
+        """Apply one admin command; return what it set, or raise CommandError changing nothing."""
+        name = msg.get("command")
+        if name not in self.commands:
+            known = ", ".join(self.commands)
+            raise CommandError(f"unknown command {name!r} for a {self.kind} source (known: {known})")
+        handler: Callable[[dict[str, Any]], dict[str, Any]] = getattr(self, f"_cmd_{name}")
+        with self._lock:
+            detail = handler(msg)
+            self._lock.notify_all()
+        return detail
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopping = True
+            self._lock.notify_all()
+
+    # --- commands every source has -----------------------------------------------------------
+
+    def _cmd_pause(self, msg: dict[str, Any]) -> dict[str, Any]:
+        self.paused, self._steps_left = True, 0
+        return {"paused": True}
+
+    def _cmd_resume(self, msg: dict[str, Any]) -> dict[str, Any]:
+        self.paused, self._steps_left = False, 0
+        return {"paused": False}
+
+    def _cmd_step(self, msg: dict[str, Any]) -> dict[str, Any]:
+        n = _int(msg, "n", 1, MAX_STEP, default=1)
+        self.paused, self._steps_left = True, self._steps_left + n
+        return {"paused": True, "steps": self._steps_left}
+
+    def _cmd_watch(self, msg: dict[str, Any]) -> dict[str, Any]:
+        towns = msg.get("towns")
+        n = self.town.num_towns
+        if (
+            not isinstance(towns, list)
+            or not 1 <= len(towns) <= MAX_WATCHED
+            or not all(isinstance(t, int) and not isinstance(t, bool) and 0 <= t < n for t in towns)
+        ):
+            raise CommandError(f"'towns' must be a list of 1-{MAX_WATCHED} town indices in [0, {n})")
+        self.watched = list(dict.fromkeys(towns))
+        return {"watched": self.watched}
+
+    def _cmd_speed(self, msg: dict[str, Any]) -> dict[str, Any]:
+        self.speed = _number(msg, "value", 0.0, MAX_SPEED)
+        return {"speed": self.speed}
+
+    # --- for the stepping thread -------------------------------------------------------------
+
+    def _pending(self) -> bool:
+        """Work for the stepping thread that must not wait for a step (a replay's seek); called
+        under `_lock`."""
+        return False
+
+    def _pace(self, started: float) -> None:
+        """Sleep out the rest of this tick's time slot, waking early for any command."""
+        with self._lock:
+            while not self._stopping and self.speed > 0 and not self.paused and not self._pending():
+                left = started + 1.0 / self.speed - time.monotonic()
+                if left <= 0:
+                    break
+                self._lock.wait(left)
+
+    def _gate(self, release: Callable[[], bool] | None = None) -> bool:
+        """Wait while paused with no steps owed; False once the source is stopping. While it
+        waits, a command that changed what a tick shows (pause, watch, control) republishes the
+        current tick, so clients see it without a step."""
+        while True:
+            with self._lock:
+                if self._stopping:
+                    return False
+                if self._pending():
+                    return True
+                if not self.paused or self._steps_left > 0:
+                    if self.paused:
+                        self._steps_left -= 1
+                    return True
+                if release is not None and release():  # e.g. Ctrl-C: let the owner stop cleanly
+                    return True
+                stale = self._settings() != self._shown
+                if not stale:
+                    self._lock.wait(0.5)
+            if stale:
+                self._publish(self._last_actions, self._last_training)
+
+    def _settings(self) -> tuple[Any, ...]:
+        return (self.paused, self.speed, tuple(self.watched), self.controlled)
+
+    def _publish(
+        self,
+        actions: torch.Tensor | None,
+        training: dict[str, Any] | None = None,
+        terminated: torch.Tensor | None = None,
+    ) -> None:
+        with self._lock:
+            watched, controlled = list(self.watched), self.controlled
+            paused, speed = self.paused, self.speed
+            self._shown = self._settings()
+        self._last_actions, self._last_training = actions, training
+        view = self.town.view(watched)
+        mine = frames.watched_slots(self.town, watched, actions)
+        ended = frames.watched_slots(self.town, watched, terminated)
+        interact = self.town.level.interact_action
+        self._recent.extend(frames.events(self._before, view, self.tick, interact, mine, ended))
+        self._before = view
+        events = [e for e in self._recent if e["tick"] > self.tick - EVENT_TICKS]
+        msg = {
+            "type": "tick",
+            "version": VERSION,
+            "tick": self.tick,
+            "paused": paused,
+            "speed": speed,
+            "controlled": controlled,
+            "towns": frames.town_objects(self.town, view, actions),
+            "events": events,
+            "training": _finite(training) if training is not None else None,
+        }
+        self._last_text = json.dumps(msg, separators=(",", ":"))
+        self.hub.publish(self._last_text)
+
+
+def _finite(figures: dict[str, Any]) -> dict[str, Any]:
+    """JSON has no NaN: a figure not known yet (no episode ended) is null."""
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in figures.items()}
+
+
+Policy = Callable[[Observation], torch.Tensor]
+
+
+def random_policy(seed: int) -> Policy:
+    """Uniform over the legal actions, from a generator of its own (the same seed, the same run)."""
+    draws = torch.Generator().manual_seed(seed)
+    return lambda now: now.mask.float().cpu().multinomial(1, generator=draws).squeeze(1)
+
+
+class LiveSource(Source):
+    """A town stepped by its own thread at `speed` ticks per second (0: as fast as it goes)."""
+
+    kind = "live"
+    commands = ("pause", "resume", "step", "speed", "difficulty", "watch", "control", "release", "action")
+
+    def __init__(
+        self,
+        town: Town,
+        policy: Policy,
+        watched: list[int] | None = None,
+        speed: float = 10.0,
+        max_ticks: int | None = None,
+    ) -> None:
+        super().__init__(town, watched, speed)
+        self.policy = policy
+        self.max_ticks = max_ticks
+        self._difficulty: float | None = None  # set by a command, applied between ticks
+        self._console_action: int | None = None
+        self._thread: threading.Thread | None = None
+        self.finished = threading.Event()
+
+    def start(self) -> None:
+        if not self.town.started:
+            self.town.reset()
+        self._thread = threading.Thread(target=self._run, name="townlet-observer-town", daemon=True)
+        self._thread.start()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        try:
+            now = self.town.observe()
+            self._publish(None)
+            while (self.max_ticks is None or self.tick < self.max_ticks) and self._gate():
+                started = time.monotonic()
+                now = self.town.step(self._actions(now))
+                self.tick += 1
+                self._publish(now.executed, terminated=now.terminated)
+                self._pace(started)
+        finally:
+            self.finished.set()
+
+    def _actions(self, now: Observation) -> torch.Tensor:
+        actions = self.policy(now).to(self.town.device)
+        with self._lock:
+            if self._difficulty is not None:
+                self.town.set_difficulty(self._difficulty)
+                self._difficulty = None
+            if self.controlled is not None:
+                chosen = self._console_action
+                actions[self.controlled] = self.town.level.wait_action if chosen is None else chosen
+                self._console_action = None
+        return actions
+
+    def _cmd_difficulty(self, msg: dict[str, Any]) -> dict[str, Any]:
+        self._difficulty = _number(msg, "value", 0.0, MAX_DIFFICULTY)
+        return {"difficulty": self._difficulty}
+
+    def _cmd_control(self, msg: dict[str, Any]) -> dict[str, Any]:
+        self.controlled = _int(msg, "slot", 0, self.town.num_slots - 1)
+        self._console_action = None
+        return {"controlled": self.controlled}
+
+    def _cmd_release(self, msg: dict[str, Any]) -> dict[str, Any]:
+        if self.controlled is None:
+            raise CommandError("no slot is under console control")
+        self.controlled = self._console_action = None
+        return {"controlled": None}
+
+    def _cmd_action(self, msg: dict[str, Any]) -> dict[str, Any]:
+        if self.controlled is None:
+            raise CommandError("take a slot with 'control' before sending actions")
+        names = list(self.town.level.action_names)
+        value = msg.get("action")
+        if isinstance(value, str) and value in names:
+            value = names.index(value)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < len(names):
+            raise CommandError(f"'action' must be one of {', '.join(names)} or its index, got {value!r}")
+        self._console_action = value
+        return {"action": value}
+
+
+class TrainerSource(Source):
+    """Ticks driven by a training loop: `after_step` publishes at most `fps` frames a second
+    (every step while paused or stepping) and blocks only when an admin paused training."""
+
+    kind = "trainer"
+    commands = ("pause", "resume", "step", "watch")
+
+    def __init__(
+        self, town: Town, watched: list[int] | None = None, fps: float = 20.0, paused: bool = False
+    ) -> None:
+        super().__init__(town, watched, speed=0.0)
+        self.paused = paused  # paused from the start: training waits for an admin's resume
+        self.interval = 1.0 / fps
+        self._last_publish = -math.inf
+
+    def after_step(
+        self,
+        training: Callable[[], dict[str, Any]],
+        actions: torch.Tensor | None = None,
+        release: Callable[[], bool] | None = None,
+    ) -> None:
+        """`release` lets a paused run go on anyway (it is asked about twice a second)."""
+        self.tick += 1
+        now = time.monotonic()
+        # Nobody watching costs nothing; the figures are only computed when a frame goes out.
+        if (self.hub.clients or self.paused) and (self.paused or now - self._last_publish >= self.interval):
+            self._last_publish = now
+            self._publish(actions, training())
+        self._gate(release)
