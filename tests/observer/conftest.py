@@ -21,8 +21,10 @@ pytest.importorskip("websockets", reason="the observer-test extra (websockets) i
 
 from websockets.sync.client import ClientConnection, connect
 
+from townlet_env.cli import main
 from townlet_env.core import Town
 from townlet_env.observer import AuditLog, LiveSource, Tokens, check_message, random_policy
+from townlet_env.observer.replay import ReplaySource
 from townlet_env.observer.server import ServerThread, create_app
 
 ADMIN, VIEWER = "admin-secret", "viewer-secret"
@@ -115,3 +117,25 @@ def live(make_live: Callable[..., Live]) -> Live:
     server.source.paused = True
     server.source.start()
     return server
+
+
+@pytest.fixture
+def recording(tmp_path: Path) -> Path:
+    path = tmp_path / "run.townlet"
+    argv = ["record", "--level", "L1_full_observability", "--towns", "2", "--agents-per-town", "2"]
+    assert main([*argv, "--ticks", "60", "--seed", "3", "-o", str(path)]) == 0
+    return path
+
+
+@pytest.fixture
+def replay(recording: Path, tmp_path: Path) -> Iterator[Live]:
+    source = ReplaySource(recording, speed=0.0)
+    source.paused = True
+    app = create_app(source, Tokens(ADMIN, VIEWER), AuditLog(tmp_path / "audit.jsonl"))
+    live = Live(source, ServerThread(app).start(), tmp_path / "audit.jsonl", contextlib.ExitStack())
+    source.start()
+    yield live
+    live.clients.close()
+    source.stop()
+    source.join(TIMEOUT)
+    live.server.stop()

@@ -1,9 +1,10 @@
 """The page in a real browser (Playwright driving headless Chromium) against a live server.
 
-It loads the page, sees the map drawn and the meters move, pauses and steps one tick, and
-saves docs/observer.png, the screenshot that docs/observer.md shows. Without Playwright or a
-Chromium the test is skipped with the reason, never passed: CI installs Debian's chromium
-(.ci/run) because Playwright's own browser download needs the internet.
+It loads the page, sees the map drawn and the meters move, pauses and steps one tick, scrubs a
+recording to another tick and back, and saves docs/observer.png, the screenshot that
+docs/observer.md shows. Without Playwright or a Chromium the test is skipped with the reason,
+never passed: CI installs Debian's chromium (.ci/run) because Playwright's own browser download
+needs the internet.
 """
 
 from __future__ import annotations
@@ -118,3 +119,33 @@ def test_the_console_takes_over_an_agent_with_the_keyboard(make_live: Callable[.
     assert [line["command"]["command"] for line in lines] == ["watch", "control", "action", "step", "release"]
     assert lines[2]["command"]["action"] == "INTERACT" and all(line["accepted"] for line in lines)
     assert live.source.controlled is None and live.source.watched == [2]
+
+
+def test_the_scrubber_seeks_in_a_recording(replay: Live) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.skip("no Chromium found (apt-get install chromium); the browser test cannot run")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(f"{replay.http}/#token={ADMIN}")
+            page.wait_for_function("document.getElementById('role').textContent === 'admin'")
+            page.wait_for_function("!document.getElementById('scrub-box').hidden")
+            assert page.get_attribute("#scrub", "max") == "60"
+            positions = {}
+            for tick in (40, 7, 40):
+                page.eval_on_selector(
+                    "#scrub", f"el => {{ el.value = {tick}; el.dispatchEvent(new Event('change')); }}"
+                )
+                page.wait_for_function(f"Number(document.getElementById('tick').textContent) === {tick}")
+                assert replay.source.tick == tick
+                page.wait_for_function(f"Number(document.getElementById('scrub').value) === {tick}")
+                seen = page.eval_on_selector_all(
+                    '#agents .meter[data-slot="0"]', "els => els.map(e => e.dataset.value)"
+                )
+                positions.setdefault(tick, []).append(seen)
+            assert positions[40][0] == positions[40][1] != positions[7][0]  # seeking back and forth agrees
+        finally:
+            browser.close()

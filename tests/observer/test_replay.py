@@ -2,42 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from townlet_env.cli import main
-from townlet_env.observer import AuditLog, Tokens
-from townlet_env.observer.replay import ReplaySource
-from townlet_env.observer.server import ServerThread, create_app
 from townlet_env.recording import Replayer
 
-from .conftest import ADMIN, TIMEOUT, VIEWER, Live
-
-
-@pytest.fixture
-def recording(tmp_path: Path) -> Path:
-    path = tmp_path / "run.townlet"
-    argv = ["record", "--level", "L1_full_observability", "--towns", "2", "--agents-per-town", "2"]
-    assert main([*argv, "--ticks", "60", "--seed", "3", "-o", str(path)]) == 0
-    return path
-
-
-@pytest.fixture
-def replay(recording: Path, tmp_path: Path) -> Iterator[Live]:
-    import contextlib
-
-    source = ReplaySource(recording, speed=0.0)
-    source.paused = True
-    app = create_app(source, Tokens(ADMIN, VIEWER), AuditLog(tmp_path / "audit.jsonl"))
-    live = Live(source, ServerThread(app).start(), tmp_path / "audit.jsonl", contextlib.ExitStack())
-    source.start()
-    yield live
-    live.clients.close()
-    source.stop()
-    source.join(TIMEOUT)
-    live.server.stop()
+from .conftest import ADMIN, Live
 
 
 def positions(msg: dict) -> list:

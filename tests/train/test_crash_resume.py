@@ -180,7 +180,9 @@ def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(
             trainer = train_process(
                 "train", "--resume", str(killed), "--total-steps", str(10**9), "--no-progress"
             )
-    total = max(checkpoint_steps(killed)) + 16 * 40
+    # four more lives of every slot (max_steps 40, 16 slots) past the newest checkpoint, however
+    # far the killed runs got on a busy machine: enough episode rows to compare
+    total = max(checkpoint_steps(killed)) + 4 * 16 * 40
     capsys.readouterr()
     assert cli.main(["train", "--resume", str(killed), "--total-steps", str(total), "--no-progress"]) == 0
     straight = tmp_path / "straight"
