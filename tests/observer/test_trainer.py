@@ -64,6 +64,8 @@ def test_a_training_run_is_watched_paused_and_stepped(
             client.command("step", n=30)
             tick = client.until("tick", lambda m: m["tick"] == 31)
             assert tick["training"]["agent_steps"] == 31 * 16 and tick["training"]["loss"] is not None
+            actions = [agent["action"] for town in tick["towns"] for agent in town["agents"]]
+            assert actions and all(isinstance(a, int) for a in actions)  # the trainer's own choices
             assert trainer.counters["env_steps"] == 31
             client.command("resume")
             training.join(TIMEOUT)

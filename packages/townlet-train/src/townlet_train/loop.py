@@ -53,6 +53,7 @@ def policy_entropy(mask: torch.Tensor, epsilon: float | torch.Tensor) -> torch.T
 
 class Trainer:
     observer: Any = None  # townlet_train.observe.Observer with --observe: sees every env step
+    last_action: torch.Tensor | None = None
 
     def __init__(self, cfg: TrainConfig, run_dir: Path):
         self.cfg, self.run_dir = cfg, run_dir
@@ -117,6 +118,7 @@ class Trainer:
 
     def collect(self, metrics: Metrics) -> None:
         action, entropy = self.act()
+        self.last_action = action  # what an observer shows as each agent's last action
         aff_before = self.info["affordance_at"]
         obs, reward, terminated, truncated, info = self.env.step(action)
         done = info["_final_obs"]

@@ -39,7 +39,9 @@ class Observer:
         return f"http://{host}:{port}/"
 
     def after_step(self, trainer: Any, stats: dict[str, float]) -> None:
-        self.source.after_step(lambda: figures(trainer, stats), release=stop_requested)
+        self.source.after_step(
+            lambda: figures(trainer, stats), actions=trainer.last_action, release=stop_requested
+        )
 
     def close(self) -> None:
         self.source.stop()
