@@ -117,7 +117,7 @@ def _out_of_memory(exc: BaseException) -> bool:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from townlet_train.loop import Trainer, resolve_device, write_resolved_config
+    from townlet_train.loop import make_trainer, resolve_device, write_resolved_config
     from townlet_train.resources import check_memory
     from townlet_train.runlock import run_lock
 
@@ -136,7 +136,7 @@ def _train(args: argparse.Namespace) -> int:
         raise ValueError(f"--run-dir {run_dir}: exists and is not a directory")
     _refuse_existing_run(run_dir)
     check_memory(cfg, _compiled(cfg.level), resolve_device(cfg.device))
-    trainer = Trainer(_quiet(cfg, args), run_dir)  # first: a bad level leaves no half-made run
+    trainer = make_trainer(_quiet(cfg, args), run_dir)  # first: a bad level leaves no half-made run
     with run_lock(run_dir):
         _refuse_existing_run(run_dir)  # again: another trainer may have started it meanwhile
         write_resolved_config(cfg, run_dir)
@@ -153,7 +153,7 @@ def _refuse_existing_run(run_dir: Path) -> None:
 
 
 def _resume(args: argparse.Namespace) -> int:
-    from townlet_train.loop import Trainer, resolve_device
+    from townlet_train.loop import make_trainer, resolve_device
     from townlet_train.resources import check_memory
     from townlet_train.resume import resume
     from townlet_train.runlock import run_lock
@@ -181,7 +181,7 @@ def _resume(args: argparse.Namespace) -> int:
     with run_lock(run_dir):  # before reading: another trainer may be writing this run
         cfg = load_config(cfg_file, total_steps=args.total_steps, device=args.device)
         check_memory(cfg, _compiled(cfg.level), resolve_device(cfg.device))
-        resumed = resume(cfg, run_dir, lambda: Trainer(_quiet(cfg, args), run_dir))
+        resumed = resume(cfg, run_dir, lambda: make_trainer(_quiet(cfg, args), run_dir))
         for note in resumed.skipped:
             print(f"warning: skipped {note}", file=sys.stderr)
         steps = resumed.trainer.counters["agent_steps"]
