@@ -85,7 +85,7 @@ class Trainer:
         self.env.set_difficulty(self.curriculum.difficulty())
         self.obs, self.info = self.env.reset(seed=cfg.seed)
 
-    def _build_agent(self) -> FeedForwardDQN | RecurrentDQN:
+    def _build_agent(self) -> Any:
         """The learner and its memory; the DAgger and PPO trainers override this and `act`/`learn`."""
         cfg, env, n = self.cfg, self.env, self.cfg.env.num_envs
         net = cfg.network
