@@ -80,3 +80,37 @@ def test_masked_sampling_never_picks_an_illegal_action(seed: int) -> None:
         assert mask[torch.arange(n), action].all()
         random_action, _ = RandomPolicy(gen).act(torch.zeros(n, 1), mask, None)
         assert mask[torch.arange(n), random_action].all()
+
+
+@pytest.mark.parametrize(
+    "algorithm",
+    [
+        {"kind": "ppo", "rollout_steps": 8, "minibatch_size": 64, "epochs": 1},
+        {"kind": "dagger", "learning_starts": 64, "batch_size": 64},
+    ],
+    ids=lambda a: a["kind"],
+)
+def test_policy_network_checkpoints_play_in_eval(
+    algorithm: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from townlet_train import cli
+    from townlet_train.loop import make_trainer
+    from townlet_train.policy import SampledPolicy
+
+    path = Path(
+        make_trainer(tiny_config(total_steps=256, algorithm=algorithm), tmp_path / "run").run()["checkpoint"]
+    )
+    greedy, cfg = load_policy(path)
+    assert isinstance(greedy, GreedyPolicy) and cfg.algorithm.kind == algorithm["kind"]
+    sampled, _ = load_policy(path, sample=True, rng=torch.Generator().manual_seed(0))
+    assert isinstance(sampled, SampledPolicy)
+    assert evaluate("L0_minimal", "learned", 3, agent=sampled, seed=1)["episodes"] == 3
+    capsys.readouterr()
+    assert cli.main(["eval", "--checkpoint", str(path), "--episodes", "3", "--json", "--seed", "1"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert (
+        printed["mean_survival"]
+        == evaluate("L0_minimal", "learned", 3, agent=greedy, seed=1)["mean_survival"]
+    )
