@@ -14,9 +14,9 @@ from townlet_train import cli
 from townlet_train.dataset import DatasetError, capture, load_dataset
 from townlet_train.evaluate import evaluate
 from townlet_train.imitation import DaggerTrainer, masked_cross_entropy
-from townlet_train.loop import make_trainer
 from townlet_train.policy import GreedyPolicy, load_policy
 from townlet_train.scripted import ScriptedPolicy
+from townlet_train.trainers import make_trainer
 
 from .helpers import tiny_config
 

@@ -96,8 +96,8 @@ def test_policy_network_checkpoints_play_in_eval(
     import json
 
     from townlet_train import cli
-    from townlet_train.loop import make_trainer
     from townlet_train.policy import SampledPolicy
+    from townlet_train.trainers import make_trainer
 
     path = Path(
         make_trainer(tiny_config(total_steps=256, algorithm=algorithm), tmp_path / "run").run()["checkpoint"]

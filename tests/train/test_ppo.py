@@ -11,9 +11,9 @@ import torch
 
 from townlet_train.checkpoint import load_checkpoint
 from townlet_train.config import PPOSettings
-from townlet_train.loop import make_trainer
 from townlet_train.networks import ActorCritic
 from townlet_train.ppo import PPOAgent, PPOTrainer, clipped_policy_loss, gae, value_loss
+from townlet_train.trainers import make_trainer
 
 from .helpers import short_level, tiny_config
 from .test_resume import episodes_after

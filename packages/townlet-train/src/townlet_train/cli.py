@@ -135,9 +135,10 @@ def _out_of_memory(exc: BaseException) -> bool:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from townlet_train.loop import make_trainer, resolve_device, write_resolved_config
+    from townlet_train.loop import resolve_device, write_resolved_config
     from townlet_train.resources import check_memory
     from townlet_train.runlock import run_lock
+    from townlet_train.trainers import make_trainer
 
     if args.resume is not None:
         return _resume(args)
@@ -171,10 +172,11 @@ def _refuse_existing_run(run_dir: Path) -> None:
 
 
 def _resume(args: argparse.Namespace) -> int:
-    from townlet_train.loop import make_trainer, resolve_device
+    from townlet_train.loop import resolve_device
     from townlet_train.resources import check_memory
     from townlet_train.resume import resume
     from townlet_train.runlock import run_lock
+    from townlet_train.trainers import make_trainer
 
     run_dir = args.resume
     fixed = [

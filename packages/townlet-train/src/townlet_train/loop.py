@@ -387,21 +387,6 @@ class Trainer:
             metrics.commit()
 
 
-def make_trainer(cfg: TrainConfig, run_dir: Path) -> Trainer:
-    """The trainer of the config's algorithm."""
-    if cfg.algorithm.kind == "dagger":
-        from townlet_train.imitation import DaggerTrainer
-
-        return DaggerTrainer(cfg, run_dir)
-    if cfg.algorithm.kind == "ppo":
-        from townlet_train.ppo import PPOTrainer
-
-        return PPOTrainer(cfg, run_dir)
-    if cfg.algorithm.kind == "bc":
-        raise ValueError("algorithm.kind 'bc' trains from a dataset: run `townlet-train bc --dataset DIR`")
-    return Trainer(cfg, run_dir)
-
-
 def write_resolved_config(cfg: TrainConfig, run_dir: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
