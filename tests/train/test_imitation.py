@@ -152,3 +152,14 @@ def test_dagger_resume_matches_an_uninterrupted_run(tmp_path: Path) -> None:
     for key, value in final[0]["network"].items():
         assert torch.equal(final[1]["network"][key], value), key
     assert final[0]["counters"] == final[1]["counters"]
+
+
+def test_cli_trains_and_resumes_dagger(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from .helpers import config_file
+
+    cfg = config_file(tmp_path / "dagger.yaml", algorithm=DAGGER)
+    run = tmp_path / "run"
+    assert cli.main(["train", "--config", str(cfg), "--total-steps", "512", "--run-dir", str(run)]) == 0
+    assert cli.main(["train", "--resume", str(run), "--total-steps", "1024", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "at 512 agent-steps" in out and json.loads(out.strip().splitlines()[-1])["agent_steps"] == 1024

@@ -26,7 +26,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from townlet_train.config import PPOSettings
+from townlet_train.config import EpsilonSettings, PPOSettings
+from townlet_train.exploration import EpsilonGreedy
 from townlet_train.loop import Trainer
 from townlet_train.networks import ActorCritic, build_network, masked_logits
 from townlet_train.policy import load_network
@@ -182,6 +183,10 @@ class PPOTrainer(Trainer):
             raise ValueError(f"init_from {path}: its network does not fit this config ({first})") from None
         if self.settings.kl_start > 0:
             agent.teacher = copy.deepcopy(agent.online).requires_grad_(False)
+
+    def _build_explorer(self) -> EpsilonGreedy:
+        # PPO explores by sampling its policy: no epsilon (metrics' epsilon column holds 0)
+        return EpsilonGreedy(EpsilonSettings(start=0.0, end=0.0), self.cfg.env.num_envs, self.device)
 
     def act(self) -> tuple[torch.Tensor, torch.Tensor]:
         mask = self.info["action_mask"]
