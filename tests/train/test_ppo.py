@@ -138,3 +138,11 @@ def test_ppo_starts_from_a_dagger_student(tmp_path: Path) -> None:
     after = trainer.agent.online.state_dict()
     assert all(torch.equal(after[k], v) for k, v in actor.items())
     assert not torch.equal(after["values.weight"], critic)
+
+
+def test_init_from_refuses_a_dqn_checkpoint(tmp_path: Path) -> None:
+    from townlet_train.loop import Trainer
+
+    dqn = Path(Trainer(tiny_config(total_steps=256), tmp_path / "q").run()["checkpoint"])
+    with pytest.raises(ValueError, match="a dqn checkpoint has no policy network"):
+        make_trainer(tiny_config(algorithm={**PPO, "init_from": str(dqn)}), tmp_path / "p")

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from townlet_env.core import compile_level
 from townlet_train.config import EpsilonSettings, PPOSettings
 from townlet_train.exploration import EpsilonGreedy
 from townlet_train.loop import Trainer
@@ -172,7 +173,7 @@ class PPOTrainer(Trainer):
         source, cfg = load_network(path, self.device)
         if cfg.algorithm.kind == "dqn" or not isinstance(source, ActorCritic):
             raise ValueError(f"init_from {path}: a {cfg.algorithm.kind} checkpoint has no policy network")
-        if self.env.level.content_hash != load_network_hash(path):
+        if compile_level(cfg.level).content_hash != self.env.level.content_hash:
             raise ValueError(f"init_from {path}: trained on another level than {self.cfg.level}")
         try:
             agent.online.actor_encoder.load_state_dict(source.actor_encoder.state_dict())
@@ -272,9 +273,3 @@ class PPOTrainer(Trainer):
             "clip_fraction": float(clip_fraction),
             "grad_norm": float(grad_norm),
         }
-
-
-def load_network_hash(path: Path) -> str:
-    from townlet_train.checkpoint import load_checkpoint
-
-    return str(load_checkpoint(path).get("level_hash"))
