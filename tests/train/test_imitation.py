@@ -163,3 +163,28 @@ def test_cli_trains_and_resumes_dagger(tmp_path: Path, capsys: pytest.CaptureFix
     assert cli.main(["train", "--resume", str(run), "--total-steps", "1024", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "at 512 agent-steps" in out and json.loads(out.strip().splitlines()[-1])["agent_steps"] == 1024
+
+
+def test_cli_capture_writes_a_dataset_and_refuses_to_overwrite_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "ds"
+    argv = ["capture", "--level", "L0_minimal", "--agent-steps", "64", "--num-envs", "8", "--out", str(out)]
+    assert cli.main(argv) == 0
+    line = json.loads(capsys.readouterr().out)
+    assert line["agent_steps"] == 64 and line["policy"] == "scripted"
+    assert load_dataset(out)[0]["action"].shape[0] == 64
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "already holds a dataset" in err
+
+
+def test_dagger_runs_on_a_partially_observed_level(tmp_path: Path) -> None:
+    """The teacher reads the Town's true state; the student sees only its window."""
+    from .helpers import short_level
+
+    level = short_level(tmp_path, max_steps=40, base="L2_partial_observability")
+    result = make_trainer(
+        tiny_config(level=str(level), total_steps=512, algorithm=DAGGER), tmp_path / "r"
+    ).run()
+    assert result["agent_steps"] == 512 and "accuracy" in result
