@@ -231,3 +231,16 @@ def test_training_config_shares_the_env_strict_base_model() -> None:
     models = [v for v in vars(config).values() if isinstance(v, type) and v.__module__ == config.__name__]
     assert len(models) >= 12 and all(issubclass(m, StrictModel) for m in models)
     assert not hasattr(config, "Strict")  # the old second base model is gone
+
+
+def test_algorithm_kind_defaults_to_dqn_and_recipes_load() -> None:
+    assert TrainConfig().algorithm.kind == "dqn"
+    assert TrainConfig.model_validate({"algorithm": {"gamma": 0.9}}).dqn.gamma == 0.9
+    recipes = sorted((Path(__file__).parents[2] / "configs" / "recipes").glob("*.yaml"))
+    assert recipes
+    for path in recipes:
+        assert load_config(path).algorithm.kind in ("dagger", "ppo")
+    with pytest.raises(ConfigError, match="lr"):
+        load_config(None, algorithm={"kind": "dagger", "lr": float("nan")})
+    with pytest.raises(ConfigError, match="recurrent"):
+        load_config(None, algorithm={"kind": "ppo"}, network__kind="lstm", replay__kind="sequence")

@@ -5,6 +5,10 @@ townlet-train train --level L1_full_observability [--config FILE] [--total-steps
 townlet-train train --resume DIR [--total-steps N] [--device auto|cpu|cuda]
 townlet-train eval --checkpoint PATH [--episodes K] [--policy learned|scripted|random]
                    [--difficulty 1.0] [--json] [--details] [--record DIR]
+townlet-train capture --level L --policy scripted --agent-steps N --out DIR [--seed S] [--num-envs N]
+townlet-train bc --dataset DIR [--run-dir DIR] [--updates N] [--seed S] [--device auto|cpu|cuda]
+
+`train` runs the config's algorithm (`algorithm.kind`: dqn, the default, dagger or ppo).
 
 Bad input of any kind (arguments, configs, checkpoints, run directories, memory requests, a
 damaged metrics.db, a full disk) prints one `error: ...` line and exits with status 2, never a
@@ -82,13 +86,27 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="write the episodes as a recording into DIR (townlet-env replay)",
     )
+    cap = sub.add_parser("capture", help="play a policy and write its steps as a dataset")
+    cap.add_argument("--level", required=True)
+    cap.add_argument("--policy", choices=["scripted", "random"], default="scripted")
+    cap.add_argument("--agent-steps", type=int, required=True, help="agent-steps, all slots together")
+    cap.add_argument("--out", type=Path, required=True, help="dataset directory (must not hold one)")
+    cap.add_argument("--seed", type=int, default=0)
+    cap.add_argument("--num-envs", type=int, default=64)
+    bc = sub.add_parser("bc", help="behaviour cloning from a captured dataset")
+    bc.add_argument("--dataset", type=Path, required=True)
+    bc.add_argument("--run-dir", type=Path, help="default: runs/bc/<timestamp>/")
+    bc.add_argument("--updates", type=int, help="gradient updates (default 5000)")
+    bc.add_argument("--seed", type=int, default=0)
+    bc.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
-        return _train(args) if args.command == "train" else _eval(args)
+        commands = {"train": _train, "eval": _eval, "capture": _capture, "bc": _bc}
+        return commands[args.command](args)
     except SystemExit as done:  # --help
         return done.code if isinstance(done.code, int) else 0
     except (_UsageError, ConfigError, CheckpointError, MetricsError, ValueError) as exc:
@@ -126,9 +144,10 @@ def _out_of_memory(exc: BaseException) -> bool:
 
 def _train(args: argparse.Namespace) -> int:
     from townlet_train import observe
-    from townlet_train.loop import Trainer, resolve_device, write_resolved_config
+    from townlet_train.loop import resolve_device, write_resolved_config
     from townlet_train.resources import check_memory
     from townlet_train.runlock import run_lock
+    from townlet_train.trainers import make_trainer
 
     # the port first: one that is in use is refused before a run directory is made
     args.observer_socket = observe.listen(args.observe)
@@ -147,7 +166,7 @@ def _train(args: argparse.Namespace) -> int:
         raise ValueError(f"--run-dir {run_dir}: exists and is not a directory")
     _refuse_existing_run(run_dir)
     check_memory(cfg, _compiled(cfg.level), resolve_device(cfg.device))
-    trainer = Trainer(_quiet(cfg, args), run_dir)  # first: a bad level leaves no half-made run
+    trainer = make_trainer(_quiet(cfg, args), run_dir)  # first: a bad level leaves no half-made run
     with run_lock(run_dir):
         _refuse_existing_run(run_dir)  # again: another trainer may have started it meanwhile
         write_resolved_config(cfg, run_dir)
@@ -165,10 +184,11 @@ def _refuse_existing_run(run_dir: Path) -> None:
 
 def _resume(args: argparse.Namespace) -> int:
     from townlet_train import observe
-    from townlet_train.loop import Trainer, resolve_device
+    from townlet_train.loop import resolve_device
     from townlet_train.resources import check_memory
     from townlet_train.resume import resume
     from townlet_train.runlock import run_lock
+    from townlet_train.trainers import make_trainer
 
     run_dir = args.resume
     fixed = [
@@ -193,7 +213,7 @@ def _resume(args: argparse.Namespace) -> int:
     with run_lock(run_dir):  # before reading: another trainer may be writing this run
         cfg = load_config(cfg_file, total_steps=args.total_steps, device=args.device)
         check_memory(cfg, _compiled(cfg.level), resolve_device(cfg.device))
-        resumed = resume(cfg, run_dir, lambda: Trainer(_quiet(cfg, args), run_dir))
+        resumed = resume(cfg, run_dir, lambda: make_trainer(_quiet(cfg, args), run_dir))
         for note in resumed.skipped:
             print(f"warning: skipped {note}", file=sys.stderr)
         steps = resumed.trainer.counters["agent_steps"]
@@ -268,6 +288,28 @@ def _eval(args: argparse.Namespace) -> int:
                 shown = {k: v for k, v in value.items() if v or key != "uses_per_episode"}
                 value = ", ".join(f"{k} {v}" for k, v in shown.items()) or "-"
             print(f"{key:>26}: {value}")
+    return 0
+
+
+def _capture(args: argparse.Namespace) -> int:
+    from townlet_train.dataset import capture
+
+    if args.agent_steps < 1 or args.num_envs < 1:
+        raise ValueError("--agent-steps and --num-envs must be >= 1")
+    manifest = capture(args.level, args.policy, args.agent_steps, args.out, args.seed, args.num_envs)
+    counts = {k: manifest[k] for k in ("level", "policy", "agent_steps", "episodes_ended")}
+    print(_json_line({"dataset": str(args.out), **counts, "shards": len(manifest["shards"])}))
+    return 0
+
+
+def _bc(args: argparse.Namespace) -> int:
+    from townlet_train.imitation import train_bc
+
+    if args.updates is not None and args.updates < 1:
+        raise ValueError(f"--updates must be >= 1, got {args.updates}")
+    run_dir = args.run_dir or Path("runs") / "bc" / time.strftime("%Y%m%d-%H%M%S")
+    _refuse_existing_run(run_dir)
+    print(_json_line(train_bc(args.dataset, run_dir, args.updates, args.seed, args.device)))
     return 0
 
 

@@ -43,6 +43,9 @@ class PolyakTarget(StrictModel):
 
 
 class AlgorithmSettings(StrictModel):
+    """DQN (the default: a config without `algorithm.kind` is a DQN config)."""
+
+    kind: Literal["dqn"] = "dqn"
     gamma: float = Field(default=0.99, gt=0.0, lt=1.0)
     n_step: int = Field(default=3, ge=1, le=64)
     double: bool = True
@@ -66,6 +69,67 @@ class AlgorithmSettings(StrictModel):
         if isinstance(value, dict) and "kind" not in value:
             return {"kind": "hard", **value}
         return value
+
+
+class PPOSettings(StrictModel):
+    """PPO (Schulman et al. 2017) on the vector env; see ppo.py."""
+
+    kind: Literal["ppo"]
+    gamma: float = Field(default=0.99, gt=0.0, lt=1.0)
+    gae_lambda: float = Field(default=0.95, ge=0.0, le=1.0)
+    rollout_steps: int = Field(default=128, ge=1, le=1 << 16, description="env steps per rollout")
+    epochs: int = Field(default=4, ge=1, le=1000)
+    minibatch_size: int = Field(default=8192, ge=1, le=1 << 24, description="samples per minibatch")
+    lr: float = Field(default=3e-4, gt=0.0, le=1.0)
+    anneal_lr: bool = True
+    clip: float = Field(default=0.2, gt=0.0, le=10.0)
+    clip_value: bool = True
+    value_coef: float = Field(default=0.5, ge=0.0, le=1000.0)
+    entropy_start: float = Field(default=0.01, ge=0.0, le=100.0)
+    entropy_end: float = Field(default=0.001, ge=0.0, le=100.0)
+    grad_clip: float = Field(default=0.5, gt=0.0, le=1e6, description="largest gradient norm")
+    init_from: str | None = Field(default=None, description="a bc/dagger/ppo checkpoint to start from")
+    critic_warmup: int = Field(
+        default=0, ge=0, le=1 << 20, description="first iterations that train only the critic"
+    )
+    actor_lr_scale: float = Field(default=1.0, gt=0.0, le=1.0, description="actor lr / critic lr")
+    kl_start: float = Field(
+        default=0.0, ge=0.0, le=1000.0, description="weight of KL(teacher || policy) at the start"
+    )
+    kl_steps: int = Field(default=1_000_000, ge=1, description="agent-steps to anneal the KL weight to 0")
+
+
+class DaggerSettings(StrictModel):
+    """DAgger (Ross et al. 2011) with the scripted policy as the (privileged) teacher."""
+
+    kind: Literal["dagger"]
+    beta_start: float = Field(default=1.0, ge=0.0, le=1.0, description="P(execute the teacher's action)")
+    beta_end: float = Field(default=0.0, ge=0.0, le=1.0)
+    beta_steps: int = Field(default=500_000, ge=1, description="agent-steps of linear decay")
+    capacity: int = Field(default=200_000, ge=1, description="labelled states kept (a ring)")
+    lr: float = Field(default=1e-3, gt=0.0, le=1.0)
+    grad_clip: float = Field(default=10.0, gt=0.0, le=1e6)
+    batch_size: int = Field(default=1024, ge=1, le=1 << 20)
+    updates_per_step: float = Field(
+        default=0.25, gt=0.0, le=64.0, description="gradient updates per env step"
+    )
+    learning_starts: int = Field(default=2048, ge=0, description="labelled states before learning")
+
+
+class BCSettings(StrictModel):
+    """Behaviour cloning from a captured dataset (`townlet-train bc`)."""
+
+    kind: Literal["bc"]
+    dataset: str = ""
+    updates: int = Field(default=5000, ge=1)
+    lr: float = Field(default=1e-3, gt=0.0, le=1.0)
+    batch_size: int = Field(default=1024, ge=1, le=1 << 20)
+    grad_clip: float = Field(default=10.0, gt=0.0, le=1e6)
+
+
+Algorithm = Annotated[
+    AlgorithmSettings | PPOSettings | DaggerSettings | BCSettings, Field(discriminator="kind")
+]
 
 
 class ReplaySettings(StrictModel):
@@ -144,17 +208,34 @@ class TrainConfig(StrictModel):
     total_steps: int = Field(default=2_000_000, ge=1, description="agent-steps, all slots together")
     env: EnvSettings = Field(default_factory=EnvSettings)
     network: NetworkSettings = Field(default_factory=NetworkSettings)
-    algorithm: AlgorithmSettings = Field(default_factory=AlgorithmSettings)
+    algorithm: Algorithm = Field(default_factory=AlgorithmSettings)
     replay: ReplaySettings = Field(default_factory=ReplaySettings)
     exploration: ExplorationSettings = Field(default_factory=ExplorationSettings)
     curriculum: CurriculumSettings = Field(default_factory=CurriculumSettings)
     checkpoint: CheckpointSettings = Field(default_factory=CheckpointSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
+    @field_validator("algorithm", mode="before")
+    @classmethod
+    def _default_algorithm_kind(cls, value: Any) -> Any:
+        # configs and checkpoints written before PPO and DAgger existed have no kind: DQN
+        if isinstance(value, dict) and "kind" not in value:
+            return {"kind": "dqn", **value}
+        return value
+
+    @property
+    def dqn(self) -> AlgorithmSettings:
+        """The DQN settings; only the DQN trainer asks, and only of a DQN config."""
+        if not isinstance(self.algorithm, AlgorithmSettings):
+            raise ValueError(f"algorithm.kind is '{self.algorithm.kind}', not 'dqn'")
+        return self.algorithm
+
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:
         recurrent = self.network.kind == "lstm"
-        if recurrent != (self.replay.kind == "sequence"):
+        if self.algorithm.kind != "dqn" and recurrent:
+            raise ValueError(f"algorithm.kind '{self.algorithm.kind}' has no recurrent network yet (use mlp)")
+        if self.algorithm.kind == "dqn" and recurrent != (self.replay.kind == "sequence"):
             raise ValueError(
                 "network.kind 'lstm' needs replay.kind 'sequence' and vice versa "
                 f"(got network.kind '{self.network.kind}', replay.kind '{self.replay.kind}')"

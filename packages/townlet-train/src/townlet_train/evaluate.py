@@ -8,14 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from pydantic import ValidationError
 
 from townlet_env import TownletVectorEnv
 from townlet_env.recording import Recorder
-from townlet_train.checkpoint import CheckpointError, load_checkpoint
 from townlet_train.config import TrainConfig
-from townlet_train.networks import build_network, masked_argmax
-from townlet_train.scripted import ScriptedPolicy
+from townlet_train.policy import Policy, RandomPolicy, ScriptedAgent, load_network, policy_for_network
 
 POLICIES = ("learned", "scripted", "random")
 
@@ -70,30 +67,20 @@ class Tally:
 
 
 def load_policy_network(path: Path, device: torch.device) -> tuple[torch.nn.Module, TrainConfig]:
-    """The greedy network of a checkpoint; every way the file can be unusable is a CheckpointError."""
-    payload = load_checkpoint(path)
-    try:
-        cfg = TrainConfig.model_validate(payload.get("config"))
-    except ValidationError as exc:
-        raise CheckpointError(
-            f"{path}: its training config is not valid for this trainer ({exc.error_count()} problems, "
-            f"first: {'.'.join(map(str, exc.errors()[0]['loc']))}: {exc.errors()[0]['msg']})"
-        ) from None
-    env = TownletVectorEnv(cfg.level, 1)
-    if env.level.content_hash != payload.get("level_hash"):
-        raise CheckpointError(
-            f"{path}: trained on a different version of level '{cfg.level}' (level hash differs)"
-        )
-    net = cfg.network
-    network = build_network(
-        net.kind, env.observation_layout, env.level.n_actions, net.hidden, net.field_embed, net.lstm_hidden
-    )
-    try:
-        network.load_state_dict(payload["network"])
-    except RuntimeError as exc:
-        first = (str(exc).strip().splitlines() or [""])[0]
-        raise CheckpointError(f"{path}: network weights do not fit its config ({first})") from None
-    return network.to(device).eval(), cfg
+    """The greedy network of a checkpoint of any algorithm (see `policy.load_network`)."""
+    return load_network(path, device)
+
+
+def make_policy(
+    policy: str, env: TownletVectorEnv, network: torch.nn.Module | None, rng: torch.Generator
+) -> Policy:
+    if policy == "learned":
+        if network is None:
+            raise ValueError("policy 'learned' needs a network (pass --checkpoint)")
+        return policy_for_network(network)
+    if policy == "scripted":
+        return ScriptedAgent(env.town)
+    return RandomPolicy(rng)
 
 
 def check_level_fits(level: str, trained_on: str, path: Path) -> None:
@@ -123,40 +110,29 @@ def evaluate(
     device: torch.device | str = "cpu",
     details: bool = False,
     record: Path | str | None = None,
+    agent: Policy | None = None,
 ) -> dict[str, Any]:
     """Each slot plays exactly one episode; `episodes` slots run side by side. With `details`,
     also what the policy did (see `Tally`). With `record` (a directory), the whole batch is
-    written there as one recording (see docs/recording.md), named in the result."""
+    written there as one recording (see docs/recording.md), named in the result. A learned policy
+    is either `agent` (any `Policy`, e.g. from `load_policy`) or a greedy `network`."""
     if policy not in POLICIES:
         raise ValueError(f"policy '{policy}' is not one of {', '.join(POLICIES)}")
-    if policy == "learned" and network is None:
+    if policy == "learned" and network is None and agent is None:
         raise ValueError("policy 'learned' needs a network (pass --checkpoint)")
     env = TownletVectorEnv(level, episodes, device=device)
     env.set_difficulty(difficulty)
     obs, info = env.reset(seed=seed)
     recorder = Recorder(env.town, seed=seed, policy=policy) if record is not None else None
     rng = torch.Generator(device=env.device).manual_seed(seed)
-    scripted = ScriptedPolicy(env.town) if policy == "scripted" else None
-    recurrent = bool(getattr(network, "recurrent", False))
-    hidden = network.initial_state(episodes, env.device) if recurrent else None  # type: ignore[union-attr,operator]
+    actor = agent if agent is not None else make_policy(policy, env, network, rng)
+    state = actor.initial_state(episodes, env.device)
     finished = torch.zeros(episodes, dtype=torch.bool, device=env.device)
     survival = torch.zeros(episodes, dtype=torch.long, device=env.device)
     total_reward = torch.zeros(episodes, device=env.device)
     tally = Tally(env) if details else None
     while not bool(finished.all()):
-        mask = info["action_mask"]
-        with torch.no_grad():
-            if policy == "learned" and recurrent:
-                q, hidden = network(obs[:, None], hidden)  # type: ignore[misc]
-                action = masked_argmax(q[:, 0], mask)
-            elif policy == "learned":
-                action = masked_argmax(network(obs), mask)  # type: ignore[misc]
-            elif scripted is not None:
-                action = scripted(obs, info)
-            else:
-                action = (
-                    torch.rand(mask.shape, generator=rng, device=env.device).masked_fill(~mask, -1).argmax(1)
-                )
+        action, state = actor.act(obs, info["action_mask"], state)
         if tally is not None:
             tally.step(action, info, ~finished)
         obs, reward, terminated, truncated, info = env.step(action)
@@ -168,9 +144,8 @@ def evaluate(
         finished |= done
         if tally is not None:
             tally.ended(done & terminated, info)
-        if recurrent and bool(done.any()):
-            keep = (~done).float()[None, :, None]
-            hidden = (hidden[0] * keep, hidden[1] * keep)  # type: ignore[index]
+        if bool(done.any()):
+            state = actor.reset(state, done)
     values = survival.float().cpu().tolist()
     extra = tally.summary(episodes) if tally is not None else {}
     if recorder is not None and record is not None:

@@ -110,9 +110,9 @@ class FeedForwardDQN:
         device: torch.device,
     ):
         self.cfg = cfg
-        self.learner = DQNLearner(network, cfg.algorithm)
+        self.learner = DQNLearner(network, cfg.dqn)
         self.online = network
-        alg, rep = cfg.algorithm, cfg.replay
+        alg, rep = cfg.dqn, cfg.replay
         self.nstep = NStepAccumulator(alg.n_step, alg.gamma, num_envs, obs_dim, device)
         if rep.kind == "prioritized":
             self.replay: UniformReplay = PrioritizedReplay(
@@ -143,7 +143,7 @@ class FeedForwardDQN:
         )
 
     def ready(self) -> bool:
-        return len(self.replay) >= self.cfg.algorithm.batch_size
+        return len(self.replay) >= self.cfg.dqn.batch_size
 
     def update(
         self, batch_size: int, rng: torch.Generator, agent_steps: int

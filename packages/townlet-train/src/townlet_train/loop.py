@@ -67,27 +67,8 @@ class Trainer:
         )
         env, n = self.env, cfg.env.num_envs
         self.obs_dim, self.n_actions = env.level.layout.size, env.level.n_actions
-        net = cfg.network
-        network = build_network(
-            net.kind, env.observation_layout, self.n_actions, net.hidden, net.field_embed, net.lstm_hidden
-        ).to(self.device)
-        self.recurrent = isinstance(network, RecurrentQNetwork)
-        self.agent: FeedForwardDQN | RecurrentDQN
-        if isinstance(network, RecurrentQNetwork):
-            window = cfg.replay.burn_in + cfg.replay.sequence_length + cfg.algorithm.n_step
-            if window > env.level.max_steps:
-                raise ValueError(
-                    f"replay window burn_in + sequence_length + n_step = {window} exceeds the level's "
-                    f"max_steps {env.level.max_steps}: a window could then hold two truncations"
-                )
-            self.agent = RecurrentDQN(cfg, network, n, self.obs_dim, self.n_actions, self.device)
-            # windows per update, so that one update learns about batch_size transitions
-            self.batch = max(1, cfg.algorithm.batch_size // cfg.replay.sequence_length)
-            self.transitions_per_update = self.batch * cfg.replay.sequence_length
-        else:
-            self.agent = FeedForwardDQN(cfg, network, n, self.obs_dim, self.n_actions, self.device)
-            self.batch = self.transitions_per_update = cfg.algorithm.batch_size
-        self.explorer = EpsilonGreedy(cfg.exploration.epsilon, n, self.device)
+        self.agent: Any = self._build_agent()
+        self.explorer: Any = self._build_explorer()
         self.rnd = (
             RND(self.obs_dim, cfg.exploration.rnd).to(self.device) if cfg.exploration.rnd.enabled else None
         )
@@ -106,6 +87,31 @@ class Trainer:
         self.last_affordance = torch.full((n,), -1, dtype=torch.long, device=self.device)
         self.env.set_difficulty(self.curriculum.difficulty())
         self.obs, self.info = self.env.reset(seed=cfg.seed)
+
+    def _build_agent(self) -> Any:
+        """The learner and its memory; the DAgger and PPO trainers override this and `act`/`learn`."""
+        cfg, env, n = self.cfg, self.env, self.cfg.env.num_envs
+        net = cfg.network
+        network = build_network(
+            net.kind, env.observation_layout, self.n_actions, net.hidden, net.field_embed, net.lstm_hidden
+        ).to(self.device)
+        self.recurrent = isinstance(network, RecurrentQNetwork)
+        if isinstance(network, RecurrentQNetwork):
+            window = cfg.replay.burn_in + cfg.replay.sequence_length + cfg.dqn.n_step
+            if window > env.level.max_steps:
+                raise ValueError(
+                    f"replay window burn_in + sequence_length + n_step = {window} exceeds the level's "
+                    f"max_steps {env.level.max_steps}: a window could then hold two truncations"
+                )
+            # windows per update, so that one update learns about batch_size transitions
+            self.batch = max(1, cfg.dqn.batch_size // cfg.replay.sequence_length)
+            self.transitions_per_update = self.batch * cfg.replay.sequence_length
+            return RecurrentDQN(cfg, network, n, self.obs_dim, self.n_actions, self.device)
+        self.batch = self.transitions_per_update = cfg.dqn.batch_size
+        return FeedForwardDQN(cfg, network, n, self.obs_dim, self.n_actions, self.device)
+
+    def _build_explorer(self) -> Any:
+        return EpsilonGreedy(self.cfg.exploration.epsilon, self.cfg.env.num_envs, self.device)
 
     # --- one env step -------------------------------------------------------------------------
 
@@ -203,7 +209,7 @@ class Trainer:
     # --- learning -----------------------------------------------------------------------------
 
     def learn(self) -> dict[str, float]:
-        cfg = self.cfg.algorithm
+        cfg = self.cfg.dqn
         if self.counters["agent_steps"] < cfg.learning_starts or not self.agent.ready():
             return {}
         self.update_debt += cfg.replay_ratio * self.cfg.env.num_envs / self.transitions_per_update
@@ -221,6 +227,7 @@ class Trainer:
         payload: dict[str, Any] = {
             "level": self.env.level.name,
             "level_hash": self.env.level.content_hash,
+            "algorithm": self.cfg.algorithm.kind,
             "config": self.cfg.model_dump(mode="json"),
             "timestamp": time.time(),
             "device": self.device.type,

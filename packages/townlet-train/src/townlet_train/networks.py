@@ -90,12 +90,61 @@ class RecurrentQNetwork(nn.Module):
         return q, (new_state[0], new_state[1])
 
 
+class ActorCritic(nn.Module):
+    """Policy logits and state value, from separate trunks: the critic can then be trained alone
+    first (PPO from a cloned student) without moving the actor's features.
+
+    `forward(obs)` returns the logits, so greedy acting is `masked_argmax(net(obs), mask)` as for a
+    Q-network; `value(obs)` returns [B] values.
+    """
+
+    recurrent = False
+
+    def __init__(self, layout: Layout, n_actions: int, hidden: list[int], embed: int):
+        super().__init__()
+        width = hidden[-1] if hidden else embed * len(layout)
+        self.actor_encoder = FieldEncoder(layout, embed)
+        self.actor = _mlp([self.actor_encoder.out_features, *hidden])
+        self.logits = nn.Linear(width, n_actions)
+        self.critic_encoder = FieldEncoder(layout, embed)
+        self.critic = _mlp([self.critic_encoder.out_features, *hidden])
+        self.values = nn.Linear(width, 1)
+        # small initial logits: a fresh policy starts near uniform over the legal actions
+        nn.init.orthogonal_(self.logits.weight, gain=0.01)
+        nn.init.zeros_(self.logits.bias)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.logits(self.actor(self.actor_encoder(obs)))
+
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.values(self.critic(self.critic_encoder(obs))).squeeze(-1)
+
+    def actor_parameters(self) -> list[nn.Parameter]:
+        return [*self.actor_encoder.parameters(), *self.actor.parameters(), *self.logits.parameters()]
+
+    def critic_parameters(self) -> list[nn.Parameter]:
+        return [*self.critic_encoder.parameters(), *self.critic.parameters(), *self.values.parameters()]
+
+
 def build_network(
-    kind: str, layout: Layout, n_actions: int, hidden: list[int], embed: int, lstm_hidden: int
+    kind: str,
+    layout: Layout,
+    n_actions: int,
+    hidden: list[int],
+    embed: int,
+    lstm_hidden: int,
+    algorithm: str = "dqn",
 ) -> nn.Module:
+    if algorithm != "dqn":  # PPO, BC and DAgger learn a policy, not Q-values
+        return ActorCritic(layout, n_actions, hidden, embed)
     if kind == "lstm":
         return RecurrentQNetwork(layout, n_actions, hidden, embed, lstm_hidden)
     return QNetwork(layout, n_actions, hidden, embed, dueling=kind == "dueling")
+
+
+def masked_logits(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Illegal actions get probability exactly 0 (a large negative, not -inf: no NaN gradients)."""
+    return logits.masked_fill(~mask, -1e9)
 
 
 def masked_argmax(q: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

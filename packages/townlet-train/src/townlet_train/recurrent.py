@@ -190,7 +190,7 @@ class RecurrentDQN:
         device: torch.device,
     ):
         self.cfg = cfg
-        alg, rep = cfg.algorithm, cfg.replay
+        alg, rep = cfg.dqn, cfg.replay
         # the optimizer, loss, clipping and target-network upkeep are the feed-forward learner's
         self.learner = DQNLearner(network, alg)
         self.online: RecurrentQNetwork = network
@@ -237,7 +237,7 @@ class RecurrentDQN:
 
     def td_errors(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """TD errors [B, S] of the learned steps of each window, and their Q predictions."""
-        alg, rep = self.cfg.algorithm, self.cfg.replay
+        alg, rep = self.cfg.dqn, self.cfg.replay
         bi, seq, n, gamma = rep.burn_in, rep.sequence_length, alg.n_step, alg.gamma
         ended = batch["terminated"] | batch["truncated"]
         reset = torch.zeros_like(ended)
@@ -286,7 +286,7 @@ class RecurrentDQN:
         pos = batch["truncated"].float().argmax(dim=1)
         rows = torch.arange(pos.shape[0], device=pos.device)
         q_t = one_step(self.target, batch["final_obs"], h_tgt[rows, pos], c_tgt[rows, pos])
-        if self.cfg.algorithm.double:
+        if self.cfg.dqn.double:
             on_pos = (pos - bi).clamp(min=0)
             q_c = one_step(self.online, batch["final_obs"], h_on[rows, on_pos], c_on[rows, on_pos])
         else:

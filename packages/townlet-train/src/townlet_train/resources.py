@@ -31,10 +31,14 @@ class InsufficientMemory(ValueError):
     """The run's replay buffer and slots cannot fit in the device's available memory."""
 
 
+def _n_step(cfg: TrainConfig) -> int:
+    return cfg.dqn.n_step if cfg.algorithm.kind == "dqn" else 1
+
+
 def replay_bytes(cfg: TrainConfig, obs_dim: int, n_actions: int) -> int:
     rep, obs = cfg.replay, obs_dim * FLOAT
     if rep.kind == "sequence":
-        window = rep.burn_in + rep.sequence_length + cfg.algorithm.n_step
+        window = rep.burn_in + rep.sequence_length + _n_step(cfg)
         step = obs + LONG + FLOAT + 2 * BOOL + n_actions * BOOL
         per_window = window * step + 2 * cfg.network.lstm_hidden * FLOAT + obs + n_actions * BOOL
         return max(1, rep.capacity // rep.sequence_length) * per_window
@@ -46,10 +50,10 @@ def replay_bytes(cfg: TrainConfig, obs_dim: int, n_actions: int) -> int:
 
 def slot_bytes(cfg: TrainConfig, obs_dim: int, n_actions: int) -> int:
     obs = obs_dim * FLOAT
-    total = SLOT_OVERHEAD + obs * (OBS_BUFFERS_PER_SLOT + cfg.algorithm.n_step)
+    total = SLOT_OVERHEAD + obs * (OBS_BUFFERS_PER_SLOT + _n_step(cfg))
     if cfg.network.kind == "lstm":  # the window ring per slot, and the window copied out of it
         rep, hidden = cfg.replay, cfg.network.lstm_hidden
-        window = rep.burn_in + rep.sequence_length + cfg.algorithm.n_step
+        window = rep.burn_in + rep.sequence_length + _n_step(cfg)
         step = 2 * obs + 2 * hidden * FLOAT + 2 * n_actions * BOOL + LONG + FLOAT + 2 * BOOL
         total += 2 * window * step
     return total
@@ -107,7 +111,7 @@ def check_memory(cfg: TrainConfig, level: CompiledLevel, device: torch.device) -
     copies = 2 if cfg.checkpoint.include_replay else 1  # resuming holds the loaded copy beside it
     per_slot = slot_bytes(cfg, obs_dim, n_actions)
     slots = cfg.env.num_envs * per_slot
-    learning = cfg.algorithm.batch_size * obs_dim * FLOAT * 8
+    learning = getattr(cfg.algorithm, "batch_size", 1024) * obs_dim * FLOAT * 8
     need = BASE_BYTES + copies * replay + slots + learning
     memory = available_memory(device)
     if memory is None or need <= memory[0]:

@@ -1,0 +1,166 @@
+"""One policy protocol for every way of choosing actions: learned (DQN, recurrent DQN, PPO,
+BC/DAgger students), scripted and random.
+
+    state = policy.initial_state(n, device)
+    action, state = policy.act(obs, mask, state)
+    state = policy.reset(state, done)        # rows of ended slots start afresh
+
+`state` is whatever the policy carries between steps (the LSTM's (h, c) for a recurrent one,
+None otherwise). Evaluation, capture and DAgger's student all act through this protocol, and
+`load_policy(path)` builds the right one from any checkpoint (the checkpoint's config records
+its algorithm).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from pydantic import ValidationError
+from torch import nn
+
+from townlet_env import TownletVectorEnv
+from townlet_env.core import Town
+from townlet_train.checkpoint import CheckpointError, load_checkpoint
+from townlet_train.config import TrainConfig
+from townlet_train.networks import build_network, masked_argmax, masked_logits
+from townlet_train.scripted import ScriptedPolicy
+
+
+class Policy(Protocol):
+    def initial_state(self, n: int, device: torch.device) -> Any: ...
+
+    def act(self, obs: torch.Tensor, mask: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]: ...
+
+    def reset(self, state: Any, done: torch.Tensor) -> Any: ...
+
+
+class _Stateless:
+    def initial_state(self, n: int, device: torch.device) -> Any:
+        return None
+
+    def reset(self, state: Any, done: torch.Tensor) -> Any:
+        return state
+
+
+def masked_sample(logits: torch.Tensor, mask: torch.Tensor, rng: torch.Generator | None) -> torch.Tensor:
+    """One action per row from the masked softmax; an illegal action has probability 0."""
+    probs = torch.softmax(masked_logits(logits, mask), dim=-1)
+    return torch.multinomial(probs, 1, generator=rng).squeeze(1)
+
+
+class GreedyPolicy(_Stateless):
+    """The best legal action of a feed-forward network: Q-values (DQN) or logits (PPO, BC, DAgger)."""
+
+    def __init__(self, network: nn.Module):
+        self.network = network
+
+    def act(self, obs: torch.Tensor, mask: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        with torch.no_grad():
+            return masked_argmax(self.network(obs), mask), state
+
+
+class SampledPolicy(_Stateless):
+    """A draw from the masked softmax of a policy network's logits (PPO acting as it trains)."""
+
+    def __init__(self, network: nn.Module, rng: torch.Generator | None = None):
+        self.network, self.rng = network, rng
+
+    def act(self, obs: torch.Tensor, mask: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        with torch.no_grad():
+            return masked_sample(self.network(obs), mask, self.rng), state
+
+
+class RecurrentGreedyPolicy:
+    """Recurrent DQN: greedy on the Q-values, carrying the LSTM state; an ended slot's is zeroed."""
+
+    def __init__(self, network: nn.Module):
+        self.network = network
+
+    def initial_state(self, n: int, device: torch.device) -> Any:
+        return self.network.initial_state(n, device)  # type: ignore[operator]
+
+    def act(self, obs: torch.Tensor, mask: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        with torch.no_grad():
+            q, state = self.network(obs[:, None], state)
+        return masked_argmax(q[:, 0], mask), state
+
+    def reset(self, state: Any, done: torch.Tensor) -> Any:
+        keep = (~done).float()[None, :, None]
+        return state[0] * keep, state[1] * keep
+
+
+class ScriptedAgent(_Stateless):
+    """The scripted baseline; it reads the town's true state, so it must wrap the env's own town."""
+
+    def __init__(self, town: Town):
+        self.scripted = ScriptedPolicy(town)
+
+    def act(self, obs: torch.Tensor, mask: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        return self.scripted(obs, {"action_mask": mask}), state
+
+
+class RandomPolicy(_Stateless):
+    """Uniform over the legal actions."""
+
+    def __init__(self, rng: torch.Generator):
+        self.rng = rng
+
+    def act(self, obs: torch.Tensor, mask: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        noise = torch.rand(mask.shape, generator=self.rng, device=mask.device)
+        return noise.masked_fill(~mask, -1).argmax(1), state
+
+
+def policy_for_network(network: nn.Module) -> Policy:
+    if getattr(network, "recurrent", False):
+        return RecurrentGreedyPolicy(network)
+    return GreedyPolicy(network)
+
+
+def checkpoint_config(path: Path, payload: dict[str, Any]) -> TrainConfig:
+    try:
+        return TrainConfig.model_validate(payload.get("config"))
+    except ValidationError as exc:
+        raise CheckpointError(
+            f"{path}: its training config is not valid for this trainer ({exc.error_count()} problems, "
+            f"first: {'.'.join(map(str, exc.errors()[0]['loc']))}: {exc.errors()[0]['msg']})"
+        ) from None
+
+
+def load_network(path: Path, device: torch.device | str) -> tuple[nn.Module, TrainConfig]:
+    """The network of any checkpoint (its config says which kind); every way the file can be
+    unusable is a CheckpointError."""
+    payload = load_checkpoint(path)
+    cfg = checkpoint_config(path, payload)
+    env = TownletVectorEnv(cfg.level, 1)
+    if env.level.content_hash != payload.get("level_hash"):
+        raise CheckpointError(
+            f"{path}: trained on a different version of level '{cfg.level}' (level hash differs)"
+        )
+    net = cfg.network
+    network = build_network(
+        net.kind,
+        env.observation_layout,
+        env.level.n_actions,
+        net.hidden,
+        net.field_embed,
+        net.lstm_hidden,
+        cfg.algorithm.kind,
+    )
+    try:
+        network.load_state_dict(payload["network"])
+    except RuntimeError as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise CheckpointError(f"{path}: network weights do not fit its config ({first})") from None
+    return network.to(device).eval(), cfg
+
+
+def load_policy(
+    path: Path, device: torch.device | str = "cpu", sample: bool = False, rng: torch.Generator | None = None
+) -> tuple[Policy, TrainConfig]:
+    """The policy of a checkpoint of any algorithm: greedy, or (a policy network) sampled."""
+    network, cfg = load_network(path, device)
+    if sample and cfg.algorithm.kind != "dqn":
+        return SampledPolicy(network, rng), cfg
+    return policy_for_network(network), cfg

@@ -1,0 +1,275 @@
+"""PPO (Schulman et al. 2017) on the vector env, tensors on the device end to end.
+
+One iteration: act for `rollout_steps` env steps with the masked categorical policy, compute
+GAE advantages, then `epochs` passes of large minibatches of the clipped objective, the
+(optionally clipped) value loss and an entropy bonus whose weight is annealed. The learning
+rate anneals linearly to 0 over the run; gradients are clipped by norm.
+
+Episode ends: a termination stops the bootstrap; a truncation (the level's max_steps) does not
+end the task, so its reward gets `gamma * V(final_obs)` added, the value of the observation the
+episode really ended in (`info["final_obs"]`; the env has already reset the slot), and GAE then
+stops at the step as for any ended episode.
+
+Starting from a cloned student (`init_from`, a bc/dagger/ppo checkpoint): the critic is new
+and wrong, so the first `critic_warmup` iterations train only the critic; the actor can learn
+at a fraction of the critic's rate (`actor_lr_scale`), and a KL term toward the frozen student,
+annealed to zero over `kl_steps`, keeps the early updates from forgetting what was cloned.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from townlet_env.core import compile_level
+from townlet_train.config import EpsilonSettings, PPOSettings
+from townlet_train.exploration import EpsilonGreedy
+from townlet_train.loop import Trainer
+from townlet_train.networks import ActorCritic, build_network, masked_logits
+from townlet_train.policy import load_network
+
+
+def gae(
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    dones: torch.Tensor,
+    next_value: torch.Tensor,
+    gamma: float,
+    lam: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(advantages, returns), all [T, N]; `dones[t]` means step t ended its episode, so neither
+    the value nor the advantage of step t + 1 (a new life) flows back into step t."""
+    advantages = torch.zeros_like(rewards)
+    last = torch.zeros_like(next_value)
+    for t in reversed(range(rewards.shape[0])):
+        following = next_value if t == rewards.shape[0] - 1 else values[t + 1]
+        live = 1.0 - dones[t].float()
+        delta = rewards[t] + gamma * following * live - values[t]
+        last = delta + gamma * lam * live * last
+        advantages[t] = last
+    return advantages, advantages + values
+
+
+def clipped_policy_loss(
+    new_logprob: torch.Tensor, old_logprob: torch.Tensor, advantages: torch.Tensor, clip: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the clipped surrogate loss, the fraction of samples where the clip was active)."""
+    ratio = (new_logprob - old_logprob).exp()
+    unclipped = -advantages * ratio
+    clipped = -advantages * ratio.clamp(1.0 - clip, 1.0 + clip)
+    return torch.max(unclipped, clipped).mean(), ((ratio - 1.0).abs() > clip).float().mean()
+
+
+def value_loss(
+    new: torch.Tensor, old: torch.Tensor, returns: torch.Tensor, clip: float | None
+) -> torch.Tensor:
+    if clip is None:
+        return 0.5 * (new - returns).pow(2).mean()
+    clipped = old + (new - old).clamp(-clip, clip)
+    return 0.5 * torch.max((new - returns).pow(2), (clipped - returns).pow(2)).mean()
+
+
+class Rollout:
+    """[T, N] storage for one iteration's steps; `t` is how many are filled."""
+
+    KEYS = ("obs", "mask", "action", "logprob", "value", "reward", "done")
+
+    def __init__(self, steps: int, n: int, obs_dim: int, n_actions: int, device: torch.device):
+        def z(*shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+            return torch.zeros(steps, n, *shape, dtype=dtype, device=device)
+
+        self.obs, self.mask = z(obs_dim), z(n_actions, dtype=torch.bool)
+        self.action = z(dtype=torch.long)
+        self.logprob, self.value, self.reward = z(), z(), z()
+        self.done = z(dtype=torch.bool)
+        self.t = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**{k: getattr(self, k) for k in self.KEYS}, "t": self.t}
+
+    def load_state_dict(self, state: dict) -> None:
+        for key in self.KEYS:
+            getattr(self, key).copy_(state[key])
+        self.t = int(state["t"])
+
+
+class PPOAgent:
+    def __init__(self, network: ActorCritic, settings: PPOSettings, n: int, obs_dim: int, n_actions: int):
+        device = next(network.parameters()).device
+        self.online, self.settings = network, settings
+        self.optimizer = torch.optim.Adam(
+            [
+                {"params": network.actor_parameters(), "lr": settings.lr * settings.actor_lr_scale},
+                {"params": network.critic_parameters(), "lr": settings.lr},
+            ],
+            eps=1e-5,
+        )
+        self.rollout = Rollout(settings.rollout_steps, n, obs_dim, n_actions, device)
+        self.teacher: ActorCritic | None = None  # the frozen student PPO started from, for the KL term
+        self.pending: dict[str, torch.Tensor] = {}  # what act() computed for the step being taken
+        self.updates = self.iterations = 0
+
+    def store(self, step: dict[str, torch.Tensor]) -> None:
+        r, s = self.rollout, self.settings
+        reward = step["reward"]
+        if bool(step["truncated"].any()):
+            with torch.no_grad():
+                tail = self.online.value(step["final_obs"])
+            reward = reward + s.gamma * tail * step["truncated"].float()
+        r.obs[r.t], r.mask[r.t], r.reward[r.t], r.done[r.t] = step["obs"], step["mask"], reward, step["done"]
+        pending = self.pending
+        r.action[r.t], r.logprob[r.t], r.value[r.t] = pending["action"], pending["logprob"], pending["value"]
+        r.t += 1
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {
+            "network": self.online.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "updates": self.updates,
+            "iterations": self.iterations,
+            "rollout": self.rollout.state_dict(),
+        }
+        if self.teacher is not None:
+            state["teacher"] = self.teacher.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.online.load_state_dict(state["network"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.updates, self.iterations = int(state["updates"]), int(state["iterations"])
+        self.rollout.load_state_dict(state["rollout"])
+        if self.teacher is not None and "teacher" in state:
+            self.teacher.load_state_dict(state["teacher"])
+
+
+class PPOTrainer(Trainer):
+    """The trainer's loop, episode accounting, metrics, checkpoints and resume, with PPO's acting
+    (a sample of the masked policy) and learning (one iteration whenever a rollout is full)."""
+
+    agent: PPOAgent
+
+    def _build_agent(self) -> PPOAgent:
+        settings = self.cfg.algorithm
+        assert isinstance(settings, PPOSettings)
+        self.settings = settings
+        net, env = self.cfg.network, self.env
+        network = build_network(
+            net.kind, env.observation_layout, self.n_actions, net.hidden, net.field_embed, 0, "ppo"
+        ).to(self.device)
+        assert isinstance(network, ActorCritic)
+        self.recurrent = False
+        self.batch = self.transitions_per_update = settings.minibatch_size
+        agent = PPOAgent(network, settings, self.cfg.env.num_envs, self.obs_dim, self.n_actions)
+        if settings.init_from is not None:
+            self._start_from(agent, Path(settings.init_from))
+        return agent
+
+    def _start_from(self, agent: PPOAgent, path: Path) -> None:
+        source, cfg = load_network(path, self.device)
+        if cfg.algorithm.kind == "dqn" or not isinstance(source, ActorCritic):
+            raise ValueError(f"init_from {path}: a {cfg.algorithm.kind} checkpoint has no policy network")
+        if compile_level(cfg.level).content_hash != self.env.level.content_hash:
+            raise ValueError(f"init_from {path}: trained on another level than {self.cfg.level}")
+        try:
+            agent.online.actor_encoder.load_state_dict(source.actor_encoder.state_dict())
+            agent.online.actor.load_state_dict(source.actor.state_dict())
+            agent.online.logits.load_state_dict(source.logits.state_dict())
+        except RuntimeError as exc:
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise ValueError(f"init_from {path}: its network does not fit this config ({first})") from None
+        if self.settings.kl_start > 0:
+            agent.teacher = copy.deepcopy(agent.online).requires_grad_(False)
+
+    def _build_explorer(self) -> EpsilonGreedy:
+        # PPO explores by sampling its policy: no epsilon (metrics' epsilon column holds 0)
+        return EpsilonGreedy(EpsilonSettings(start=0.0, end=0.0), self.cfg.env.num_envs, self.device)
+
+    def act(self) -> tuple[torch.Tensor, torch.Tensor]:
+        mask = self.info["action_mask"]
+        with torch.no_grad():
+            logits = masked_logits(self.agent.online(self.obs), mask)
+            value = self.agent.online.value(self.obs)
+        probs = torch.softmax(logits, dim=-1)
+        action = torch.multinomial(probs, 1, generator=self.rng).squeeze(1)
+        logprob = torch.log_softmax(logits, dim=-1).gather(1, action[:, None]).squeeze(1)
+        self.agent.pending = {"action": action, "logprob": logprob, "value": value}
+        entropy = torch.distributions.Categorical(logits=logits).entropy()
+        return action, entropy
+
+    def learn(self) -> dict[str, float]:
+        if self.agent.rollout.t < self.settings.rollout_steps:
+            return {}
+        with torch.no_grad():
+            next_value = self.agent.online.value(self.obs)
+        stats = self.iterate(next_value)
+        self.agent.rollout.t = 0
+        self.agent.iterations += 1
+        return stats
+
+    def _schedules(self) -> tuple[float, float, float]:
+        """(learning-rate fraction, entropy weight, KL weight) at this point of the run."""
+        s, done = self.settings, self.counters["agent_steps"] / self.cfg.total_steps
+        left = max(0.0, 1.0 - done)
+        lr = left if s.anneal_lr else 1.0
+        entropy = s.entropy_end + (s.entropy_start - s.entropy_end) * left
+        kl = s.kl_start * max(0.0, 1.0 - self.counters["agent_steps"] / s.kl_steps)
+        return lr, entropy, kl
+
+    def iterate(self, next_value: torch.Tensor) -> dict[str, float]:
+        s, r, agent = self.settings, self.agent.rollout, self.agent
+        advantages, returns = gae(r.reward, r.value, r.done, next_value, s.gamma, s.gae_lambda)
+        flat = {k: getattr(r, k).flatten(0, 1) for k in ("obs", "mask", "action", "logprob", "value")}
+        flat["advantage"], flat["return"] = advantages.flatten(), returns.flatten()
+        lr_fraction, entropy_weight, kl_weight = self._schedules()
+        for group, base in zip(agent.optimizer.param_groups, (s.lr * s.actor_lr_scale, s.lr), strict=True):
+            group["lr"] = base * lr_fraction
+        train_actor = agent.iterations >= s.critic_warmup
+        total, size = flat["action"].shape[0], min(s.minibatch_size, flat["action"].shape[0])
+        stats: dict[str, float] = {}
+        for _ in range(s.epochs):
+            order = torch.randperm(total, generator=self.rng, device=self.device)
+            for start in range(0, total - size + 1, size):
+                batch = {k: v[order[start : start + size]] for k, v in flat.items()}
+                stats = self._minibatch(batch, entropy_weight, kl_weight, train_actor)
+        return {**stats, "lr_fraction": lr_fraction, "entropy_weight": entropy_weight, "kl_weight": kl_weight}
+
+    def _minibatch(
+        self, batch: dict[str, torch.Tensor], entropy_weight: float, kl_weight: float, train_actor: bool
+    ) -> dict[str, float]:
+        s, agent = self.settings, self.agent
+        logits = masked_logits(agent.online(batch["obs"]), batch["mask"])
+        log_probs = torch.log_softmax(logits, dim=-1)
+        new_logprob = log_probs.gather(1, batch["action"][:, None]).squeeze(1)
+        adv = batch["advantage"]
+        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+        policy_loss, clip_fraction = clipped_policy_loss(new_logprob, batch["logprob"], adv, s.clip)
+        entropy = -(log_probs.exp() * log_probs).sum(dim=-1).mean()
+        new_value = agent.online.value(batch["obs"])
+        v_loss = value_loss(new_value, batch["value"], batch["return"], s.clip if s.clip_value else None)
+        loss = s.value_coef * v_loss
+        kl = torch.zeros(())
+        if agent.teacher is not None and kl_weight > 0:
+            with torch.no_grad():
+                teacher = torch.log_softmax(masked_logits(agent.teacher(batch["obs"]), batch["mask"]), dim=-1)
+            kl = F.kl_div(log_probs, teacher, log_target=True, reduction="batchmean")
+        if train_actor:
+            loss = loss + policy_loss - entropy_weight * entropy + kl_weight * kl
+        agent.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = nn.utils.clip_grad_norm_(agent.online.parameters(), s.grad_clip)
+        agent.optimizer.step()
+        agent.updates += 1
+        return {
+            "loss": float(loss.detach()),
+            "policy_loss": float(policy_loss.detach()),
+            "value_loss": float(v_loss.detach()),
+            "entropy": float(entropy.detach()),
+            "kl_to_teacher": float(kl.detach()),
+            "clip_fraction": float(clip_fraction),
+            "grad_norm": float(grad_norm),
+        }
