@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     for flag, low, default, text in (
         ("--steps", 1, 30, "ticks to run"),
         ("--seed", 0, 0, "seeds the town and the action draws"),
-        ("--agents-per-town", 1, 1, "agents sharing the town"),
+        ("--agents-per-town", 1, None, "agents sharing the town; None: the level's population"),
         ("--every", 1, 10, "draw the town every N steps, and at the end"),
     ):
         sim.add_argument(
@@ -324,11 +324,13 @@ def render_description(info: dict[str, Any]) -> str:
 def _simulate(args: argparse.Namespace) -> int:
     import torch
 
-    from townlet_env.core import Town
+    from townlet_env.core import Town, compile_level
+    from townlet_env.core.town import default_agents_per_town
 
-    k = args.agents_per_town
     try:  # a bad level or too many agents for the free cells: a usage error, not a crash
-        town = Town(args.level, k, k)
+        compiled = compile_level(args.level)
+        k = args.agents_per_town or default_agents_per_town(compiled)
+        town = Town(compiled, k, k)
         now = town.reset(seed=args.seed)
     except ValueError as exc:
         raise _UsageError(str(exc)) from None
