@@ -78,7 +78,7 @@ def load_policy_network(path: Path, device: torch.device) -> tuple[torch.nn.Modu
             f"{path}: its training config is not valid for this trainer ({exc.error_count()} problems, "
             f"first: {'.'.join(map(str, exc.errors()[0]['loc']))}: {exc.errors()[0]['msg']})"
         ) from None
-    env = TownletVectorEnv(cfg.level, 1)
+    env = TownletVectorEnv(cfg.level, 1, agents_per_town=1)
     if env.level.content_hash != payload.get("level_hash"):
         raise CheckpointError(
             f"{path}: trained on a different version of level '{cfg.level}' (level hash differs)"
@@ -122,6 +122,9 @@ def evaluate(
     survival = torch.zeros(episodes, dtype=torch.long, device=env.device)
     total_reward = torch.zeros(episodes, device=env.device)
     tally = Tally(env) if details else None
+    social = env.level.social is not None
+    chats = torch.zeros(episodes, device=env.device)
+    trust_sum, trust_ticks = 0.0, 0
     while not bool(finished.all()):
         mask = info["action_mask"]
         with torch.no_grad():
@@ -140,6 +143,11 @@ def evaluate(
             tally.step(action, info, ~finished)
         obs, reward, terminated, truncated, info = env.step(action)
         total_reward += reward * ~finished
+        if social:  # the episode's successful chats, and its ties to town-mates tick by tick
+            chats += info["chat_success"] * ~finished
+            playing = ~finished
+            trust_sum += float(info["trust"][playing].sum()) / max(env.agents_per_town - 1, 1)
+            trust_ticks += int(playing.sum())
         done = (terminated | truncated) & ~finished
         survival = torch.where(done, info["final_episode_step"], survival)
         finished |= done
@@ -150,6 +158,9 @@ def evaluate(
             hidden = (hidden[0] * keep, hidden[1] * keep)  # type: ignore[index]
     values = survival.float().cpu().tolist()
     extra = tally.summary(episodes) if tally is not None else {}
+    if social:
+        extra["chats_per_episode"] = float(chats.mean())
+        extra["mean_trust"] = trust_sum / max(trust_ticks, 1)
     return {
         "policy": policy,
         "level": level,
