@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
+from townlet_env.core.social import others, slot_in_town
 from townlet_env.core.state import TownState
 
 NOT_QUEUED = -1
@@ -26,7 +27,7 @@ NOT_QUEUED = -1
 def serve_key(state: TownState, max_steps: int) -> torch.Tensor:
     """[N] long: the serving order of each agent on its affordance (smaller goes first)."""
     k = state.agents_per_town
-    slot = torch.arange(state.num_slots, device=state.meters.device) % k
+    slot = slot_in_town(state.num_slots, k, state.meters.device)
     queued = state.queue_key >= 0
     unqueued = (max_steps + 2) * k + slot
     key = torch.where(queued, state.queue_key * k + slot, unqueued)
@@ -46,17 +47,17 @@ def same_spot(state: TownState, aff: torch.Tensor) -> torch.Tensor:
     """[T, K, K] bool: i and j are different living agents on the same affordance."""
     k = state.agents_per_town
     a = torch.where((aff >= 0) & state.alive, aff, -1).view(-1, k)
-    eye = torch.eye(k, dtype=torch.bool, device=aff.device)
-    return (a[:, :, None] == a[:, None, :]) & (a[:, :, None] >= 0) & ~eye
+    return (a[:, :, None] == a[:, None, :]) & ((a >= 0)[:, :, None] & others(k, aff.device))
 
 
 def queued_others(
-    state: TownState, aff: torch.Tensor, key: torch.Tensor
+    state: TownState, spot: torch.Tensor, key: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """([N] someone else is queued on my affordance, [N] the first of them in serving order)."""
+    """([N] someone else is queued on my affordance, [N] the first of them in serving order);
+    `spot` is `same_spot` of the state."""
     k = state.agents_per_town
     queued = (state.queue_key >= 0).view(-1, k)
-    behind = same_spot(state, aff) & queued[:, None, :]
+    behind = spot & queued[:, None, :]
     order = torch.where(behind, key.view(-1, k)[:, None, :], torch.iinfo(torch.long).max)
     return behind.any(dim=2).flatten(), order.argmin(dim=2).flatten()
 
@@ -78,6 +79,7 @@ class QueueOutcome:
     ghost: torch.Tensor  # [N] bool: released and sent to the back this tick
     head: torch.Tensor  # [N] long: first queued other on my affordance (valid where `crowded`)
     crowded: torch.Tensor  # [N] bool: someone else was queued on my affordance at the tick's start
+    spot: torch.Tensor  # [T, K, K] bool: i and j on the same affordance at the tick's start
 
 
 def advance(
@@ -103,7 +105,8 @@ def advance(
     holder = holds(state, aff, n_aff, key)
     acts = executed == interact
     using = acts & holder
-    crowded, head = queued_others(state, aff, key)
+    spot = same_spot(state, aff)
+    crowded, head = queued_others(state, spot, key)
     clock = state.per_slot(state.clock)
     queue_key = torch.where(acts & ~holder & (state.queue_key < 0), clock, state.queue_key)
     stalling = holder & (state.progress == 0) & crowded & open_now & ~acts & ~moved
@@ -112,4 +115,4 @@ def advance(
     queue_key = torch.where(ghost, clock, queue_key)
     stall = torch.where(ghost, 0, stall)
     queue_key = torch.where(using | moved | ~state.alive, NOT_QUEUED, queue_key)
-    return QueueOutcome(using, queue_key, stall, ghost, head, crowded)
+    return QueueOutcome(using, queue_key, stall, ghost, head, crowded, spot)

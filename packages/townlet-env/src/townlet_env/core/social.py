@@ -8,6 +8,7 @@ pairwise matrices are small, and no Python loop runs over agents or towns. Queue
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -31,6 +32,7 @@ class SocialTables:
     trait_low: torch.Tensor  # [3] float32
     trait_span: torch.Tensor  # [3] float32, high - low
     term_names: tuple[str, ...]
+    tie_bounds: torch.Tensor  # [3 (decay, low, high), 3 ties, 1, 1] float32
 
 
 def compile_social(cfg: LevelConfig) -> SocialTables | None:
@@ -48,7 +50,31 @@ def compile_social(cfg: LevelConfig) -> SocialTables | None:
         trait_low=torch.tensor([r[0] for r in ranges], dtype=torch.float32),
         trait_span=torch.tensor([r[1] - r[0] for r in ranges], dtype=torch.float32),
         term_names=spec.reward.term_names,
+        tie_bounds=torch.tensor(
+            [
+                [decay.trust, decay.familiarity, decay.rivalry],
+                [TIE_RANGE[t][0] for t in TIES],
+                [TIE_RANGE[t][1] for t in TIES],
+            ],
+            dtype=torch.float32,
+        ).view(3, 3, 1, 1),
     )
+
+
+@functools.lru_cache(maxsize=64)
+def others(k: int, device: torch.device) -> torch.Tensor:
+    """[K, K] bool: j is not i. Cached: a tick must not build small constant tensors."""
+    return ~torch.eye(k, dtype=torch.bool, device=device)
+
+
+@functools.lru_cache(maxsize=64)
+def columns(k: int, device: torch.device) -> torch.Tensor:
+    return torch.arange(k, device=device)
+
+
+@functools.lru_cache(maxsize=64)
+def slot_in_town(n: int, k: int, device: torch.device) -> torch.Tensor:
+    return torch.arange(n, device=device) % k
 
 
 # --- personality ---------------------------------------------------------------------------------
@@ -71,8 +97,13 @@ def factors(tables: SocialTables, traits: torch.Tensor) -> tuple[torch.Tensor, t
     return gain, loss
 
 
-def softening(tables: SocialTables, traits: torch.Tensor) -> torch.Tensor:
-    return 1.0 - tables.spec.personality.forgiveness_softening * traits[:, FORGIVENESS]
+def personal_factors(
+    tables: SocialTables, traits: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """[N] (gain, loss, softening) of every agent: see `factors`; softening alone scales the
+    familiarity a failed chat costs."""
+    gain, loss = factors(tables, traits)
+    return gain, loss, 1.0 - tables.spec.personality.forgiveness_softening * traits[:, FORGIVENESS]
 
 
 # --- who can talk to whom ------------------------------------------------------------------------
@@ -81,11 +112,10 @@ def softening(tables: SocialTables, traits: torch.Tensor) -> torch.Tensor:
 def neighbours(position: torch.Tensor, alive: torch.Tensor, k: int) -> torch.Tensor:
     """[T, K, K] bool: j is another living agent of i's town on i's cell or next to it
     (Manhattan distance <= 1), and i is alive."""
-    pos = position.view(-1, k, 2)
-    dist = (pos[:, :, None, :] - pos[:, None, :, :]).abs().sum(dim=3)
+    x, y = position.view(-1, k, 2).unbind(dim=2)
+    dist = (x[:, :, None] - x[:, None, :]).abs_() + (y[:, :, None] - y[:, None, :]).abs_()
     living = alive.view(-1, k)
-    eye = torch.eye(k, dtype=torch.bool, device=alive.device)
-    return (dist <= 1) & living[:, :, None] & living[:, None, :] & ~eye
+    return (dist <= 1) & (living[:, :, None] & living[:, None, :] & others(k, alive.device))
 
 
 def tie_score(trust: torch.Tensor, familiarity: torch.Tensor, rivalry: torch.Tensor) -> torch.Tensor:
@@ -116,35 +146,34 @@ class ChatOutcome:
 def converse(
     tables: SocialTables,
     ties: tuple[torch.Tensor, ...],
-    traits: torch.Tensor,
+    personal: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
     chatting: torch.Tensor,
     partner: torch.Tensor,
     busy: torch.Tensor,
-    k: int,
+    town: torch.Tensor,
 ) -> ChatOutcome:
     """Every CHAT of the tick at once. S[t, i, j] marks "i talked to j and it worked"; i's ties
-    toward j change by i's own factors, and a success counts for both ends (S and its transpose)."""
+    toward j change by i's own factors (`personal`: gain, loss, softening), and a success counts
+    for both ends (S and its transpose)."""
     spec = tables.spec.chat
     n = chatting.shape[0]
+    k = ties[0].shape[1]
     dev = chatting.device
     trust, fam, riv = (t.view(-1, k, k) for t in ties)
-    town = torch.arange(n, device=dev) // k
     p = partner.clamp(min=0)
     p_slot = town * k + p
     # the partner refuses a rival above the threshold, and is not interrupted mid-use
-    refused = riv.view(n, k)[p_slot, torch.arange(n, device=dev) % k] > spec.avoid_rivalry
+    refused = riv.view(n, k)[p_slot, slot_in_town(n, k, dev)] > spec.avoid_rivalry
     success = chatting & ~refused & ~busy[p_slot]
     failure = chatting & ~success
-    pick = torch.nn.functional.one_hot(p, k).to(torch.float32).view(-1, k, k)
-    s = pick * success.view(-1, k, 1)
-    f = pick * failure.view(-1, k, 1)
+    pick = (p[:, None] == columns(k, dev)).view(-1, k, k)
+    s = (pick & success.view(-1, k, 1)).float()
+    f = (pick & failure.view(-1, k, 1)).float()
     both = s + s.transpose(1, 2)
-    gain, loss = factors(tables, traits)
-    soft = softening(tables, traits)
-    gain3, loss3, soft3 = gain.view(-1, k, 1), loss.view(-1, k, 1), soft.view(-1, k, 1)
-    d_trust = spec.trust_gain * gain3 * both
-    d_fam = spec.familiarity_gain * gain3 * both - spec.familiarity_loss * soft3 * f
-    d_riv = spec.rivalry_on_failure * loss3 * f
+    gain, loss, soft = (v.view(-1, k, 1) for v in personal)
+    d_trust = both * (spec.trust_gain * gain)
+    d_fam = both * (spec.familiarity_gain * gain) - f * (spec.familiarity_loss * soft)
+    d_riv = f * (spec.rivalry_on_failure * loss)
     r = tables.spec.reward.chat
     reward = torch.zeros(n, device=dev)
     if r is not None:
@@ -152,7 +181,7 @@ def converse(
     return ChatOutcome(
         partner=torch.where(chatting, partner, -1),
         success=success,
-        social_gain=spec.social_gain * gain * both.sum(dim=2).flatten(),
+        social_gain=both.sum(dim=2).flatten() * (spec.social_gain * personal[0]),
         delta=(d_trust, d_fam, d_riv),
         reward=reward,
     )
@@ -162,17 +191,15 @@ def settle_ties(
     tables: SocialTables, ties: tuple[torch.Tensor, ...], deltas: list[tuple[torch.Tensor, ...]]
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """New ties: the tick's events, then a decay toward 0 by at most the pack's amount, then the
-    clamp to each tie's range."""
-    out = []
-    for i, name in enumerate(TIES):
-        value = ties[i].view(deltas[0][i].shape)
-        for delta in deltas:
-            value = value + delta[i]
-        d = tables.decay[i]
-        value = value - value.clamp(-d, d)
-        low, high = TIE_RANGE[name]
-        out.append(value.clamp(low, high).view(ties[i].shape))
-    return out[0], out[1], out[2]
+    clamp to each tie's range. The three ties go through together, stacked."""
+    value = torch.stack(ties)
+    for delta in deltas:
+        value += torch.stack(delta).view(value.shape)
+    decay, low, high = tables.tie_bounds.unbind(dim=0)
+    value -= value.clamp(-decay, decay)
+    value = value.clamp_(low, high)
+    trust, familiarity, rivalry = value.unbind(dim=0)
+    return trust, familiarity, rivalry
 
 
 def forget(ties: torch.Tensor, fresh: torch.Tensor, k: int) -> torch.Tensor:

@@ -12,8 +12,15 @@ import torch
 
 from townlet_env.core.level import CompiledLevel
 from townlet_env.core.observe import hour_of_day
-from townlet_env.core.queue import QueueOutcome, advance, same_spot
-from townlet_env.core.social import ChatOutcome, chat_partner, converse, factors, settle_ties
+from townlet_env.core.queue import QueueOutcome, advance
+from townlet_env.core.social import (
+    ChatOutcome,
+    chat_partner,
+    columns,
+    converse,
+    personal_factors,
+    settle_ties,
+)
 from townlet_env.core.state import TownState
 
 
@@ -34,9 +41,9 @@ def social_phase(
     k = state.agents_per_town
     ties = (state.trust, state.familiarity, state.rivalry)
     partner, _ = chat_partner(state.position, state.alive, ties, k)
-    chat = converse(
-        tables, ties, state.personality, executed == tables.chat_action, partner, state.progress > 0, k
-    )
+    personal = personal_factors(tables, state.personality)
+    busy = state.progress > 0
+    chat = converse(tables, ties, personal, executed == tables.chat_action, partner, busy, state.town)
     moved = level.move_delta.index_select(0, executed).abs().sum(dim=1) > 0
     a = aff.clamp(min=0)
     open_now = (aff >= 0) & (level.aff_open[a, hour_of_day(state)] if level.day_cycle else True)
@@ -52,13 +59,13 @@ def social_phase(
         spec.queue.ghost_ticks,
     )
     completed = queue.using & (state.progress + 1 >= level.aff_ticks.index_select(0, a))
-    events = _queue_events(level, state, aff, queue, completed)
+    events = _queue_events(level, state, queue, completed, personal[1])
     drain = spec.personality.social_drain * state.personality[:, 0]
     return SocialPhase(chat, queue, settle_ties(tables, ties, [chat.delta, events]), drain)
 
 
 def _queue_events(
-    level: CompiledLevel, state: TownState, aff: torch.Tensor, queue: QueueOutcome, completed: torch.Tensor
+    level: CompiledLevel, state: TownState, queue: QueueOutcome, completed: torch.Tensor, loss: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """[T, K, K] tie changes from ghost steps and handovers.
 
@@ -70,18 +77,19 @@ def _queue_events(
     assert tables is not None
     spec = tables.spec.queue
     k = state.agents_per_town
-    _, loss = factors(tables, state.personality)
-    loss3 = loss.view(-1, k, 1)
+    zero = torch.zeros(state.num_towns, k, k, device=loss.device)
+    if not bool(queue.crowded.any()):  # no queue anywhere: nothing to resolve
+        return zero, zero, zero
     queued = (state.queue_key >= 0).view(-1, k, 1)
     ghost = queue.ghost.view(-1, k)
-    head = torch.nn.functional.one_hot(queue.head, k).to(torch.float32).view(-1, k, k)
-    head = head * queue.crowded.view(-1, k, 1)
-    waited = (same_spot(state, aff) & queued & ghost[:, None, :]).float()
-    overtaken = head * ghost[:, :, None]
-    d_riv = loss3 * (spec.rivalry_stalled * waited + spec.rivalry_overtaken * overtaken)
-    handover = head * completed.view(-1, k, 1)
+    head = (queue.head[:, None] == columns(k, loss.device)) & queue.crowded[:, None]
+    head = head.view(-1, k, k)
+    waited = (queue.spot & queued & ghost[:, None, :]).float()
+    overtaken = (head & ghost[:, :, None]).float()
+    d_riv = loss.view(-1, k, 1) * (spec.rivalry_stalled * waited + spec.rivalry_overtaken * overtaken)
+    handover = (head & completed.view(-1, k, 1)).float()
     d_trust = spec.handover_trust * (handover + handover.transpose(1, 2))
-    return d_trust, torch.zeros_like(d_trust), d_riv
+    return d_trust, zero, d_riv
 
 
 def social_reward(
