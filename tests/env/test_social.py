@@ -323,3 +323,13 @@ def test_social_settings_change_the_hash(pack: Path) -> None:
     before = load_level(pack).content_hash()
     _edit(pack, ["chat", "social_gain"], 0.09)
     assert load_level(pack).content_hash() != before
+
+
+def test_make_vec_runs_whole_social_towns() -> None:
+    import gymnasium as gym
+
+    env = gym.make_vec("Townlet-v0", num_envs=12, level=LEVEL)
+    obs, info = env.reset(seed=0)
+    assert env.unwrapped.agents_per_town == K and obs.shape == (12, env.unwrapped.level.layout.size)
+    _, _, _, _, info = env.step(torch.full((12,), env.unwrapped.level.wait_action))
+    assert info["trust"].shape == (12, K)
