@@ -189,6 +189,7 @@ def describe_level(level: CompiledLevel) -> dict[str, Any]:
             {"name": f.name, "offset": f.offset, "size": f.size, "shape": list(f.shape), "doc": f.doc}
             for f in layout.fields
         ],
+        **({"social": cfg.social.model_dump(mode="json")} if cfg.social is not None else {}),
     }
 
 
@@ -302,6 +303,18 @@ def render_description(info: dict[str, Any]) -> str:
         f"  {info['reward']['formula']}",
         "",
     ]
+    if "social" in info:  # docs/social.md
+        social = info["social"]
+        terms = {k: v for k, v in social["reward"].items() if k != "clip" and v is not None}
+        out += [
+            f"social: towns of {social['population']}, chat fills '{social['meter']}'",
+            f"  reward = clip({' + '.join(terms)}, {social['reward']['clip']}): {terms}",
+            f"  chat {social['chat']}",
+            f"  queue {social['queue']}",
+            f"  personality {social['personality']}",
+            f"  decay per tick {social['relationships']['decay']}",
+            "",
+        ]
 
     obs = info["observation"]
     out.append(

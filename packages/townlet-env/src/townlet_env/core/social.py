@@ -28,7 +28,6 @@ class SocialTables:
     spec: SocialFile
     meter: int  # index of the meter that chat fills
     chat_action: int
-    decay: tuple[float, float, float]  # trust, familiarity, rivalry
     trait_low: torch.Tensor  # [3] float32
     trait_span: torch.Tensor  # [3] float32, high - low
     term_names: tuple[str, ...]
@@ -46,7 +45,6 @@ def compile_social(cfg: LevelConfig) -> SocialTables | None:
         spec=spec,
         meter=cfg.meter_names.index(spec.meter),
         chat_action=kinds.index("chat"),
-        decay=(decay.trust, decay.familiarity, decay.rivalry),
         trait_low=torch.tensor([r[0] for r in ranges], dtype=torch.float32),
         trait_span=torch.tensor([r[1] - r[0] for r in ranges], dtype=torch.float32),
         term_names=spec.reward.term_names,
