@@ -34,33 +34,25 @@ def nearest_order(state: TownState) -> torch.Tensor:
 
 def social_view(level: CompiledLevel, state: TownState, aff: torch.Tensor, obs: torch.Tensor) -> None:
     layout = level.layout
-    n = state.num_slots
-    k = state.agents_per_town
+    n, k = state.num_slots, state.agents_per_town
     obs[:, layout["personality"].slice] = state.personality
     position = queue_position(state, aff, level.max_steps)
     queued = position >= 0
     queue = obs[:, layout["queue"].slice]
-    queue[:, 0] = queued.float()
-    queue[:, 1] = torch.where(queued, 1.0 / (1.0 + position.float()), 0.0)
+    queue[:, 0] = queued
+    queue[:, 1] = (1.0 / (1.0 + position)) * queued
     field = obs[:, layout["nearest"].slice].view(n, *layout["nearest"].shape)
-    field.zero_()
     width = min(k - 1, field.shape[1])
     if width <= 0:
         return
-    order = nearest_order(state)[:, :, :width]  # [T, K, W]
-    towns = torch.arange(state.num_towns, device=aff.device)[:, None, None]
-    other = (towns * k + order).flatten(1)  # [T, K*W] global slots
-    seen = (state.alive[other].view(-1, k, width) & state.alive.view(-1, k, 1)).view(n, width)
-    other = other.view(n, width)
-    rel = (state.position[other] - state.position[:, None, :]).float() / level.position_scale
-    column = order.reshape(n, width)
-    ties = [t.gather(1, column) for t in (state.trust, state.familiarity, state.rivalry)]
-    values = [
-        rel[..., 0],
-        rel[..., 1],
-        torch.ones_like(rel[..., 0]),
-        (state.progress[other] > 0).float(),
-        (state.queue_key[other] >= 0).float(),
-        *ties,
-    ]
-    field[:, :width] = torch.stack(values, dim=2) * seen[..., None]
+    # Every column of a row comes from one of two gathers: the other agent's facts (x, y,
+    # alive, busy, queued) and the observer's ties toward it.
+    order = nearest_order(state)[:, :, :width].reshape(-1, k * width, 1)  # [T, K*W, 1]
+    facts = torch.cat([state.position, torch.stack([state.alive, state.progress > 0, queued], dim=1)], dim=1)
+    facts = facts.float().view(-1, k, 5).gather(1, order.expand(-1, -1, 5)).view(n, width, 5)
+    ties = torch.stack((state.trust, state.familiarity, state.rivalry), dim=2)
+    ties = ties.gather(1, order.view(n, width, 1).expand(-1, -1, 3))
+    rel = (facts[:, :, :2] - state.position.view(n, 1, 2)) / level.position_scale
+    # built contiguous and copied once: strided writes into the observation cost far more
+    block = torch.cat([rel, facts[:, :, 2:], ties], dim=2)
+    field[:, :width] = block.mul_(facts[:, :, 2:3] * state.alive.view(n, 1, 1))
