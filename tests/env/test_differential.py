@@ -145,6 +145,7 @@ def _compare_view(
     """Post-tick mask and observation. A town with an excused agent is legitimately in another
     state than the reference's, so its rows are compared on the core's own new state."""
     core_obs, core_mask = observe(level, new), action_mask(level, new)
+    assert bool(torch.isfinite(core_obs).all()), f"{where}: a non-finite observation"  # NaN compares false
     views = {False: _ref_view(cfg, ref.state)}
     if excused:
         views[True] = _ref_view(cfg, from_tensor_state(cfg, new))

@@ -40,7 +40,7 @@ def social_view(level: CompiledLevel, state: TownState, aff: torch.Tensor, obs: 
     queued = position >= 0
     queue = obs[:, layout["queue"].slice]
     queue[:, 0] = queued
-    queue[:, 1] = (1.0 / (1.0 + position)) * queued
+    queue[:, 1] = (1.0 / (1.0 + position.clamp(min=0))) * queued
     field = obs[:, layout["nearest"].slice].view(n, *layout["nearest"].shape)
     width = min(k - 1, field.shape[1])
     if width <= 0:
