@@ -32,8 +32,8 @@ def main() -> None:
     out: dict[str, Any] = {"level": "L4_social", "episodes": args.episodes, "seed": args.seed, "policies": {}}
     policies: list[tuple[str, torch.nn.Module | None]] = [("random", None), ("scripted", None)]
     if args.checkpoint is not None:
-        network, cfg = load_policy_network(args.checkpoint, torch.device("cpu"))
-        policies.append(("learned", network))
+        learned, cfg = load_policy_network(args.checkpoint, torch.device("cpu"))
+        policies.append(("learned", learned))
         out["checkpoint"] = {"path": str(args.checkpoint), "total_steps": cfg.total_steps}
     for name, network in policies:
         result = evaluate("L4_social", name, args.episodes, difficulty=1.0, network=network, seed=args.seed)
