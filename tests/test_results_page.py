@@ -55,3 +55,13 @@ def test_results_page_quotes_the_social_baselines() -> None:
             f"{p['chats_per_episode']:.1f} | {p['mean_trust']:.3f} |"
         )
         assert row in section, f"docs/results.md lacks: {row}"
+
+
+def test_performance_page_quotes_the_social_throughput() -> None:
+    results = json.loads((ROOT / "benchmarks" / "results" / "social_throughput.json").read_text())
+    page = (ROOT / "docs" / "performance.md").read_text()
+    section = page[page.index("## L4_social") :]
+    for run in results["runs"].values():
+        l4 = run["levels"]["L4_social"]
+        figure = f"{l4['reused_buffers']['agent_steps_per_s'] / 1e6:.2f} M / "
+        assert figure in section, f"docs/performance.md lacks the L4 figure {figure}"
