@@ -333,3 +333,25 @@ def test_make_vec_runs_whole_social_towns() -> None:
     assert env.unwrapped.agents_per_town == K and obs.shape == (12, env.unwrapped.level.layout.size)
     _, _, _, _, info = env.step(torch.full((12,), env.unwrapped.level.wait_action))
     assert info["trust"].shape == (12, K)
+
+
+def test_trust_stays_symmetric_between_equal_personalities(pack: Path) -> None:
+    """Every rule that moves trust moves it both ways by the same amount (a successful chat, a
+    handover), scaled by each agent's own traits: with equal traits the trust matrix of every
+    town stays symmetric through random play."""
+    for trait in ("extroversion", "forgiveness", "ambition"):
+        _edit(pack, ["personality", trait], [0.5, 0.5])
+    env = TownletVectorEnv(pack, num_envs=3 * K)
+    _, info = env.reset(seed=4)
+    rng = random.Random(4)
+    crowd(env.town, rng)
+    _, info = env.observe()
+    chat = env.action_names.index("CHAT")
+    successes = 0
+    for _ in range(150):
+        actions = social_actions(rng, info["action_mask"], chat, env.level.interact_action)
+        _, _, _, _, info = env.step(actions)
+        successes += int(info["chat_success"].sum())
+        trust = info["trust"].view(-1, K, K)
+        assert torch.allclose(trust, trust.transpose(1, 2), atol=1e-6)
+    assert successes > 0 and float(info["trust"].abs().max()) > 0
