@@ -263,6 +263,10 @@ def test_social_state_round_trips_and_old_saves_still_load() -> None:
     bad = {**saved, "state": {**saved["state"], "trust": saved["state"]["trust"] + 5}}
     with pytest.raises(ValueError, match="trust"):
         other.load_state_dict(bad)
+    # agents are born off the affordances, so none of them can be queued
+    lost = {**saved, "state": {**saved["state"], "queue_key": torch.full((6,), 0)}}
+    with pytest.raises(ValueError, match="queue_key"):
+        other.load_state_dict(lost)
     l1 = TownletVectorEnv("L1_full_observability", num_envs=2)
     l1.reset(seed=0)
     old = l1.state_dict()

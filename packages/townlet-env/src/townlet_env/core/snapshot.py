@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from townlet_env.core.level import BLOCKED, EMPTY, CompiledLevel
+from townlet_env.core.observe import affordance_at
 from townlet_env.core.state import TownState
 
 STATE_FORMAT = 3  # 2: affordance_position is int16; 3: the social tensors
@@ -195,8 +196,11 @@ def _check_social(level: CompiledLevel, state: TownState) -> None:
             raise StateMismatchError(f"state tensor '{name}' must hold finite values in [{low}, {high}]")
     if bool(((state.queue_key < -1) | (state.queue_key > level.max_steps)).any()):
         raise StateMismatchError(f"state tensor 'queue_key' must be -1 or a tick in [0, {level.max_steps}]")
-    if bool(((state.queue_key >= 0) & ((state.progress > 0) | ~state.alive)).any()):
-        raise StateMismatchError("state tensor 'queue_key' queues an agent that is dead or mid-use")
+    off = affordance_at(level, state) < 0
+    if bool(((state.queue_key >= 0) & ((state.progress > 0) | ~state.alive | off)).any()):
+        raise StateMismatchError(
+            "state tensor 'queue_key' queues an agent that is dead, mid-use or not on an affordance"
+        )
     assert level.social is not None
     if bool(((state.stall < 0) | (state.stall >= level.social.spec.queue.ghost_ticks)).any()):
         raise StateMismatchError("state tensor 'stall' must be in [0, ghost_ticks)")
