@@ -210,7 +210,7 @@ def test_level_table_matches_packs() -> None:
     _assert_rows("docs/levels.md", level_rows())
 
 
-@pytest.mark.parametrize("level", ["L0_minimal", "L0_5_dual_resource", "L1_full_observability"])
+@pytest.mark.parametrize("level", ["L0_minimal", "L0_5_dual_resource", "L1_full_observability", "L4_social"])
 def test_observation_layout_table_matches_code(level: str) -> None:
     _assert_rows("docs/observations.md", layout_rows(level))
 
@@ -244,12 +244,13 @@ def _models(model: type[BaseModel]) -> list[type[BaseModel]]:
 
 
 def test_config_reference_names_every_field() -> None:
+    from townlet_env.config.loader import OPTIONAL_PACK_FILES
     from townlet_env.config.schema import PACK_FILES
 
     text = (ROOT / "docs/config-reference.md").read_text()
     sections = re.split(r"^## ", text, flags=re.M)
     missing = []
-    for file, model in PACK_FILES.items():
+    for file, model in {**PACK_FILES, **OPTIONAL_PACK_FILES}.items():
         section = next((s for s in sections if s.startswith(f"`{file}`")), None)
         if section is None:
             missing.append(f"section ## `{file}`")
@@ -265,5 +266,5 @@ if __name__ == "__main__":
     print("docs/meters.md (L1-L3):", *meter_rows(), sep="\n")
     print("\ndocs/affordances.md (L1-L3):", *affordance_rows(), sep="\n")
     print("\ndocs/levels.md:", *level_rows(), sep="\n")
-    for lvl in ("L0_minimal", "L0_5_dual_resource", "L1_full_observability"):
+    for lvl in ("L0_minimal", "L0_5_dual_resource", "L1_full_observability", "L4_social"):
         print(f"\ndocs/observations.md ({lvl}):", *layout_rows(lvl), sep="\n")

@@ -43,3 +43,25 @@ def test_performance_page_matches_the_recorded_throughput() -> None:
     assert module.render(page, env, train, profile) == page, "run: python benchmarks/performance_page.py"
     for level in env["runs"]["cpu"]["levels"]:
         assert level in page
+
+
+def test_results_page_quotes_the_social_baselines() -> None:
+    results = json.loads((ROOT / "benchmarks" / "results" / "social_baselines.json").read_text())
+    page = (ROOT / "docs" / "results.md").read_text()
+    section = page[page.index("## L4_social") :]
+    for name, p in results["policies"].items():
+        row = (
+            f"| {name} | {p['mean_survival']:.0f} | {p['median_survival']:.0f} | {p['mean_reward']:.1f} | "
+            f"{p['chats_per_episode']:.1f} | {p['mean_trust']:.3f} |"
+        )
+        assert row in section, f"docs/results.md lacks: {row}"
+
+
+def test_performance_page_quotes_the_social_throughput() -> None:
+    results = json.loads((ROOT / "benchmarks" / "results" / "social_throughput.json").read_text())
+    page = (ROOT / "docs" / "performance.md").read_text()
+    section = page[page.index("## L4_social") :]
+    for run in results["runs"].values():
+        l4 = run["levels"]["L4_social"]
+        figure = f"{l4['reused_buffers']['agent_steps_per_s'] / 1e6:.2f} M / "
+        assert figure in section, f"docs/performance.md lacks the L4 figure {figure}"

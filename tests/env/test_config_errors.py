@@ -288,7 +288,7 @@ CASES: dict[str, tuple[str, Edit, list[str]]] = {
     "unknown action kind": (
         "actions.yaml",
         put(lambda d: d["actions"][0], "kind", "teleport"),
-        ["actions[0].kind", "'teleport'", "'move', 'interact', 'wait' or 'self'"],
+        ["actions[0].kind", "'teleport'", "'move', 'interact', 'wait', 'self' or 'chat'"],
     ),
     "two wait actions": (
         "actions.yaml",
@@ -480,13 +480,14 @@ def test_env_with_unknown_level_raises_config_error() -> None:
 # --- the built-in packs ----------------------------------------------------------------------
 
 
-def test_the_five_builtin_levels_exist() -> None:
+def test_the_six_builtin_levels_exist() -> None:
     assert builtin_levels() == [
         "L0_5_dual_resource",
         "L0_minimal",
         "L1_full_observability",
         "L2_partial_observability",
         "L3_temporal_mechanics",
+        "L4_social",
     ]
 
 

@@ -107,7 +107,36 @@ def _compare_outcome(
         assert bool(res.terminated[slot]) == ref.terminated[slot], f"{at}: terminated"
         assert bool(res.truncated[slot]) == ref.truncated[slot], f"{at}: truncated"
     assert new.clock.tolist() == [t.clock for t in ref.state.towns], f"{where}: clock"
+    if level.social is not None:
+        _compare_social(ref, new, res, excused, where)
     return excused
+
+
+def _compare_social(
+    ref: RefStepResult, new: TownState, res: StepResult, excused: set[int], where: str
+) -> None:
+    """Chats, queues, ties and reward terms. A slot whose town holds an excused agent may have
+    another outcome and is left to the next tick's comparison, which starts from the core."""
+    assert res.chat_partner is not None and res.chat_success is not None
+    k = new.agents_per_town
+    flagged = {slot // k for slot in excused}
+    ties = {name: getattr(new, name).tolist() for name in ("trust", "familiarity", "rivalry")}
+    for slot, agent in enumerate(ref.state.agents):
+        if slot // k in flagged:
+            continue
+        at = f"{where} slot {slot}"
+        assert int(res.chat_partner[slot]) == ref.chat_partner[slot], f"{at}: chat partner"
+        assert bool(res.chat_success[slot]) == ref.chat_success[slot], f"{at}: chat success"
+        assert int(new.queue_key[slot]) == agent.queue_key, f"{at}: queue key"
+        assert int(new.stall[slot]) == agent.stall, f"{at}: stall"
+        for name, values in ties.items():
+            for c, want in enumerate(getattr(agent, name)):
+                assert abs(values[slot][c] - want) <= TOL, (
+                    f"{at}: {name} toward {c}: {values[slot][c]} vs {want}"
+                )
+        for name, values in ref.reward_terms.items():
+            got = float(res.reward_terms[name][slot])
+            assert abs(got - values[slot]) <= TOL, f"{at}: reward term {name} {got} vs {values[slot]}"
 
 
 def _compare_view(
@@ -116,6 +145,7 @@ def _compare_view(
     """Post-tick mask and observation. A town with an excused agent is legitimately in another
     state than the reference's, so its rows are compared on the core's own new state."""
     core_obs, core_mask = observe(level, new), action_mask(level, new)
+    assert bool(torch.isfinite(core_obs).all()), f"{where}: a non-finite observation"  # NaN compares false
     views = {False: _ref_view(cfg, ref.state)}
     if excused:
         views[True] = _ref_view(cfg, from_tensor_state(cfg, new))
@@ -149,6 +179,8 @@ def _count(
 ) -> None:
     """What the tick exercised, so a test can show it did not pass vacuously."""
     tally["ticks"] += 1
+    if cfg.social is not None:
+        _count_social(before, ref, tally)
     for slot, agent in enumerate(before.agents):
         tally["invalid"] += ref.invalid[slot]
         tally["used"] += ref.used[slot]
@@ -175,6 +207,21 @@ def _count(
         here = [j for j in before.town_slots(before.town_of(slot)) if _same_cell(before, j, slot)]
         tally["priority_by_progress"] += owner != min(j for j in here if before.agents[j].alive)
         tally["beside_the_dead"] += any(not before.agents[j].alive for j in here)
+
+
+def _count_social(before: RefState, ref: RefStepResult, tally: Counter) -> None:
+    for slot, agent in enumerate(ref.state.agents):
+        was = before.agents[slot]
+        tally["chats"] += ref.chat_partner[slot] >= 0
+        tally["chat_success"] += ref.chat_success[slot]
+        tally["chat_failure"] += ref.chat_partner[slot] >= 0 and not ref.chat_success[slot]
+        tally["queue_joins"] += agent.queue_key >= 0 and was.queue_key < 0
+        tally["queued"] += agent.queue_key >= 0
+        tally["ghost_steps"] += (
+            was.stall > 0 and agent.stall == 0 and agent.queue_key >= 0 and was.queue_key != agent.queue_key
+        )
+        tally["served_from_queue"] += was.queue_key >= 0 and ref.used[slot]
+        tally["rivals"] += any(r > 0.2 for r in agent.rivalry)
 
 
 def _same_cell(state: RefState, j: int, slot: int) -> bool:
@@ -450,3 +497,48 @@ def test_reference_flags_the_terminal_check_only_at_its_boundary(
     cfg, state = lone_agent_on_bed(energy=energy, money=0.0)
     result = ref_step_detail(cfg, state, [5])  # WAIT: only the 0.01 drain
     assert result.terminated == [dies] and result.near_boundary == [near]
+
+
+# --- the social level ----------------------------------------------------------------------------
+
+
+def social_seeking(chat_rate: float, interact_rate: float) -> Policy:
+    """CHAT and INTERACT (which queues where taken) far more often than random play would."""
+
+    def policy(rng: random.Random, mask: torch.Tensor, interact: int) -> list[int]:
+        chat = mask.shape[1] - 1  # L4's CHAT is its last action
+        actions = []
+        for row in mask.tolist():
+            if row[chat] and rng.random() < chat_rate:
+                actions.append(chat)
+            elif row[interact] and rng.random() < interact_rate:
+                actions.append(interact)
+            else:
+                actions.append(rng.choice([a for a, ok in enumerate(row) if ok]))
+        return actions
+
+    return policy
+
+
+def test_social_level_matches_reference_in_crowded_play() -> None:
+    """Six agents crowded on one affordance: queues, ghost steps, handovers, chats both ways."""
+    tally: Counter = Counter()
+    for seed in range(3):
+        policy = social_seeking(chat_rate=0.4, interact_rate=0.6)
+        tally += drive("L4_social", 300 + seed, apt=6, towns=2, ticks=60, policy=policy, crowd=True)
+    for what in (
+        "chat_success",
+        "chat_failure",
+        "queue_joins",
+        "ghost_steps",
+        "served_from_queue",
+        "used",
+        "deaths",
+    ):
+        assert tally[what] > 0, f"no {what} in {dict(tally)}"
+
+
+@settings(max_examples=max(settings().max_examples // 4, 3))
+@given(seed=st.integers(0, 2**31 - 1), apt=st.sampled_from([2, 3, 6]), towns=st.integers(1, 2))
+def test_social_level_matches_reference_in_random_play(seed: int, apt: int, towns: int) -> None:
+    drive("L4_social", seed, apt, towns, ticks=40, policy=social_seeking(chat_rate=0.3, interact_rate=0.3))

@@ -39,3 +39,22 @@ def test_scripted_never_takes_a_masked_action(level: str, steps: int, per_town: 
         obs, _, _, _, info = env.step(action)
         assert not bool(info["invalid_action"].any())
     assert interacted > 0  # it does use affordances, not only wait
+
+
+def test_scripted_follows_social_rules_on_l4() -> None:
+    """It chats, builds trust and outlives random play in the social town; never a masked action."""
+    scripted = evaluate("L4_social", "scripted", 30, difficulty=1.0, seed=7)
+    random = evaluate("L4_social", "random", 30, difficulty=1.0, seed=7)
+    assert scripted["mean_survival"] > 1.5 * random["mean_survival"], (scripted, random)
+    assert scripted["chats_per_episode"] > 3 * random["chats_per_episode"]
+    assert scripted["mean_trust"] > random["mean_trust"] > 0
+    env = TownletVectorEnv("L4_social", 12)
+    obs, info = env.reset(seed=1)
+    policy = ScriptedPolicy(env.town)
+    queued = 0
+    for _ in range(120):
+        action = policy(obs, info)
+        assert bool(info["action_mask"].gather(1, action[:, None]).all())
+        obs, _, _, _, info = env.step(action)
+        queued += int((info["queue_position"] >= 0).sum())
+    assert queued > 0, "agents meeting at a taken affordance queue"

@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     for flag, low, default, text in (
         ("--steps", 1, 30, "ticks to run"),
         ("--seed", 0, 0, "seeds the town and the action draws"),
-        ("--agents-per-town", 1, 1, "agents sharing the town"),
+        ("--agents-per-town", 1, None, "agents sharing the town; None: the level's population"),
         ("--every", 1, 10, "draw the town every N steps, and at the end"),
     ):
         sim.add_argument(
@@ -206,6 +206,7 @@ def describe_level(level: CompiledLevel) -> dict[str, Any]:
             {"name": f.name, "offset": f.offset, "size": f.size, "shape": list(f.shape), "doc": f.doc}
             for f in layout.fields
         ],
+        **({"social": cfg.social.model_dump(mode="json")} if cfg.social is not None else {}),
     }
 
 
@@ -319,6 +320,18 @@ def render_description(info: dict[str, Any]) -> str:
         f"  {info['reward']['formula']}",
         "",
     ]
+    if "social" in info:  # docs/social.md
+        social = info["social"]
+        terms = {k: v for k, v in social["reward"].items() if k != "clip" and v is not None}
+        out += [
+            f"social: towns of {social['population']}, chat fills '{social['meter']}'",
+            f"  reward = clip({' + '.join(terms)}, {social['reward']['clip']}): {terms}",
+            f"  chat {social['chat']}",
+            f"  queue {social['queue']}",
+            f"  personality {social['personality']}",
+            f"  decay per tick {social['relationships']['decay']}",
+            "",
+        ]
 
     obs = info["observation"]
     out.append(
@@ -341,11 +354,13 @@ def render_description(info: dict[str, Any]) -> str:
 def _simulate(args: argparse.Namespace) -> int:
     import torch
 
-    from townlet_env.core import Town
+    from townlet_env.core import Town, compile_level
+    from townlet_env.core.town import default_agents_per_town
 
-    k = args.agents_per_town
     try:  # a bad level or too many agents for the free cells: a usage error, not a crash
-        town = Town(args.level, k, k)
+        compiled = compile_level(args.level)
+        k = args.agents_per_town or default_agents_per_town(compiled)
+        town = Town(compiled, k, k)
         now = town.reset(seed=args.seed)
     except ValueError as exc:
         raise _UsageError(str(exc)) from None

@@ -131,6 +131,9 @@ def evaluate(
     survival = torch.zeros(episodes, dtype=torch.long, device=env.device)
     total_reward = torch.zeros(episodes, device=env.device)
     tally = Tally(env) if details else None
+    social = env.level.social is not None
+    chats = torch.zeros(episodes, device=env.device)
+    trust_sum, trust_ticks = 0.0, 0
     while not bool(finished.all()):
         action, state = actor.act(obs, info["action_mask"], state)
         if tally is not None:
@@ -139,6 +142,11 @@ def evaluate(
         if recorder is not None:
             recorder.record(action)
         total_reward += reward * ~finished
+        if social:  # the episode's successful chats, and its ties to town-mates tick by tick
+            chats += info["chat_success"] * ~finished
+            playing = ~finished
+            trust_sum += float(info["trust"][playing].sum()) / max(env.agents_per_town - 1, 1)
+            trust_ticks += int(playing.sum())
         done = (terminated | truncated) & ~finished
         survival = torch.where(done, info["final_episode_step"], survival)
         finished |= done
@@ -151,6 +159,9 @@ def evaluate(
     if recorder is not None and record is not None:
         name = f"{env.level.name}-{policy}-seed{seed}-{episodes}ep.townlet"
         extra["recording"] = str(recorder.save(Path(record) / name))
+    if social:
+        extra["chats_per_episode"] = float(chats.mean())
+        extra["mean_trust"] = trust_sum / max(trust_ticks, 1)
     return {
         "policy": policy,
         "level": level,

@@ -200,7 +200,7 @@ def train_bc(
     dev = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     rng = torch.Generator(device=dev).manual_seed(cfg.seed + 1)
-    env = TownletVectorEnv(cfg.level, 1)
+    env = TownletVectorEnv(cfg.level, 1, agents_per_town=1)
     net = cfg.network
     network = build_network(
         net.kind, env.observation_layout, env.level.n_actions, net.hidden, net.field_embed, 0, "bc"

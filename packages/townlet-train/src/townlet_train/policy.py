@@ -133,7 +133,7 @@ def load_network(path: Path, device: torch.device | str) -> tuple[nn.Module, Tra
     unusable is a CheckpointError."""
     payload = load_checkpoint(path)
     cfg = checkpoint_config(path, payload)
-    env = TownletVectorEnv(cfg.level, 1)
+    env = TownletVectorEnv(cfg.level, 1, agents_per_town=1)
     if env.level.content_hash != payload.get("level_hash"):
         raise CheckpointError(
             f"{path}: trained on a different version of level '{cfg.level}' (level hash differs)"

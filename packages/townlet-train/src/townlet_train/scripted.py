@@ -4,6 +4,12 @@ Rules, for every slot at once: find the need meter furthest below its target; if
 short, the need is money (work). Among affordances that are open now and affordable, pick the
 one whose full use raises that meter most (nearest on ties); walk there and INTERACT. In
 multi-tick levels, keep interacting until the use completes. With no urgent need, rest.
+
+On a social level (docs/social.md) it also follows social rules: chat when the social meter is
+low or when there is nothing urgent to do, but never with a neighbour it holds as a rival; walk
+toward the nearest agent that is not a rival when no one is near and the social meter is the
+most urgent need (or nothing is urgent and it is below full); and at a taken affordance keep
+INTERACTing, which queues, instead of waiting.
 """
 
 from __future__ import annotations
@@ -11,9 +17,13 @@ from __future__ import annotations
 import torch
 
 from townlet_env.core import Town, hour_of_day
+from townlet_env.core.social import chat_partner
 
 URGENT = 0.5  # a need below this is worth walking for
 MONEY_LOW = 0.2  # below this, go to work first
+SOCIAL_LOW = 0.6  # below this, chat before anything but a use in progress
+SOCIAL_IDLE = 0.95  # with nothing urgent to do, seek company below this
+RIVAL = 0.4  # own rivalry above this: do not chat with or walk to that agent
 
 
 class ScriptedPolicy:
@@ -39,6 +49,7 @@ class ScriptedPolicy:
         most_urgent = self.needs[need_levels.argmin(dim=1)]  # [N] meter index
         urgent = need_levels.min(dim=1).values < URGENT
         target_meter = most_urgent
+        broke = torch.zeros_like(urgent)
         if self.money >= 0:
             broke = meters[:, self.money] < MONEY_LOW
             target_meter = torch.where(broke, self.money, most_urgent)
@@ -56,17 +67,58 @@ class ScriptedPolicy:
         has_choice = torch.isfinite(score.max(dim=1).values) & urgent
         target = pos[torch.arange(n, device=pos.device), choice]  # [N, 2]
 
+        social = level.social is not None
+        seek = torch.zeros_like(urgent)
+        if level.social is not None:  # lonely or idle, and no one near: go and find company
+            company, alone = self._company()
+            social_level = meters[:, level.social.meter]
+            lonely = (most_urgent == level.social.meter) & urgent & ~broke
+            seek = alone & (lonely | (~has_choice & (social_level < SOCIAL_IDLE)))
+            target = torch.where(seek[:, None], company, target)
+            has_choice = has_choice & ~seek
         action = self._step_towards(target, mask)
         interact = level.interact_action
         at_target = (target == state.position).all(dim=1)
         continuing = state.progress > 0  # finish a multi-tick use once started
         wants_interact = (has_choice & at_target) | continuing
+        if social:  # a queued agent keeps its place by INTERACTing rather than waiting idle
+            wants_interact = wants_interact | ((state.queue_key >= 0) & has_choice & at_target)
         if interact >= 0:
             action = torch.where(wants_interact & mask[:, interact], interact, action)
-        idle = ~has_choice & ~continuing
+        idle = ~has_choice & ~continuing & ~seek
         rest = self.names.index("REST") if "REST" in self.names else level.wait_action
         action = torch.where(idle, rest, action)
+        if social:
+            action = self._chat(action, mask, idle | seek, continuing)
         return torch.where(mask.gather(1, action[:, None]).squeeze(1), action, level.wait_action)
+
+    def _chat(
+        self, action: torch.Tensor, mask: torch.Tensor, idle: torch.Tensor, continuing: torch.Tensor
+    ) -> torch.Tensor:
+        """CHAT when lonely or idle, with the partner the env would pick, unless it is a rival."""
+        level, state = self.level, self.town.state
+        assert level.social is not None
+        ties = (state.trust, state.familiarity, state.rivalry)
+        partner, near = chat_partner(state.position, state.alive, ties, state.agents_per_town)
+        rival = state.rivalry.gather(1, partner[:, None]).squeeze(1) > RIVAL
+        lonely = state.meters[:, level.social.meter] < SOCIAL_LOW
+        chat = level.social.chat_action
+        want = near & ~rival & mask[:, chat] & ~continuing & (lonely | idle)
+        return torch.where(want, chat, action)
+
+    def _company(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """([N, 2] the nearest living agent of the town that is not a rival, [N] none is adjacent)."""
+        state = self.town.state
+        k = state.agents_per_town
+        pos = state.position.view(-1, k, 2)
+        dist = (pos[:, :, None, :] - pos[:, None, :, :]).abs().sum(dim=3).float()
+        other = ~torch.eye(k, dtype=torch.bool, device=pos.device)
+        ok = other & state.alive.view(-1, k)[:, None, :] & (state.rivalry.view(-1, k, k) <= RIVAL)
+        dist = torch.where(ok, dist, float("inf"))
+        nearest = dist.argmin(dim=2)  # [T, K]
+        target = pos.gather(1, nearest[..., None].expand(-1, -1, 2)).view(-1, 2)
+        alone = (dist.min(dim=2).values > 1).flatten() & torch.isfinite(dist.min(dim=2).values).flatten()
+        return target, alone
 
     def _step_towards(self, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Greedy move along the longer axis first; the other axis if that is blocked."""

@@ -27,6 +27,11 @@ from townlet_env.config.schema import (
     RewardFile,
     WorldFile,
 )
+from townlet_env.config.social import SocialFile
+
+# Files a pack may leave out. An absent one is not hashed, so adding one here never changes the
+# hash of the packs that do not use it.
+OPTIONAL_PACK_FILES: dict[str, type[BaseModel]] = {"social.yaml": SocialFile}
 
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "levels"
 # Bump when townlet_env.core.layout or observe changes what an observation's floats mean
@@ -45,6 +50,7 @@ class LevelConfig:
     actions: ActionsFile
     reward: RewardFile
     observation: ObservationFile
+    social: SocialFile | None = None  # social.yaml: relationships, chat, queues (docs/social.md)
 
     @property
     def meter_names(self) -> list[str]:
@@ -60,6 +66,10 @@ class LevelConfig:
             file.removesuffix(".yaml"): getattr(self, file.removesuffix(".yaml")).model_dump(mode="json")
             for file in PACK_FILES
         }
+        for file in OPTIONAL_PACK_FILES:
+            part = getattr(self, file.removesuffix(".yaml"))
+            if part is not None:
+                payload[file.removesuffix(".yaml")] = part.model_dump(mode="json")
         payload["observation_format"] = OBSERVATION_FORMAT
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
@@ -85,15 +95,19 @@ def resolve_pack(level: str | Path) -> Path:
 def load_level(level: str | Path) -> LevelConfig:
     pack = resolve_pack(level)
     present = {p.name for p in pack.glob("*.y*ml")}
-    unknown = sorted(present - set(PACK_FILES))
+    allowed = [*PACK_FILES, *OPTIONAL_PACK_FILES]
+    unknown = sorted(present - set(allowed))
     if unknown:
         raise ConfigError(
             f"{pack / printable(unknown[0])}: unknown file in level pack "
-            f"(allowed: {', '.join(PACK_FILES)}{did_you_mean(unknown[0], list(PACK_FILES))})"
+            f"(allowed: {', '.join(allowed)}{did_you_mean(unknown[0], allowed)})"
         )
     parsed: dict[str, Any] = {}
     for file, model in PACK_FILES.items():
         parsed[file.removesuffix(".yaml")] = _load_file(pack / file, model)
+    for file, optional in OPTIONAL_PACK_FILES.items():
+        if (pack / file).is_file():
+            parsed[file.removesuffix(".yaml")] = _load_file(pack / file, optional)
     config = LevelConfig(name=pack.name, source=pack, **parsed)
     _cross_check(config)
     return config
@@ -143,6 +157,7 @@ def _cross_check(cfg: LevelConfig) -> None:
         for name in act.effects:
             need_meter("actions.yaml", f"actions[{i}].effects.{printable(name)}", name)
     _check_reward(cfg, need_meter)
+    _check_social(cfg, need_meter)
     _check_observation(cfg)
     _check_world(cfg)
     _check_cycles(cfg)
@@ -157,6 +172,28 @@ def _check_reward(cfg: LevelConfig, need_meter: Any) -> None:
     field = "meters" if spec.kind == "product" else "bonus_meters"
     for i, name in enumerate(getattr(spec, field)):
         need_meter("reward.yaml", f"reward.{field}[{i}]", name)
+
+
+def _check_social(cfg: LevelConfig, need_meter: Any) -> None:
+    kinds = [a.kind for a in cfg.actions.actions]
+    if cfg.social is None:
+        if "chat" in kinds:
+            raise ConfigError(
+                f"{cfg.source / 'actions.yaml'}: actions[{kinds.index('chat')}]: a 'chat' action needs "
+                "a social.yaml in the pack (see docs/social.md)"
+            )
+        return
+    need_meter("social.yaml", "meter", cfg.social.meter)
+    if "chat" not in kinds or "interact" not in kinds:
+        raise ConfigError(
+            f"{cfg.source / 'actions.yaml'}: a social level needs an action of kind 'chat' and one of "
+            "kind 'interact' (queues form at affordances)"
+        )
+    if cfg.world.interaction != "multi_tick":
+        raise ConfigError(
+            f"{cfg.source / 'world.yaml'}: interaction: a social level needs multi_tick uses "
+            "(an occupant and a queue behind it; see docs/social.md)"
+        )
 
 
 def _check_observation(cfg: LevelConfig) -> None:
@@ -186,6 +223,11 @@ def _check_world(cfg: LevelConfig) -> None:
         raise ConfigError(
             f"{cfg.source / 'world.yaml'}: walls: {len(free)} free cells cannot hold "
             f"{n_aff} affordances and an agent"
+        )
+    if cfg.social is not None and len(free) < n_aff + cfg.social.population:
+        raise ConfigError(
+            f"{cfg.source / 'social.yaml'}: population: {cfg.social.population} agents and {n_aff} "
+            f"affordances do not fit on the {len(free)} free cells of the world"
         )
     # Every free cell must be reachable, or an affordance could be placed out of reach.
     seen = {free[0]}

@@ -203,8 +203,9 @@ class WorldFile(StrictModel):
 
 class ActionSpec(StrictModel):
     name: Name
-    kind: Literal["move", "interact", "wait", "self"] = Field(
-        description="move by delta, use the affordance underfoot, do nothing, or act on oneself"
+    kind: Literal["move", "interact", "wait", "self", "chat"] = Field(
+        description="move by delta, use the affordance underfoot, do nothing, act on oneself, or talk "
+        "to a neighbour (social levels only)"
     )
     # validate_default: a move action that leaves delta out must still reach the check below.
     delta: IntPair | None = Field(default=None, validate_default=True, description="[dx, dy], moves only")
@@ -244,6 +245,8 @@ class ActionsFile(StrictModel):
             )
         if kinds.count("interact") > 1:
             raise ValueError(f"at most one action may be of kind 'interact', found {kinds.count('interact')}")
+        if kinds.count("chat") > 1:
+            raise ValueError(f"at most one action may be of kind 'chat', found {kinds.count('chat')}")
         return actions
 
 

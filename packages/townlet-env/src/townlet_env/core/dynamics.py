@@ -8,12 +8,14 @@ town regeneration live in `townlet_env.core.spawn`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from townlet_env.core.level import CompiledLevel
 from townlet_env.core.observe import action_mask, affordance_at
+from townlet_env.core.queue import NOT_QUEUED
+from townlet_env.core.social_step import SocialPhase, social_phase, social_reward
 from townlet_env.core.state import TownState
 
 
@@ -24,6 +26,11 @@ class StepResult:
     truncated: torch.Tensor  # [N] bool: alive when the town reached max_steps
     invalid_action: torch.Tensor  # [N] bool: the chosen action was masked and ran as WAIT
     executed: torch.Tensor  # [N] long: the action that ran
+    # social levels only (docs/social.md): the chat partner's slot in its town (-1: no CHAT),
+    # whether the chat worked, and each reward term by name
+    chat_partner: torch.Tensor | None = None
+    chat_success: torch.Tensor | None = None
+    reward_terms: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 def step(
@@ -36,14 +43,14 @@ def step(
     legal = mask.gather(1, actions[:, None]).squeeze(1)
     executed = torch.where(legal, actions, level.wait_action)
     alive = state.alive
+    social = None if level.social is None else social_phase(level, state, executed, aff)
 
-    meters, progress = _act(level, state, executed, aff)
-    meters = _drain(level, meters, state.difficulty)
+    meters, progress = _act(level, state, executed, aff, social)
+    meters = _drain(level, meters, state.difficulty, social)
     meters = torch.where(alive[:, None], meters, state.meters)  # the dead do not change
 
     died = alive & (meters.index_select(1, level.terminal_index) <= 0.0).any(dim=1)
     living = alive & ~died
-    reward = torch.where(living, reward_of(level, meters), 0.0)
     clock = state.clock + 1
     truncated = living & (state.per_slot(clock) >= level.max_steps)
 
@@ -55,17 +62,43 @@ def step(
         life_steps=state.life_steps + alive.long(),
         clock=clock,
     )
-    return new_state, StepResult(reward, died, truncated, ~legal, executed)
+    if social is None:
+        reward = torch.where(living, reward_of(level, meters), 0.0)
+        return new_state, StepResult(reward, died, truncated, ~legal, executed)
+    reward, terms = social_reward(level, reward_of(level, meters), living, social.chat)
+    trust, familiarity, rivalry = social.ties
+    new_state = new_state.replace(
+        trust=trust,
+        familiarity=familiarity,
+        rivalry=rivalry,
+        queue_key=torch.where(living, social.queue.queue_key, NOT_QUEUED),
+        stall=torch.where(living, social.queue.stall, 0),
+    )
+    result = StepResult(
+        reward, died, truncated, ~legal, executed, social.chat.partner, social.chat.success, terms
+    )
+    return new_state, result
 
 
 def _act(
-    level: CompiledLevel, state: TownState, executed: torch.Tensor, aff: torch.Tensor
+    level: CompiledLevel,
+    state: TownState,
+    executed: torch.Tensor,
+    aff: torch.Tensor,
+    social: SocialPhase | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Phase 1: the executed actions' own meter effects plus any affordance use."""
+    """Phase 1: the executed actions' own meter effects, any affordance use and, on a social
+    level, what chats add to the social meter."""
     delta = level.action_delta.index_select(0, executed)
     progress = torch.zeros_like(state.progress)
+    if social is not None:
+        assert level.social is not None
+        gain = torch.zeros_like(delta)
+        gain[:, level.social.meter] = social.chat.social_gain
+        delta = delta + gain
     if level.interact_action >= 0:
-        using = executed == level.interact_action  # masked INTERACT already became WAIT
+        # masked INTERACT already became WAIT; with queues, only the holder's INTERACT is a use
+        using = executed == level.interact_action if social is None else social.queue.using
         a = aff.clamp(min=0)
         if level.multi_tick:
             progress = torch.where(using, state.progress + 1, 0)
@@ -81,9 +114,18 @@ def _act(
     return (state.meters + delta).clamp(0.0, 1.0), progress
 
 
-def _drain(level: CompiledLevel, meters: torch.Tensor, difficulty: torch.Tensor) -> torch.Tensor:
-    """Phase 2: base drain x difficulty, then modulations, then cascade stages in order."""
-    meters = (meters - level.drain * difficulty[:, None]).clamp(0.0, 1.0)
+def _drain(
+    level: CompiledLevel, meters: torch.Tensor, difficulty: torch.Tensor, social: SocialPhase | None
+) -> torch.Tensor:
+    """Phase 2: base drain (plus extroversion's on the social meter) x difficulty, then
+    modulations, then cascade stages in order."""
+    drain = level.drain
+    if social is not None:
+        assert level.social is not None
+        extra = torch.zeros_like(meters)
+        extra[:, level.social.meter] = social.drain
+        drain = drain + extra
+    meters = (meters - drain * difficulty[:, None]).clamp(0.0, 1.0)
     for source, target, base, offset, scale in level.modulations:
         loss = base * (offset + scale * (1.0 - meters[:, source]))
         meters = meters.clone()

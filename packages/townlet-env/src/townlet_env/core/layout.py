@@ -79,6 +79,16 @@ def build_layout(cfg: LevelConfig) -> ObservationLayout:
                 "egocentric cells (row-major, y then x): affordance one-hot, blocked, other agent",
             )
         )
+    if cfg.social is not None:
+        specs += [
+            ("personality", (3,), "own traits: extroversion, forgiveness, ambition"),
+            ("queue", (2,), "1 when queued, then 1 / (1 + queued agents served before it)"),
+            (
+                "nearest",
+                (cfg.social.observation.nearest, 8),
+                "per nearest other agent: dx, dy, alive, busy, queued, own trust, familiarity, rivalry",
+            ),
+        ]
     fields = []
     offset = 0
     for name, shape, doc in specs:

@@ -17,6 +17,7 @@ import torch
 
 from townlet_env.config import LevelConfig, load_level
 from townlet_env.core.layout import ObservationLayout, build_layout
+from townlet_env.core.social import SocialTables, compile_social
 
 HOURS_PER_DAY = 24
 EMPTY, BLOCKED = -1, -2  # cell codes beside affordance indices >= 0
@@ -83,6 +84,7 @@ class CompiledLevel:
     hour_features: torch.Tensor  # [24, 2] float32, sin and cos of each hour's angle
     window_offset: torch.Tensor  # [w * w] long, flat offsets of the partial window's cells
     code_channel: torch.Tensor  # [A + 2] long, channel of cell code c at c + 2 (BLOCKED -> n_ch)
+    social: SocialTables | None = None  # relationships, chat and queues (levels with social.yaml)
 
     @property
     def n_meters(self) -> int:
@@ -104,7 +106,7 @@ class CompiledLevel:
         def move(value: Any) -> Any:
             if isinstance(value, torch.Tensor):
                 return value.to(device)
-            if isinstance(value, CascadeStage):
+            if isinstance(value, CascadeStage | SocialTables):
                 return dataclasses.replace(
                     value, **{f.name: move(getattr(value, f.name)) for f in dataclasses.fields(value)}
                 )
@@ -191,6 +193,7 @@ def compile_level(level: str | Path | LevelConfig, device: torch.device | str = 
         free_cells=(~walls).flatten().nonzero().flatten(),
         terminal_index=terminal.nonzero().flatten(),
         **_derived_tables(cfg, layout, pad, move_delta[moves], channel_of, kinds),
+        social=compile_social(cfg),
     )
     return compiled.to(device)
 

@@ -44,7 +44,9 @@ def available_bytes(device: torch.device) -> int | None:
 def batch_bytes(level: CompiledLevel, num_slots: int, agents_per_town: int, buffers: int) -> int:
     """State plus `buffers` observation-sized tensors: what a batch holds while it steps."""
     m, obs = level.n_meters, level.layout.size
-    per_slot = 4 * m + 16 + 1 + 8 + 8 + 4 + 3 * level.n_actions + buffers * 4 * obs
+    per_slot = 4 * m + 16 + 1 + 8 + 8 + 4 + 3 * level.n_actions + buffers * 4 * obs + 16
+    if level.social is not None:  # three ties toward every agent of the town, three traits
+        per_slot += 4 * (3 * agents_per_town + 3)
     grid = (level.height + 2 * level.pad) * (level.width + 2 * level.pad)
     per_town = grid + 4 * level.n_affordances + 8
     return num_slots * per_slot + (num_slots // agents_per_town) * per_town

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 
 from townlet_env.core.level import BLOCKED, EMPTY, HOURS_PER_DAY, CompiledLevel
+from townlet_env.core.observe_social import social_view
+from townlet_env.core.social import chat_partner
 from townlet_env.core.state import TownState
 
 
@@ -44,16 +46,22 @@ def action_mask(level: CompiledLevel, state: TownState, aff: torch.Tensor | None
         mask[:, level.move_actions] = torch.take(state.cells, targets) != BLOCKED
     if level.interact_action >= 0:
         mask[:, level.interact_action] = can_interact(level, state, aff)
+    if level.social is not None:
+        ties = (state.trust, state.familiarity, state.rivalry)
+        mask[:, level.social.chat_action] = chat_partner(
+            state.position, state.alive, ties, state.agents_per_town
+        )[1]
     return torch.where(state.alive[:, None], mask, level.dead_mask)
 
 
 def can_interact(level: CompiledLevel, state: TownState, aff: torch.Tensor) -> torch.Tensor:
-    """On an affordance that is open, affordable and not taken by another agent of the town."""
+    """On an affordance that is open, affordable and not taken by another agent of the town; on
+    a social level a taken affordance may be queued for, so INTERACT stays legal there."""
     a = aff.clamp(min=0)
     ok = (aff >= 0) & (state.meters >= level.aff_required.index_select(0, a)).all(dim=1)
     if level.day_cycle:
         ok &= level.aff_open[a, hour_of_day(state)]
-    if state.agents_per_town > 1:
+    if state.agents_per_town > 1 and level.social is None:
         ok &= ~taken_by_other(level, state, aff)
     return ok
 
@@ -117,6 +125,8 @@ def observe(
         _full_view(level, state, obs, scale)
     else:
         _partial_view(level, state, obs)
+    if level.social is not None:
+        social_view(level, state, aff, obs)
     return obs
 
 

@@ -15,9 +15,11 @@ from typing import Any
 import torch
 
 from townlet_env.core.level import BLOCKED, EMPTY, CompiledLevel
+from townlet_env.core.observe import affordance_at
 from townlet_env.core.state import TownState
 
-STATE_FORMAT = 2  # 2: affordance_position is int16
+STATE_FORMAT = 3  # 2: affordance_position is int16; 3: the social tensors
+SOCIAL_TENSORS = ("trust", "familiarity", "rivalry", "personality", "queue_key", "stall")
 REQUIRED = (
     "format",
     "level",
@@ -86,6 +88,21 @@ def check_form(
             f"state 'generator' is {describe(rng)}, but this env's {generator.device.type} generator state "
             f"is {tuple(own_rng.shape)} {own_rng.dtype} (was the state saved on another device type?)"
         )
+
+
+def upgrade(saved: Any, expected: TownState) -> Any:
+    """A format-2 save of a level without the social layer, in format 3: its social tensors are
+    the empty ties and traits and the clear queues such a level always has."""
+    if not isinstance(saved, dict) or saved.get("format") != 2 or not isinstance(saved.get("state"), dict):
+        return saved
+    if expected.personality.shape[1] or any(name in saved["state"] for name in SOCIAL_TENSORS):
+        return saved
+    state = dict(saved["state"])
+    for name in SOCIAL_TENSORS:
+        state[name] = getattr(expected, name).new_full(
+            getattr(expected, name).shape, -1 if name == "queue_key" else 0
+        )
+    return {**saved, "format": STATE_FORMAT, "state": state}
 
 
 def check_tensors(tensors: dict[str, Any], expected: TownState) -> None:
@@ -163,6 +180,30 @@ def check_values(level: CompiledLevel, state: TownState) -> None:
                 f"state tensor '{name}' must be {allowed}; entry {where} is {int(value[where])}"
             )
     _check_layout(level, state)
+    if level.social is not None:
+        _check_social(level, state)
+
+
+def _check_social(level: CompiledLevel, state: TownState) -> None:
+    for name, (low, high) in (
+        ("trust", (-1, 1)),
+        ("familiarity", (0, 1)),
+        ("rivalry", (0, 1)),
+        ("personality", (0, 1)),
+    ):
+        value = getattr(state, name)
+        if not bool((torch.isfinite(value) & (value >= low) & (value <= high)).all()):
+            raise StateMismatchError(f"state tensor '{name}' must hold finite values in [{low}, {high}]")
+    if bool(((state.queue_key < -1) | (state.queue_key > level.max_steps)).any()):
+        raise StateMismatchError(f"state tensor 'queue_key' must be -1 or a tick in [0, {level.max_steps}]")
+    off = affordance_at(level, state) < 0
+    if bool(((state.queue_key >= 0) & ((state.progress > 0) | ~state.alive | off)).any()):
+        raise StateMismatchError(
+            "state tensor 'queue_key' queues an agent that is dead, mid-use or not on an affordance"
+        )
+    assert level.social is not None
+    if bool(((state.stall < 0) | (state.stall >= level.social.spec.queue.ghost_ticks)).any()):
+        raise StateMismatchError("state tensor 'stall' must be in [0, ghost_ticks)")
 
 
 def _check_layout(level: CompiledLevel, state: TownState) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from townlet_env.core.level import BLOCKED, EMPTY, CompiledLevel
+from townlet_env.core.social import SocialTables, draw_traits, forget
 from townlet_env.core.state import POSITION_DTYPE, TownState
 
 
@@ -33,6 +34,8 @@ def initial_state(
     check_room(level, agents_per_town)
     n = num_towns * agents_per_town
     p = level.pad
+    k_ties = agents_per_town if level.social is not None else 0
+    n_traits = 3 if level.social is not None else 0
     cells = torch.full(
         (num_towns, level.height + 2 * p, level.width + 2 * p), BLOCKED, dtype=torch.int8, device=dev
     )
@@ -46,6 +49,12 @@ def initial_state(
         clock=torch.zeros(num_towns, dtype=torch.long, device=dev),
         affordance_position=torch.zeros(num_towns, level.n_affordances, 2, dtype=POSITION_DTYPE, device=dev),
         cells=cells,
+        trust=torch.zeros(n, k_ties, device=dev),
+        familiarity=torch.zeros(n, k_ties, device=dev),
+        rivalry=torch.zeros(n, k_ties, device=dev),
+        personality=torch.zeros(n, n_traits, device=dev),
+        queue_key=torch.full((n,), -1, dtype=torch.long, device=dev),
+        stall=torch.zeros(n, dtype=torch.long, device=dev),
     )
     return regenerate(level, blank, torch.arange(num_towns, device=dev), generator)
 
@@ -77,7 +86,7 @@ def regenerate(
     cells[towns, p : p + level.height, p : p + level.width] = grid
 
     slots = state.slots_of(towns)
-    return _fresh_agents(level, state, slots, xy[:, n_aff:].reshape(-1, 2)).replace(
+    return _fresh_agents(level, state, slots, xy[:, n_aff:].reshape(-1, 2), generator).replace(
         affordance_position=aff_pos,
         cells=cells,
         clock=state.clock.index_fill(0, towns, 0),
@@ -113,20 +122,43 @@ def respawn(
     scores = torch.where(free, scores, -1.0)
     picks = scores.topk(k, dim=1).indices[inverse, rank]  # [S]
     xy = torch.stack([picks % w, picks // w], dim=1)
-    return _fresh_agents(level, state, slots, xy)
+    return _fresh_agents(level, state, slots, xy, generator)
 
 
-def _fresh_agents(level: CompiledLevel, state: TownState, slots: torch.Tensor, xy: torch.Tensor) -> TownState:
+def _fresh_agents(
+    level: CompiledLevel, state: TownState, slots: torch.Tensor, xy: torch.Tensor, generator: torch.Generator
+) -> TownState:
     meters = state.meters.clone()
     meters[slots] = level.initial_meters
     position = state.position.clone()
     position[slots] = xy
+    if level.social is not None:
+        # drawn after the layout and birth cells, so those stay what they were without traits
+        state = _newcomers_social(level.social, state, slots, generator)
     return state.replace(
         meters=meters,
         position=position,
         alive=state.alive.index_fill(0, slots, True),
         progress=state.progress.index_fill(0, slots, 0),
         life_steps=state.life_steps.index_fill(0, slots, 0),
+    )
+
+
+def _newcomers_social(
+    tables: SocialTables, state: TownState, slots: torch.Tensor, generator: torch.Generator
+) -> TownState:
+    """Newcomers get traits drawn from the pack's ranges, neutral ties both ways, no queue place."""
+    k = state.agents_per_town
+    fresh = torch.zeros(state.num_slots, dtype=torch.bool, device=slots.device).index_fill(0, slots, True)
+    personality = state.personality.clone()
+    personality[slots] = draw_traits(tables, slots.numel(), generator)
+    return state.replace(
+        trust=forget(state.trust, fresh, k),
+        familiarity=forget(state.familiarity, fresh, k),
+        rivalry=forget(state.rivalry, fresh, k),
+        personality=personality,
+        queue_key=state.queue_key.index_fill(0, slots, -1),
+        stall=state.stall.index_fill(0, slots, 0),
     )
 
 

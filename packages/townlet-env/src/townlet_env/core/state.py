@@ -25,6 +25,14 @@ class TownState:
     clock: torch.Tensor  # [T] long, ticks since the town was (re)generated
     affordance_position: torch.Tensor  # [T, A, 2] int16 (x, y): grids are at most 64 wide
     cells: torch.Tensor  # [T, H + 2 pad, W + 2 pad] int8: affordance index, EMPTY or BLOCKED
+    # The social layer (docs/social.md). On a level without social.yaml the ties and traits have
+    # no columns and nothing reads or writes them. Column j of a tie is slot j of the same town.
+    trust: torch.Tensor  # [N, K or 0] float32 in [-1, 1], row slot's trust toward each slot
+    familiarity: torch.Tensor  # [N, K or 0] float32 in [0, 1]
+    rivalry: torch.Tensor  # [N, K or 0] float32 in [0, 1]
+    personality: torch.Tensor  # [N, 3 or 0] float32: extroversion, forgiveness, ambition
+    queue_key: torch.Tensor  # [N] long: tick the slot joined the queue it stands in, -1: none
+    stall: torch.Tensor  # [N] long: ticks the slot has held a queue up
 
     @property
     def num_slots(self) -> int:

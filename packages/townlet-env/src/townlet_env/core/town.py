@@ -17,7 +17,7 @@ turn (see `Town.__init__`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from townlet_env.core.checks import check_actions, check_render_mode, town_index
 from townlet_env.core.dynamics import step
 from townlet_env.core.level import CompiledLevel, compile_level
 from townlet_env.core.observe import action_mask, affordance_at, hour_of_day, observe
+from townlet_env.core.queue import queue_position
 from townlet_env.core.render import render_ansi, render_rgb
 from townlet_env.core.spawn import autoreset, check_room, initial_state
 from townlet_env.core.state import TownState
@@ -59,6 +60,10 @@ class StepOutput(Observation):
     final_obs: torch.Tensor  # [N, obs_dim]: rows where `done` hold the last observation
     final_mask: torch.Tensor  # [N, n_actions]: the mask of the state the tick ended in
     final_episode_step: torch.Tensor  # [N] long: ticks lived when the tick ended
+    # social levels only: the partner's slot in its town (-1: no CHAT), success, reward terms
+    chat_partner: torch.Tensor | None = None
+    chat_success: torch.Tensor | None = None
+    reward_terms: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -86,7 +91,7 @@ class Town:
         self,
         level: str | Path | CompiledLevel,
         num_slots: int,
-        agents_per_town: int = 1,
+        agents_per_town: int | None = None,
         device: str | torch.device = "cpu",
         *,
         autoreset: bool = True,
@@ -99,7 +104,15 @@ class Town:
         `reuse_buffers` writes observations into two (obs, final_obs) buffer pairs used in
         turn: the `obs` and `final_obs` of a step stay valid until the step after next, and
         rows of `final_obs` where `done` is false are unspecified. Do not write into them.
+
+        `agents_per_town=None` takes the level's population: 1, or social.yaml's `population`.
         """
+        self.device = torch.device(device)
+        self.level = (
+            level.to(self.device) if isinstance(level, CompiledLevel) else compile_level(level, self.device)
+        )
+        if agents_per_town is None:
+            agents_per_town = default_agents_per_town(self.level)
         for name, value in (("num_slots", num_slots), ("agents_per_town", agents_per_town)):
             if isinstance(value, bool) or not isinstance(value, int | np.integer):
                 raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
@@ -109,10 +122,6 @@ class Town:
                 f"num_envs ({num_slots}) must be a positive multiple of agents_per_town "
                 f"({agents_per_town}): slot i lives in town i // agents_per_town"
             )
-        self.device = torch.device(device)
-        self.level = (
-            level.to(self.device) if isinstance(level, CompiledLevel) else compile_level(level, self.device)
-        )
         check_room(self.level, agents_per_town)
         memory.check(self.level, num_slots, agents_per_town, self.device, buffers=4 if reuse_buffers else 3)
         self.num_slots = num_slots
@@ -212,6 +221,9 @@ class Town:
             final_obs=final_obs,
             final_mask=final_mask,
             final_episode_step=final_steps,
+            chat_partner=result.chat_partner,
+            chat_success=result.chat_success,
+            reward_terms=result.reward_terms,
         )
 
     def slot_info(self) -> dict[str, torch.Tensor]:
@@ -225,6 +237,21 @@ class Town:
             "time_of_day": hour,
             "interaction_progress": state.progress,
             "episode_step": state.life_steps,
+            **self.social_info(),
+        }
+
+    def social_info(self) -> dict[str, torch.Tensor]:
+        """On a social level, each slot's ties toward every slot of its town, in slot order, and
+        its place in a queue (-1: not queued). Empty on other levels."""
+        state = self.state
+        if self.level.social is None:
+            return {}
+        return {
+            "trust": state.trust,
+            "familiarity": state.familiarity,
+            "rivalry": state.rivalry,
+            "personality": state.personality,
+            "queue_position": queue_position(state, affordance_at(self.level, state), self.level.max_steps),
         }
 
     def _next_buffers(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -295,6 +322,7 @@ class Town:
     def load_state_dict(self, saved: dict[str, Any]) -> None:
         """Replace everything by a saved state, after checking all of it: a refused state
         leaves the town exactly as it was."""
+        saved = snapshot.upgrade(saved, self._expected())
         snapshot.check_form(
             saved, self.level, self.num_slots, self.agents_per_town, self._expected(), self.generator
         )
@@ -353,6 +381,11 @@ class Town:
         return render_rgb(self.level, self.state, town)
 
 
+def default_agents_per_town(level: CompiledLevel) -> int:
+    """1, or on a social level the pack's population."""
+    return 1 if level.social is None else level.social.spec.population
+
+
 __all__ = [
     "RENDER_MODES",
     "Observation",
@@ -361,4 +394,5 @@ __all__ = [
     "TownView",
     "check_actions",
     "check_render_mode",
+    "default_agents_per_town",
 ]

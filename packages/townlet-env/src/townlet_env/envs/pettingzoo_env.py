@@ -36,10 +36,10 @@ import torch
 from pettingzoo import ParallelEnv
 from pettingzoo.utils.conversions import parallel_to_aec
 
-from townlet_env.core.level import CompiledLevel
+from townlet_env.core.level import CompiledLevel, compile_level
 from townlet_env.core.observe import affordance_at, hour_of_day
 from townlet_env.core.state import TownState
-from townlet_env.core.town import Observation, Town, check_render_mode
+from townlet_env.core.town import Observation, Town, check_render_mode, default_agents_per_town
 from townlet_env.envs.common import LevelNames, action_index, render_town, require_started
 
 RENDER_MODES = ("human", "ansi", "rgb_array")
@@ -50,7 +50,8 @@ class TownletParallelEnv(LevelNames, ParallelEnv[str, Any, int]):
 
     Args:
         level: a built-in level name or a pack directory.
-        num_agents: agents in the town (they share it: capacity-1 affordances, other agents seen).
+        num_agents: agents in the town (they share it: capacity-1 affordances, other agents seen);
+            default 4, or a social level's population (6 on L4_social).
         max_cycles: truncate after this many steps; default and upper bound: the level's max_steps.
         render_mode: None, "human" (prints the text picture), "ansi" or "rgb_array".
         mask_in_obs: True for dict observations with the action mask inside; False for a plain
@@ -73,15 +74,18 @@ class TownletParallelEnv(LevelNames, ParallelEnv[str, Any, int]):
     def __init__(
         self,
         level: str | Path = "L1_full_observability",
-        num_agents: int = 4,
+        num_agents: int | None = None,
         max_cycles: int | None = None,
         render_mode: str | None = None,
         mask_in_obs: bool = True,
     ) -> None:
         check_render_mode(render_mode, RENDER_MODES, optional=True)
+        compiled = compile_level(level)
+        if num_agents is None:  # 4 as before, or a social level's population
+            num_agents = 4 if compiled.social is None else default_agents_per_town(compiled)
         if int(num_agents) < 1:
             raise ValueError(f"num_agents must be >= 1, got {num_agents}")
-        self.town = Town(level, int(num_agents), int(num_agents), "cpu", autoreset=False)
+        self.town = Town(compiled, int(num_agents), int(num_agents), "cpu", autoreset=False)
         self.level: CompiledLevel = self.town.level
         if max_cycles is not None and int(max_cycles) < 1:
             raise ValueError(f"max_cycles must be >= 1, got {max_cycles}")
@@ -249,7 +253,7 @@ def _state_vector(level: CompiledLevel, state: TownState) -> np.ndarray:
 
 def parallel_env(
     level: str | Path = "L1_full_observability",
-    num_agents: int = 4,
+    num_agents: int | None = None,
     max_cycles: int | None = None,
     render_mode: str | None = None,
     mask_in_obs: bool = True,
@@ -266,7 +270,7 @@ def parallel_env(
 
 def env(
     level: str | Path = "L1_full_observability",
-    num_agents: int = 4,
+    num_agents: int | None = None,
     max_cycles: int | None = None,
     render_mode: str | None = None,
     mask_in_obs: bool = True,

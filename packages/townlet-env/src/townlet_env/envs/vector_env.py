@@ -45,7 +45,7 @@ class TownletVectorEnv(LevelNames, VectorEnv):
         self,
         level: str | Path = "L1_full_observability",
         num_envs: int = 1,
-        agents_per_town: int = 1,
+        agents_per_town: int | None = None,
         device: str | torch.device = "cpu",
         render_mode: str | None = None,
         render_town: int = 0,
@@ -57,6 +57,9 @@ class TownletVectorEnv(LevelNames, VectorEnv):
         `_final_obs` is false are unspecified. The info entries `meters`, `position`,
         `interaction_progress`, `episode_step` and `final_episode_step` are then the
         simulation's own tensors. Do not modify any of them in place; copy what you keep.
+
+        `agents_per_town=None` takes the level's population (1, or social.yaml's `population`:
+        six on L4_social), so every slot of a social level is an agent of a full town.
         """
         check_render_mode(render_mode, RENDER_MODES, optional=True)
         self.town = Town(level, num_envs, agents_per_town, device, reuse_buffers=not copy)
@@ -113,7 +116,13 @@ class TownletVectorEnv(LevelNames, VectorEnv):
         if options:
             raise ValueError(f"reset options are not supported (got {sorted(options)})")
         first = self.town.reset(seed)
-        return first.obs, self._info(first)
+        info = self._info(first)
+        if self.level.social is not None:  # nothing happened yet: no partner, every term 0
+            none = torch.full((self.num_envs,), -1, dtype=torch.long, device=self.device)
+            zero = torch.zeros(self.num_envs, device=self.device)
+            terms = {name: zero.clone() for name in self.level.social.term_names}
+            info.update(chat_partner=none, chat_success=none >= 0, reward_terms=terms)
+        return first.obs, info
 
     def observe(self) -> tuple[torch.Tensor, dict[str, Any]]:
         """The observation and info of the current state, as `reset` returns them: for example
@@ -137,6 +146,10 @@ class TownletVectorEnv(LevelNames, VectorEnv):
             final_episode_step=final_steps,
             final_action_mask=out.final_mask,
         )
+        if self.level.social is not None:
+            info.update(
+                chat_partner=out.chat_partner, chat_success=out.chat_success, reward_terms=out.reward_terms
+            )
         return out.obs, out.reward, out.terminated, out.truncated, info
 
     def _info(self, now: Observation) -> dict[str, Any]:

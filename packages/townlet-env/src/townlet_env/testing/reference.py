@@ -2,7 +2,9 @@
 
 It reads the validated level pack (`LevelConfig`), never the compiled tensor tables, and walks
 agents and cells with ordinary loops, so it is an independent reading of the rules that
-docs/index.md, meters.md, cascades.md and affordances.md describe:
+docs/index.md, meters.md, cascades.md, affordances.md and social.md describe. The state lives
+in `reference_state`, the observation in `reference_observe` and the social layer (chat, queues,
+ties, reward terms) in `reference_social`; this module is the tick and the action mask:
 
     ref = from_tensor_state(cfg, core_state)
     ref_next, rewards, terminated, truncated, invalid = ref_step(cfg, ref, actions)
@@ -17,112 +19,24 @@ at its boundary; `ref_step_detail` and `ref_action_mask_detail` report such agen
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from dataclasses import dataclass, field
 
 from townlet_env.config import LevelConfig
-from townlet_env.core.layout import ObservationLayout, build_layout
-from townlet_env.core.state import TownState
-
-HOURS_PER_DAY = 24
-BOUNDARY = 1e-6  # float32 vs float64 disagreement allowed on a discrete decision
-
-
-@dataclass
-class RefAgent:
-    meters: list[float]  # pack order
-    x: int
-    y: int
-    alive: bool
-    progress: int  # ticks done of the current multi-tick use
-    life_steps: int
-    difficulty: float
-
-
-@dataclass
-class RefTown:
-    clock: int
-    affordances: list[tuple[int, int]]  # (x, y) of each affordance, pack order
-
-
-@dataclass
-class RefState:
-    agents: list[RefAgent]
-    towns: list[RefTown]
-    agents_per_town: int
-    walls: frozenset[tuple[int, int]] = field(default_factory=frozenset)
-
-    def town_of(self, slot: int) -> int:
-        return slot // self.agents_per_town
-
-    def town_slots(self, town: int) -> range:
-        k = self.agents_per_town
-        return range(town * k, (town + 1) * k)
-
-    def copy(self) -> RefState:
-        agents = [dataclasses.replace(a, meters=list(a.meters)) for a in self.agents]
-        towns = [RefTown(t.clock, list(t.affordances)) for t in self.towns]
-        return RefState(agents, towns, self.agents_per_town, self.walls)
-
-
-@dataclass
-class RefStepResult:
-    state: RefState
-    rewards: list[float]
-    terminated: list[bool]
-    truncated: list[bool]
-    invalid: list[bool]
-    executed: list[int]
-    used: list[bool]  # INTERACT executed on an affordance this tick
-    completed: list[bool]  # a use finished this tick (always, for an instant use)
-    near_boundary: list[bool]  # affordability or the terminal check hung on a float within BOUNDARY
-
-
-def from_tensor_state(cfg: LevelConfig, ts: TownState) -> RefState:
-    """Read a core `TownState` once into plain Python values."""
-    meters = ts.meters.tolist()
-    pos = ts.position.tolist()
-    alive, progress = ts.alive.tolist(), ts.progress.tolist()
-    life, difficulty = ts.life_steps.tolist(), ts.difficulty.tolist()
-    agents = [
-        RefAgent(meters[i], pos[i][0], pos[i][1], alive[i], progress[i], life[i], difficulty[i])
-        for i in range(len(meters))
-    ]
-    towns = [
-        RefTown(clock, [(p[0], p[1]) for p in aff])
-        for clock, aff in zip(ts.clock.tolist(), ts.affordance_position.tolist(), strict=True)
-    ]
-    walls = frozenset((x, y) for x, y in cfg.world.walls)
-    return RefState(agents, towns, len(agents) // len(towns), walls)
-
-
-# --- rules -------------------------------------------------------------------------------------
-
-
-def meter_index(cfg: LevelConfig) -> dict[str, int]:
-    return {name: i for i, name in enumerate(cfg.meter_names)}
-
-
-def is_open(cfg: LevelConfig, aff: int, hour: int) -> bool:
-    hours = cfg.affordances.affordances[aff].hours
-    if not cfg.world.day_cycle or hours == "always":
-        return True
-    open_, close = hours
-    return open_ <= hour < close or open_ <= hour + HOURS_PER_DAY < close
-
-
-def on_grid(cfg: LevelConfig, x: int, y: int) -> bool:
-    return 0 <= x < cfg.world.width and 0 <= y < cfg.world.height
-
-
-def affordance_under(state: RefState, slot: int) -> int | None:
-    agent = state.agents[slot]
-    cells = state.towns[state.town_of(slot)].affordances
-    for a, cell in enumerate(cells):
-        if cell == (agent.x, agent.y):
-            return a
-    return None
+from townlet_env.testing import reference_social as social
+from townlet_env.testing.reference_observe import ref_observe
+from townlet_env.testing.reference_state import (
+    BOUNDARY,
+    HOURS_PER_DAY,
+    RefAgent,
+    RefState,
+    RefStepResult,
+    RefTown,
+    affordance_under,
+    from_tensor_state,
+    is_open,
+    meter_index,
+    on_grid,
+)
 
 
 def holder(state: RefState, slot: int) -> int:
@@ -150,7 +64,9 @@ def interact_check(cfg: LevelConfig, state: RefState, slot: int) -> tuple[bool, 
     if aff is None:
         return False, False
     clock = state.towns[state.town_of(slot)].clock
-    if not is_open(cfg, aff, clock % HOURS_PER_DAY) or holder(state, slot) != slot:
+    if not is_open(cfg, aff, clock % HOURS_PER_DAY):
+        return False, False
+    if cfg.social is None and holder(state, slot) != slot:  # a social level queues instead
         return False, False
     idx = meter_index(cfg)
     meters = state.agents[slot].meters
@@ -175,6 +91,8 @@ def ref_action_mask_detail(cfg: LevelConfig, state: RefState) -> tuple[list[list
             elif spec.kind == "interact":
                 legal, close = interact_check(cfg, state, slot)
                 row.append(legal)
+            elif spec.kind == "chat":
+                row.append(bool(social.neighbours(state, slot)))
             else:
                 row.append(True)
         mask.append(row)
@@ -219,17 +137,20 @@ def ref_step_detail(cfg: LevelConfig, state: RefState, actions: list[int]) -> Re
     out = RefStepResult(
         new, [0.0] * n, [False] * n, [False] * n, [False] * n, [wait] * n, [False] * n, [False] * n, near
     )
+    if cfg.social is not None:
+        out.reward_terms = {name: [0.0] * n for name in cfg.social.reward.term_names}
+    for slot in range(n):
+        out.invalid[slot] = not mask[slot][actions[slot]]
+        out.executed[slot] = actions[slot] if mask[slot][actions[slot]] else wait
+    chat = social.phase(cfg, state, out.executed) if cfg.social is not None else None
     for slot, before in enumerate(state.agents):
-        action = actions[slot]
-        out.invalid[slot] = not mask[slot][action]
-        executed = action if mask[slot][action] else wait
-        out.executed[slot] = executed
+        executed = out.executed[slot]
         if not before.alive:
             new.agents[slot].progress = 0
             continue
         meters = _Meters(before.meters)
-        out.used[slot], out.completed[slot] = _act(cfg, state, new, slot, executed, meters)
-        _drain(cfg, meters, before.difficulty)
+        out.used[slot], out.completed[slot] = _act(cfg, state, new, slot, executed, meters, chat)
+        _drain(cfg, meters, before, chat is not None)
         agent = new.agents[slot]
         agent.meters = meters.values
         died, close = _terminal_check(cfg, meters)
@@ -238,9 +159,18 @@ def ref_step_detail(cfg: LevelConfig, state: RefState, actions: list[int]) -> Re
         out.terminated[slot] = died
         if died:
             agent.progress = 0
-        else:
+        elif chat is None:
             out.rewards[slot] = ref_reward(cfg, agent.meters)
+        else:
+            out.rewards[slot], terms = social.reward(
+                cfg, ref_reward(cfg, agent.meters), chat.chat_reward[slot]
+            )
+            for name, value in terms.items():
+                out.reward_terms[name][slot] = value
         agent.life_steps += 1
+    if chat is not None:
+        social.settle(cfg, state, new, chat)
+        out.chat_partner, out.chat_success = chat.partner, chat.success
     for town in new.towns:
         town.clock += 1
     for slot, agent in enumerate(new.agents):
@@ -250,9 +180,17 @@ def ref_step_detail(cfg: LevelConfig, state: RefState, actions: list[int]) -> Re
 
 
 def _act(
-    cfg: LevelConfig, before: RefState, new: RefState, slot: int, executed: int, meters: _Meters
+    cfg: LevelConfig,
+    before: RefState,
+    new: RefState,
+    slot: int,
+    executed: int,
+    meters: _Meters,
+    chat: social.Phase | None,
 ) -> tuple[bool, bool]:
-    """Phase 1: the action's own effects plus any affordance use, with one clamp at the end."""
+    """Phase 1: the action's own effects, any affordance use and what chats add to the social
+    meter, with one clamp at the end. On a social level only the holder's INTERACT is a use;
+    anyone else's queues."""
     idx = meter_index(cfg)
     spec = cfg.actions.actions[executed]
     delta = [0.0] * len(meters.values)
@@ -260,7 +198,9 @@ def _act(
         delta[idx[name]] += amount
     agent = new.agents[slot]
     used = completed = False
-    if spec.kind == "interact":
+    if chat is not None:
+        delta[idx[social.spec_of(cfg).meter]] += chat.social_gain[slot]
+    if spec.kind == "interact" and (chat is None or chat.using[slot]):
         aff_index = affordance_under(before, slot)
         assert aff_index is not None, "a legal INTERACT stands on an affordance"
         aff = cfg.affordances.affordances[aff_index]
@@ -291,11 +231,16 @@ def _act(
     return used, completed
 
 
-def _drain(cfg: LevelConfig, meters: _Meters, difficulty: float) -> None:
-    """Phase 2: base drain x difficulty, the modulations, then each cascade one at a time."""
+def _drain(cfg: LevelConfig, meters: _Meters, agent: RefAgent, social_level: bool) -> None:
+    """Phase 2: base drain (plus extroversion's on the social meter) x difficulty, the
+    modulations, then each cascade one at a time."""
     idx = meter_index(cfg)
+    extra = [0.0] * len(meters.values)
+    if social_level:
+        spec_social = social.spec_of(cfg)
+        extra[idx[spec_social.meter]] = spec_social.personality.social_drain * agent.personality[0]
     for m, spec in enumerate(cfg.meters.meters):
-        meters.add(m, -spec.drain * difficulty)
+        meters.add(m, -(spec.drain + extra[m]) * agent.difficulty)
     for mod in cfg.cascades.modulations:
         source = meters.values[idx[mod.source]]
         meters.add(idx[mod.target], -mod.base * (mod.offset + mod.scale * (1.0 - source)))
@@ -339,87 +284,21 @@ def ref_reward(cfg: LevelConfig, meters: list[float]) -> float:
     return reward
 
 
-# --- observation -------------------------------------------------------------------------------
-
-
-def ref_observe(cfg: LevelConfig, state: RefState) -> list[list[float]]:
-    layout = build_layout(cfg)
-    return [_observe_one(cfg, layout, state, slot) for slot in range(len(state.agents))]
-
-
-def _observe_one(cfg: LevelConfig, layout: ObservationLayout, state: RefState, slot: int) -> list[float]:
-    obs = [0.0] * layout.size
-    me = state.agents[slot]
-    town = state.towns[state.town_of(slot)]
-    off = layout["meters"].offset
-    obs[off : off + len(me.meters)] = me.meters
-    if cfg.world.day_cycle:
-        angle = 2 * math.pi * (town.clock % HOURS_PER_DAY) / HOURS_PER_DAY
-        obs[layout["time"].offset] = math.sin(angle)
-        obs[layout["time"].offset + 1] = math.cos(angle)
-    aff = affordance_under(state, slot)
-    if cfg.world.interaction == "multi_tick" and aff is not None:
-        obs[layout["interaction_progress"].offset] = me.progress / cfg.affordances.affordances[aff].ticks
-    obs[layout["episode_progress"].offset] = town.clock / cfg.world.max_steps
-    sx, sy = max(cfg.world.width - 1, 1), max(cfg.world.height - 1, 1)
-    obs[layout["position"].offset] = me.x / sx
-    obs[layout["position"].offset + 1] = me.y / sy
-    if aff is not None:
-        obs[layout["underfoot"].offset + layout.channels.index(cfg.affordances.affordances[aff].name)] = 1.0
-    if layout.encoding == "full":
-        _full_view(cfg, layout, state, slot, obs)
-    else:
-        _window(cfg, layout, state, slot, obs)
-    return obs
-
-
-def _full_view(
-    cfg: LevelConfig, layout: ObservationLayout, state: RefState, slot: int, obs: list[float]
-) -> None:
-    me = state.agents[slot]
-    sx, sy = max(cfg.world.width - 1, 1), max(cfg.world.height - 1, 1)
-    town = state.towns[state.town_of(slot)]
-    columns = len(layout.channels)  # the field is rows dx, dy, present; a column per channel
-    for a, (ax, ay) in enumerate(town.affordances):
-        at = layout["affordances"].offset + layout.channels.index(cfg.affordances.affordances[a].name)
-        obs[at], obs[at + columns], obs[at + 2 * columns] = (ax - me.x) / sx, (ay - me.y) / sy, 1.0
-    if not layout.other_agents:
-        return
-    others = [j for j in state.town_slots(state.town_of(slot)) if j != slot][: layout.other_agents]
-    columns = layout.other_agents
-    for entry, j in enumerate(others):
-        other = state.agents[j]
-        if me.alive and other.alive:
-            at = layout["agents"].offset + entry
-            obs[at], obs[at + columns], obs[at + 2 * columns] = (
-                (other.x - me.x) / sx,
-                (other.y - me.y) / sy,
-                1.0,
-            )
-
-
-def _window(
-    cfg: LevelConfig, layout: ObservationLayout, state: RefState, slot: int, obs: list[float]
-) -> None:
-    me = state.agents[slot]
-    town = state.towns[state.town_of(slot)]
-    n_ch = len(layout.channels)
-    side = layout.window
-    r = side // 2
-    others = [
-        (state.agents[j].x, state.agents[j].y)
-        for j in state.town_slots(state.town_of(slot))
-        if j != slot and state.agents[j].alive and me.alive
-    ]
-    for dy in range(-r, r + 1):
-        for dx in range(-r, r + 1):
-            x, y = me.x + dx, me.y + dy
-            base = layout["window"].offset + ((dy + r) * side + (dx + r)) * (n_ch + 2)
-            if not on_grid(cfg, x, y) or (x, y) in state.walls:
-                obs[base + n_ch] = 1.0
-                continue
-            for a, cell in enumerate(town.affordances):
-                if cell == (x, y):
-                    obs[base + layout.channels.index(cfg.affordances.affordances[a].name)] = 1.0
-            if (x, y) in others:
-                obs[base + n_ch + 1] = 1.0
+__all__ = [
+    "BOUNDARY",
+    "RefAgent",
+    "RefState",
+    "RefStepResult",
+    "RefTown",
+    "affordance_under",
+    "from_tensor_state",
+    "holder",
+    "is_open",
+    "on_grid",
+    "ref_action_mask",
+    "ref_action_mask_detail",
+    "ref_observe",
+    "ref_reward",
+    "ref_step",
+    "ref_step_detail",
+]

@@ -1,0 +1,134 @@
+"""L4_social throughput beside L1, in the same run: agent-steps per second of TownletVectorEnv.
+
+    python benchmarks/social_throughput.py                      # 4096 L1 slots, 4098 L4 slots
+    python benchmarks/social_throughput.py --steps 200 --repeats 5 --threads 1 2
+
+L4 runs whole towns of six agents, so its batch is 4098 slots (683 towns), the multiple of six
+nearest 4096; L1 runs 4096 towns of one agent. Random legal actions are drawn on the device
+(random scores over the mask, argmax); a warm-up, then `--repeats` timed runs of `--steps` env
+steps, interleaved level by level so that a busy shared CPU slows both alike; the median is
+reported, with the default fresh tensors per step (`copy=True`) and with reused buffers
+(`copy=False`, what the trainer uses). Also a breakdown of one L4 tick (the core `step`, the
+observation, the mask) and the social figures of the random run (chats per agent-step, mean
+trust and familiarity at the end). Each torch thread count of `--threads` (default: 1 and
+torch's default) is a run of its own: on a shared CPU a single thread is often faster. Writes
+`benchmarks/results/social_throughput.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from townlet_env import TownletVectorEnv
+from townlet_env.core import action_mask, observe, step
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results" / "social_throughput.json"
+CASES = (("L1_full_observability", 4096, 1), ("L4_social", 4098, 6))
+
+
+class Runner:
+    def __init__(self, level: str, slots: int, apt: int, copy: bool) -> None:
+        self.env = TownletVectorEnv(level, slots, agents_per_town=apt, copy=copy)
+        _, self.info = self.env.reset(seed=0)
+        self.gen = torch.Generator().manual_seed(0)
+        self.slots = slots
+        self.chats = 0
+
+    def run(self, n: int) -> float:
+        start = time.perf_counter()
+        for _ in range(n):
+            mask = self.info["action_mask"]
+            actions = torch.rand(mask.shape, generator=self.gen).masked_fill_(~mask, -1.0).argmax(1)
+            _, _, _, _, self.info = self.env.step(actions)
+            if "chat_success" in self.info:
+                self.chats += int(self.info["chat_success"].sum())
+        return self.slots * n / (time.perf_counter() - start)
+
+
+def tick_breakdown(runner: Runner, steps: int) -> dict[str, float]:
+    """Milliseconds per call of the core pieces of one L4 tick, on the runner's state."""
+    level, state = runner.env.level, runner.env.state
+    mask = action_mask(level, state)
+    actions = torch.rand(mask.shape, generator=runner.gen).masked_fill_(~mask, -1.0).argmax(1)
+    out: dict[str, float] = {}
+    for name, fn in (
+        ("step", lambda: step(level, state, actions, mask)),
+        ("observe", lambda: observe(level, state)),
+        ("action_mask", lambda: action_mask(level, state)),
+    ):
+        fn()
+        start = time.perf_counter()
+        for _ in range(steps):
+            fn()
+        out[name] = 1000 * (time.perf_counter() - start) / steps
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, nargs="*", default=[1, torch.get_num_threads()])
+    args = parser.parse_args()
+    results: dict[str, Any] = {
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "torch": torch.__version__,
+            "load_average_before": os.getloadavg(),
+        },
+        "steps": args.steps,
+        "repeats": args.repeats,
+        "runs": {},
+    }
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        print(f"torch threads: {threads}")
+        results["runs"][f"threads_{threads}"] = measure(args.steps, args.repeats)
+    results["machine"]["load_average_after"] = os.getloadavg()
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {RESULTS.relative_to(ROOT)}")
+
+
+def measure(steps: int, repeats: int) -> dict[str, Any]:
+    """Both levels with reused buffers, then with fresh tensors, interleaved run by run."""
+    results: dict[str, Any] = {"levels": {}}
+    for copy in (False, True):
+        runners = {level: Runner(level, slots, apt, copy) for level, slots, apt in CASES}
+        rates: dict[str, list[float]] = {level: [] for level in runners}
+        for runner in runners.values():
+            runner.run(max(5, steps // 5))  # warm-up
+        for _ in range(repeats):
+            for level, runner in runners.items():  # interleaved: the same load on both
+                rates[level].append(runner.run(steps))
+        for (level, slots, apt), runner in zip(CASES, runners.values(), strict=True):
+            entry = results["levels"].setdefault(level, {"slots": slots, "agents_per_town": apt})
+            key = "reused_buffers" if not copy else "fresh_tensors"
+            entry[key] = {"agent_steps_per_s": statistics.median(rates[level]), "runs": rates[level]}
+            if level == "L4_social" and not copy:
+                info = runner.info
+                agent_steps = slots * (steps * repeats + max(5, steps // 5))
+                entry["chats_per_agent_step"] = runner.chats / agent_steps
+                entry["mean_trust"] = float(info["trust"].mean())
+                entry["mean_familiarity"] = float(info["familiarity"].mean())
+                entry["tick_ms"] = tick_breakdown(runner, max(5, steps // 5))
+            print(f"{level:24s} {key:15s} {statistics.median(rates[level]) / 1e6:6.3f} M agent-steps/s")
+    l1, l4 = (results["levels"][n]["reused_buffers"]["agent_steps_per_s"] for n, _, _ in CASES)
+    results["l4_over_l1"] = l4 / l1
+    print(f"L4 / L1: {l4 / l1:.2f}; L4 tick: {results['levels']['L4_social']['tick_ms']}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
