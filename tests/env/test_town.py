@@ -179,7 +179,7 @@ def test_a_nan_state_cannot_make_agents_immortal(tmp_path: Path) -> None:
 
 
 def test_a_batch_that_cannot_fit_is_refused_before_allocating(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(memory, "available_bytes", lambda device: 1_000_000_000)
+    monkeypatch.setattr(memory, "available_memory", lambda device: (1_000_000_000, 2_000_000_000))
     with pytest.raises(MemoryBudgetError, match=r"num_envs=10000000 .*needs about .* GB.*1\.0 GB available"):
         TownletVectorEnv(L1, num_envs=10_000_000)
     TownletVectorEnv(L1, num_envs=64)  # a small one still fits

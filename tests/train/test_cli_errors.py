@@ -174,7 +174,7 @@ def test_memory_estimates_track_what_grows(tmp_path: Path) -> None:
     assert resources.replay_bytes(prioritized, 12, 6) == resources.replay_bytes(uniform, 12, 6) + 2 * 1024 * 8
     recurrent = tiny_config(network__kind="lstm", replay__kind="sequence", network__lstm_hidden=16)
     assert resources.slot_bytes(recurrent, 12, 6) > resources.slot_bytes(uniform, 12, 6)
-    assert resources.human(4.8e12) == "4.8 TB" and resources.human(512) == "512 B"
+    assert resources.format_bytes(4.8e12) == "4.8 TB" and resources.format_bytes(512) == "512 B"
     memory = resources.available_memory(torch.device("cpu"))
     assert memory is None or 0 < memory[0] <= memory[1]
 

@@ -11,12 +11,10 @@ is then reported as one line too.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import torch
 
 from townlet_env.core import CompiledLevel
+from townlet_env.core.memory import available_memory, format_bytes
 from townlet_train.config import TrainConfig
 
 FLOAT, LONG, BOOL = 4, 8, 1
@@ -59,50 +57,6 @@ def slot_bytes(cfg: TrainConfig, obs_dim: int, n_actions: int) -> int:
     return total
 
 
-def available_memory(device: torch.device) -> tuple[int, int] | None:
-    """(available now, total) bytes of the device's memory, or None where it cannot be read."""
-    if device.type == "cuda":
-        free, total = torch.cuda.mem_get_info(device)
-        return int(free), int(total)
-    if device.type != "cpu":
-        return None
-    return _meminfo(Path("/proc/meminfo")) or _sysconf()
-
-
-def _meminfo(path: Path) -> tuple[int, int] | None:
-    """Linux: MemAvailable counts the page cache that can be reclaimed, unlike free pages."""
-    try:
-        fields = dict(line.split(":", 1) for line in path.read_text().splitlines() if ":" in line)
-        return _kib(fields["MemAvailable"]), _kib(fields["MemTotal"])
-    except (OSError, KeyError, ValueError):
-        return None
-
-
-def _kib(text: str) -> int:
-    number, unit = text.split()
-    if unit != "kB":
-        raise ValueError(unit)
-    return int(number) * 1024
-
-
-def _sysconf() -> tuple[int, int] | None:
-    try:
-        page = os.sysconf("SC_PAGE_SIZE")
-        return os.sysconf("SC_AVPHYS_PAGES") * page, os.sysconf("SC_PHYS_PAGES") * page
-    except (AttributeError, ValueError, OSError):  # not on every platform (macOS lacks AVPHYS)
-        return None
-
-
-def human(count: float) -> str:
-    """1234567 -> '1.2 MB', in powers of 1000 as disks and `free --si` count."""
-    units = ("B", "KB", "MB", "GB", "TB", "PB")
-    exponent = 0
-    while count >= 1000 and exponent < len(units) - 1:
-        count /= 1000
-        exponent += 1
-    return f"{count:.0f} B" if exponent == 0 else f"{count:.1f} {units[exponent]}"
-
-
 def check_memory(cfg: TrainConfig, level: CompiledLevel, device: torch.device) -> None:
     """Refuse a run that cannot fit, naming the setting to lower and the sizes involved."""
     obs_dim, n_actions = level.layout.size, level.n_actions
@@ -119,9 +73,10 @@ def check_memory(cfg: TrainConfig, level: CompiledLevel, device: torch.device) -
     where = "this machine" if device.type == "cpu" else f"device {device}"
     lower = "replay.capacity" if copies * replay >= slots else "env.num_envs"
     twice = " x 2 for include_replay" if copies == 2 else ""
+    size = format_bytes
     raise InsufficientMemory(
-        f"replay.capacity {cfg.replay.capacity:,} needs {human(copies * replay)} "
-        f"({human(per_transition)} per transition{twice}) and env.num_envs {cfg.env.num_envs:,} needs "
-        f"{human(slots)} ({human(per_slot)} per slot), about {human(need)} in all; {where} has "
-        f"{human(memory[0])} available (of {human(memory[1])}): lower {lower}"
+        f"replay.capacity {cfg.replay.capacity:,} needs {size(copies * replay)} "
+        f"({size(per_transition)} per transition{twice}) and env.num_envs {cfg.env.num_envs:,} needs "
+        f"{size(slots)} ({size(per_slot)} per slot), about {size(need)} in all; {where} has "
+        f"{size(memory[0])} available (of {size(memory[1])}): lower {lower}"
     )

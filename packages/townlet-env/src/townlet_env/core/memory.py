@@ -6,6 +6,7 @@ for minutes); an estimate from the level's shapes costs nothing and fails in one
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -18,27 +19,50 @@ class MemoryBudgetError(ValueError):
 
 
 def format_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
+    """1234567 -> '1.2 MB', in powers of 1000 as disks and `free --si` count."""
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
             return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
         n /= 1000
     raise AssertionError("unreachable")
 
 
-def available_bytes(device: torch.device) -> int | None:
-    """Free memory of the device now, or None where it cannot be read (then nothing is refused)."""
+def available_memory(device: torch.device) -> tuple[int, int] | None:
+    """(available now, total) bytes of the device's memory, or None where it cannot be read (then
+    nothing is refused)."""
     if device.type == "cuda":
         try:
-            return int(torch.cuda.mem_get_info(device)[0])
-        except (RuntimeError, AssertionError):
+            free, total = torch.cuda.mem_get_info(device)
+        except (RuntimeError, AssertionError):  # a CPU build of torch asserts
             return None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
+        return int(free), int(total)
+    if device.type != "cpu":
         return None
-    return None
+    return _meminfo(Path("/proc/meminfo")) or _sysconf()
+
+
+def _meminfo(path: Path) -> tuple[int, int] | None:
+    """Linux: MemAvailable counts the page cache that can be reclaimed, unlike free pages."""
+    try:
+        fields = dict(line.split(":", 1) for line in path.read_text().splitlines() if ":" in line)
+        return _kib(fields["MemAvailable"]), _kib(fields["MemTotal"])
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def _kib(text: str) -> int:
+    number, unit = text.split()
+    if unit != "kB":
+        raise ValueError(unit)
+    return int(number) * 1024
+
+
+def _sysconf() -> tuple[int, int] | None:
+    try:
+        page = os.sysconf("SC_PAGE_SIZE")
+        return os.sysconf("SC_AVPHYS_PAGES") * page, os.sysconf("SC_PHYS_PAGES") * page
+    except (AttributeError, ValueError, OSError):  # not on every platform (macOS lacks AVPHYS)
+        return None
 
 
 def batch_bytes(level: CompiledLevel, num_slots: int, agents_per_town: int, buffers: int) -> int:
@@ -56,7 +80,8 @@ def check(
     level: CompiledLevel, num_slots: int, agents_per_town: int, device: torch.device, buffers: int
 ) -> None:
     need = batch_bytes(level, num_slots, agents_per_town, buffers)
-    free = available_bytes(device)
+    memory = available_memory(device)
+    free = None if memory is None else memory[0]
     if free is not None and need > free:
         raise MemoryBudgetError(
             f"num_envs={num_slots} on level '{level.name}' needs about {format_bytes(need)} for its state "
