@@ -11,12 +11,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from townlet_env.observer.source import CommandError, Source, _int
+from townlet_env.observer.source import CommandError, ThreadedSource, _int
 from townlet_env.recording import Replayer
 
 
-class ReplaySource(Source):
+class ReplaySource(ThreadedSource):
     kind = "replay"
+    thread_name = "townlet-observer-replay"
     commands = ("pause", "resume", "step", "speed", "watch", "seek")
 
     def __init__(self, path: str | Path, watched: list[int] | None = None, speed: float = 10.0) -> None:
@@ -24,19 +25,10 @@ class ReplaySource(Source):
         super().__init__(self.replayer.town, watched, speed)
         self.length = self.replayer.ticks
         self._seek_to: int | None = None
-        self._thread: threading.Thread | None = None
         self.finished = threading.Event()
 
     def hello(self, role: str) -> dict[str, Any]:
         return {**super().hello(role), "ticks": self.length}
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="townlet-observer-replay", daemon=True)
-        self._thread.start()
-
-    def join(self, timeout: float | None = None) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)
 
     def _run(self) -> None:
         try:

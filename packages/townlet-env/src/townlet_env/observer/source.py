@@ -236,8 +236,28 @@ def random_policy(seed: int) -> Policy:
     return lambda now: now.mask.float().cpu().multinomial(1, generator=draws).squeeze(1)
 
 
-class LiveSource(Source):
+class ThreadedSource(Source):
+    """A source whose ticks come from a thread of its own (`_run`), started by `start()`."""
+
+    thread_name = "townlet-observer"
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
+        self._thread.start()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class LiveSource(ThreadedSource):
     """A town stepped by its own thread at `speed` ticks per second (0: as fast as it goes)."""
+
+    thread_name = "townlet-observer-town"
 
     kind = "live"
     commands = ("pause", "resume", "step", "speed", "difficulty", "watch", "control", "release", "action")
@@ -255,18 +275,12 @@ class LiveSource(Source):
         self.max_ticks = max_ticks
         self._difficulty: float | None = None  # set by a command, applied between ticks
         self._console_action: int | None = None
-        self._thread: threading.Thread | None = None
         self.finished = threading.Event()
 
     def start(self) -> None:
         if not self.town.started:
             self.town.reset()
-        self._thread = threading.Thread(target=self._run, name="townlet-observer-town", daemon=True)
-        self._thread.start()
-
-    def join(self, timeout: float | None = None) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)
+        super().start()
 
     def _run(self) -> None:
         try:
