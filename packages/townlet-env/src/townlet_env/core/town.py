@@ -270,7 +270,7 @@ class Town:
 
     def _install(self, state: TownState) -> None:
         self._state = state
-        self._mask = action_mask(self.level, state)
+        self._mask = None  # a new state: the next observe() or step() computes its mask
 
     # --- difficulty, state, persistence -------------------------------------------------------
 
