@@ -14,8 +14,9 @@ from typing import Any
 
 import torch
 
-from townlet_env.core.level import BLOCKED, EMPTY, CompiledLevel
+from townlet_env.core.level import BLOCKED, CompiledLevel
 from townlet_env.core.observe import affordance_at
+from townlet_env.core.spawn import draw_grid
 from townlet_env.core.state import TownState
 
 STATE_FORMAT = 3  # 2: affordance_position is int16; 3: the social tensors
@@ -215,13 +216,8 @@ def _check_layout(level: CompiledLevel, state: TownState) -> None:
     if bool(level.walls[ay, ax].any()):
         raise StateMismatchError("state tensor 'affordance_position' places an affordance on a wall")
     p = level.pad
-    inner = torch.full((level.height, level.width), EMPTY, dtype=torch.int8, device=level.device)
-    inner[level.walls] = BLOCKED
     expected = torch.full_like(state.cells, BLOCKED)
-    expected[:, p : p + level.height, p : p + level.width] = inner
-    towns = torch.arange(state.num_towns, device=level.device)[:, None]
-    codes = torch.arange(level.n_affordances, dtype=torch.int8, device=level.device)
-    expected[towns, ay + p, ax + p] = codes.expand(state.num_towns, -1)
+    expected[:, p : p + level.height, p : p + level.width] = draw_grid(level, pos)
     if not torch.equal(expected, state.cells):
         town = _first((expected != state.cells).flatten(1).any(dim=1))
         raise StateMismatchError(

@@ -59,6 +59,21 @@ def initial_state(
     return regenerate(level, blank, torch.arange(num_towns, device=dev), generator)
 
 
+def draw_grid(level: CompiledLevel, affordance_xy: torch.Tensor) -> torch.Tensor:
+    """[R, H, W] int8 cell codes of R towns (no padding): walls BLOCKED, each affordance's index
+    on its cell, EMPTY elsewhere. `affordance_xy` is [R, A, 2] (x, y)."""
+    towns = affordance_xy.shape[0]
+    inner = torch.full((level.height, level.width), EMPTY, dtype=torch.int8, device=level.device)
+    inner[level.walls] = BLOCKED
+    grid = inner.expand(towns, -1, -1).clone()
+    rows = torch.arange(towns, device=level.device)[:, None]
+    xy = affordance_xy.long()
+    grid[rows, xy[..., 1], xy[..., 0]] = torch.arange(
+        level.n_affordances, dtype=torch.int8, device=level.device
+    )
+    return grid
+
+
 def regenerate(
     level: CompiledLevel, state: TownState, towns: torch.Tensor, generator: torch.Generator
 ) -> TownState:
@@ -76,14 +91,7 @@ def regenerate(
     aff_pos[towns] = xy[:, :n_aff].to(POSITION_DTYPE)
     cells = state.cells.clone()
     p = level.pad
-    inner = torch.full((level.height, level.width), EMPTY, dtype=torch.int8, device=level.device)
-    inner[level.walls] = BLOCKED
-    grid = inner.expand(towns.numel(), -1, -1).clone()
-    rows = torch.arange(towns.numel(), device=level.device)[:, None]
-    grid[rows, xy[:, :n_aff, 1], xy[:, :n_aff, 0]] = torch.arange(
-        n_aff, dtype=torch.int8, device=level.device
-    )
-    cells[towns, p : p + level.height, p : p + level.width] = grid
+    cells[towns, p : p + level.height, p : p + level.width] = draw_grid(level, xy[:, :n_aff])
 
     slots = state.slots_of(towns)
     return _fresh_agents(level, state, slots, xy[:, n_aff:].reshape(-1, 2), generator).replace(
