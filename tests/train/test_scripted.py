@@ -58,3 +58,11 @@ def test_scripted_follows_social_rules_on_l4() -> None:
         obs, _, _, _, info = env.step(action)
         queued += int((info["queue_position"] >= 0).sum())
     assert queued > 0, "agents meeting at a taken affordance queue"
+
+
+def test_scripted_spaces_its_bed_uses_where_nothing_earns_money() -> None:
+    """L0_minimal's money buys five Bed uses and can never be earned: being short of it must not
+    stop the teacher from sleeping. Spaced uses live about 100 + 5 x 50 = 350 steps; an agent that
+    stops after two uses (money below the work threshold) dies near 200."""
+    scripted = evaluate("L0_minimal", "scripted", 32, difficulty=1.0, seed=7)
+    assert scripted["mean_survival"] > 320, scripted

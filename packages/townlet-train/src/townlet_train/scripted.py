@@ -1,7 +1,7 @@
 """A scripted baseline: walk to the affordance that best serves the most urgent need.
 
 Rules, for every slot at once: find the need meter furthest below its target; if money is
-short, the need is money (work). Among affordances that are open now and affordable, pick the
+short and the level has a way to earn it, the need is money (work). Among affordances that are open now and affordable, pick the
 one whose full use raises that meter most (nearest on ties); walk there and INTERACT. In
 multi-tick levels, keep interacting until the use completes. With no urgent need, rest.
 
@@ -38,6 +38,9 @@ class ScriptedPolicy:
         # meters an agent wants high: all but money, which is only a means
         self.needs = torch.tensor([i for i in range(len(names)) if i != self.money], device=town.device)
         self.gain = level.aff_instant_delta  # [A, M] what one full use changes
+        # where nothing earns money (L0_minimal), being short of it is no reason to stop using
+        # what it still buys: chasing money there would idle the agent until it starves
+        self.can_earn = self.money >= 0 and bool((self.gain[:, self.money] > 0).any())
         self.names = list(level.action_names)
 
     def __call__(self, obs: torch.Tensor, info: dict) -> torch.Tensor:
@@ -50,7 +53,7 @@ class ScriptedPolicy:
         urgent = need_levels.min(dim=1).values < URGENT
         target_meter = most_urgent
         broke = torch.zeros_like(urgent)
-        if self.money >= 0:
+        if self.can_earn:
             broke = meters[:, self.money] < MONEY_LOW
             target_meter = torch.where(broke, self.money, most_urgent)
             urgent = urgent | broke
