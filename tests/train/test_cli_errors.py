@@ -186,3 +186,23 @@ def test_cuda_on_a_cpu_build(run: Path, tmp_path: Path, capsys: pytest.CaptureFi
     assert "--device cpu" in one_error(argv, capsys)
     run_dir = shutil.copytree(run, tmp_path / "run")
     assert "--device cpu" in one_error(resume_argv(run_dir, "--device", "cuda"), capsys)
+
+
+def test_memory_estimate_counts_what_each_algorithm_stores() -> None:
+    """DAgger keeps a ring of labelled states and PPO one rollout of every slot: their runs are
+    sized by those settings, not by the DQN replay they never allocate."""
+    from townlet_env.core import compile_level
+    from townlet_train.config import load_config
+
+    def config(**algorithm: Any) -> Any:
+        return load_config(None, level="L0_minimal", algorithm=algorithm, network__kind="mlp")
+
+    dagger = config(kind="dagger", capacity=1000)
+    assert resources.buffer(dagger, 12, 6) == (1000 * (48 + 6 + 8), "algorithm.capacity", 1000, "labelled state")
+    ppo = config(kind="ppo", rollout_steps=10)
+    size, setting, count, _ = resources.buffer(ppo, 12, 6)
+    assert (setting, count) == ("algorithm.rollout_steps", 10)
+    assert size == 10 * ppo.env.num_envs * (48 + 6 + 8 + 2 + 24)
+    huge = config(kind="dagger", capacity=10**11)
+    with pytest.raises(resources.InsufficientMemory, match=r"per labelled state.*lower algorithm\.capacity"):
+        resources.check_memory(huge, compile_level(huge.level, "cpu"), torch.device("cpu"))

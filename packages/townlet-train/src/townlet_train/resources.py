@@ -4,7 +4,7 @@ A replay capacity or a number of slots that cannot fit used to fail deep inside 
 allocation, a MemoryError) with a traceback, or push the machine into swap. These estimates
 count what grows with `replay.capacity` and `env.num_envs`: the replay tensors exactly, and per
 slot the env's and the trainer's buffers, calibrated against the peak memory of short runs
-(L0: 8 KB a slot; L1, feed-forward: 28 KB; L2, LSTM: 290 KB). A run is refused when the total
+(L0: 8 KB a slot; L1, feed-forward: 28 KB; L2, LSTM: 290 KB). DAgger's label ring and PPO's rollout are counted in place of the replay. A run is refused when the total
 exceeds what the device has available now; one that passes can still run out, later, and that
 is then reported as one line too.
 """
@@ -31,6 +31,23 @@ class InsufficientMemory(ValueError):
 
 def _n_step(cfg: TrainConfig) -> int:
     return cfg.dqn.n_step if cfg.algorithm.kind == "dqn" else 1
+
+
+def buffer(cfg: TrainConfig, obs_dim: int, n_actions: int) -> tuple[int, str, int, str]:
+    """(bytes, the setting that sizes them, its value, what one unit of it is) of what the algorithm stores: DQN's replay,
+    DAgger's ring of labelled states, or PPO's rollout of every slot; BC stores nothing here."""
+    algorithm, obs = cfg.algorithm, obs_dim * FLOAT
+    if algorithm.kind == "dagger":
+        per_label = obs + n_actions * BOOL + LONG
+        return algorithm.capacity * per_label, "algorithm.capacity", algorithm.capacity, "labelled state"
+    if algorithm.kind == "ppo":
+        samples = algorithm.rollout_steps * cfg.env.num_envs
+        per_sample = obs + n_actions * BOOL + LONG + 2 * BOOL + 6 * FLOAT  # with advantages, returns
+        steps = algorithm.rollout_steps
+        return samples * per_sample, "algorithm.rollout_steps", steps, "rollout step of all slots"
+    if algorithm.kind == "bc":
+        return 0, "replay.capacity", cfg.replay.capacity, "transition"
+    return replay_bytes(cfg, obs_dim, n_actions), "replay.capacity", cfg.replay.capacity, "transition"
 
 
 def replay_bytes(cfg: TrainConfig, obs_dim: int, n_actions: int) -> int:
@@ -60,8 +77,8 @@ def slot_bytes(cfg: TrainConfig, obs_dim: int, n_actions: int) -> int:
 def check_memory(cfg: TrainConfig, level: CompiledLevel, device: torch.device) -> None:
     """Refuse a run that cannot fit, naming the setting to lower and the sizes involved."""
     obs_dim, n_actions = level.layout.size, level.n_actions
-    replay = replay_bytes(cfg, obs_dim, n_actions)
-    per_transition = replay / cfg.replay.capacity
+    replay, setting, count, unit = buffer(cfg, obs_dim, n_actions)
+    per_transition = replay / count
     copies = 2 if cfg.checkpoint.include_replay else 1  # resuming holds the loaded copy beside it
     per_slot = slot_bytes(cfg, obs_dim, n_actions)
     slots = cfg.env.num_envs * per_slot
@@ -71,12 +88,12 @@ def check_memory(cfg: TrainConfig, level: CompiledLevel, device: torch.device) -
     if memory is None or need <= memory[0]:
         return
     where = "this machine" if device.type == "cpu" else f"device {device}"
-    lower = "replay.capacity" if copies * replay >= slots else "env.num_envs"
+    lower = setting if copies * replay >= slots else "env.num_envs"
     twice = " x 2 for include_replay" if copies == 2 else ""
     size = format_bytes
     raise InsufficientMemory(
-        f"replay.capacity {cfg.replay.capacity:,} needs {size(copies * replay)} "
-        f"({size(per_transition)} per transition{twice}) and env.num_envs {cfg.env.num_envs:,} needs "
+        f"{setting} {count:,} needs {size(copies * replay)} "
+        f"({size(per_transition)} per {unit}{twice}) and env.num_envs {cfg.env.num_envs:,} needs "
         f"{size(slots)} ({size(per_slot)} per slot), about {size(need)} in all; {where} has "
         f"{size(memory[0])} available (of {size(memory[1])}): lower {lower}"
     )
