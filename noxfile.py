@@ -69,7 +69,7 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def train(session: nox.Session) -> None:
-    """Train a DQN agent on L1 with its default config (`-- ARGS` replaces the defaults).
+    """Train an agent on L1 with its default config (DAgger) (`-- ARGS` replaces the defaults).
 
     For example `nox -s train -- --level L0_minimal --total-steps 300000`.
     """

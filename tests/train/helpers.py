@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from townlet_train.config import TrainConfig, load_config
+from townlet_train.config import CONFIG_DIR, TrainConfig, load_config
 
 # A small feed-forward run on L0_minimal; every test overrides what it is about.
 TINY: dict[str, Any] = {
@@ -46,8 +46,12 @@ TINY: dict[str, Any] = {
 }
 
 
+# L0_minimal's default config is DAgger; most trainer tests are about the DQN machinery
+DQN_BASE = CONFIG_DIR / "recipes" / "L0_minimal_dqn.yaml"
+
+
 def tiny_config(**overrides: Any) -> TrainConfig:
-    return load_config(None, **{**TINY, **overrides})
+    return load_config(DQN_BASE, **{**TINY, **overrides})
 
 
 def network_of(trainer: Any) -> torch.nn.Module:

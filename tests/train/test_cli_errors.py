@@ -198,7 +198,8 @@ def test_memory_estimate_counts_what_each_algorithm_stores() -> None:
         return load_config(None, level="L0_minimal", algorithm=algorithm, network__kind="mlp")
 
     dagger = config(kind="dagger", capacity=1000)
-    assert resources.buffer(dagger, 12, 6) == (1000 * (48 + 6 + 8), "algorithm.capacity", 1000, "labelled state")
+    expected = (1000 * (48 + 6 + 8), "algorithm.capacity", 1000, "labelled state")
+    assert resources.buffer(dagger, 12, 6) == expected
     ppo = config(kind="ppo", rollout_steps=10)
     size, setting, count, _ = resources.buffer(ppo, 12, 6)
     assert (setting, count) == ("algorithm.rollout_steps", 10)

@@ -3,10 +3,11 @@
 A replay capacity or a number of slots that cannot fit used to fail deep inside torch (a 4.8 TB
 allocation, a MemoryError) with a traceback, or push the machine into swap. These estimates
 count what grows with `replay.capacity` and `env.num_envs`: the replay tensors exactly, and per
-slot the env's and the trainer's buffers, calibrated against the peak memory of short runs
-(L0: 8 KB a slot; L1, feed-forward: 28 KB; L2, LSTM: 290 KB). DAgger's label ring and PPO's rollout are counted in place of the replay. A run is refused when the total
-exceeds what the device has available now; one that passes can still run out, later, and that
-is then reported as one line too.
+slot the env's and the trainer's buffers, calibrated against the peak memory of short runs (L0:
+8 KB a slot; L1, feed-forward: 28 KB; L2, LSTM: 290 KB). DAgger's label ring and PPO's rollout
+are counted in place of the replay. A run is refused when the total exceeds what the device has
+available now; one that passes can still run out, later, and that is then reported as one line
+too.
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ def _n_step(cfg: TrainConfig) -> int:
 
 
 def buffer(cfg: TrainConfig, obs_dim: int, n_actions: int) -> tuple[int, str, int, str]:
-    """(bytes, the setting that sizes them, its value, what one unit of it is) of what the algorithm stores: DQN's replay,
-    DAgger's ring of labelled states, or PPO's rollout of every slot; BC stores nothing here."""
+    """(bytes, the setting that sizes them, its value, what one unit of it is) of what the
+    algorithm stores: DQN's replay, DAgger's ring of labelled states, or PPO's rollout of every
+    slot; BC stores nothing here."""
     algorithm, obs = cfg.algorithm, obs_dim * FLOAT
     if algorithm.kind == "dagger":
         per_label = obs + n_actions * BOOL + LONG

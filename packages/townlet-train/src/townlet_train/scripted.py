@@ -1,9 +1,10 @@
 """A scripted baseline: walk to the affordance that best serves the most urgent need.
 
-Rules, for every slot at once: find the need meter furthest below its target; if money is
-short and the level has a way to earn it, the need is money (work). Among affordances that are open now and affordable, pick the
-one whose full use raises that meter most (nearest on ties); walk there and INTERACT. In
-multi-tick levels, keep interacting until the use completes. With no urgent need, rest.
+Rules, for every slot at once: find the need meter furthest below its target; if money is short
+and the level has a way to earn it, the need is money (work). Among affordances that are open
+now and affordable, pick the one whose full use raises that meter most (nearest on ties); walk
+there and INTERACT. In multi-tick levels, keep interacting until the use completes. With no
+urgent need, rest.
 
 On a social level (docs/social.md) it also follows social rules: chat when the social meter is
 low or when there is nothing urgent to do, but never with a neighbour it holds as a rival; walk
