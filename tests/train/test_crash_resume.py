@@ -134,7 +134,7 @@ def test_the_episode_key_is_unique_and_old_duplicates_are_dropped(tmp_path: Path
         db.execute(
             "INSERT INTO episodes SELECT NULL, agent_steps, slot, steps_survived + 1, "
             "terminated, total_reward, extrinsic_reward, intrinsic_reward, curriculum_stage, "
-            "difficulty, epsilon, final_meters FROM episodes"
+            "difficulty, epsilon, final_meters, wall_seconds FROM episodes"
         )
     Metrics(tmp_path, ["energy"], tensorboard=False).close()
     assert duplicate_keys(tmp_path) == 0

@@ -7,12 +7,15 @@ import json
 import math
 import sqlite3
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from townlet_env import TownletVectorEnv
 from townlet_train.checkpoint import latest_checkpoint, load_checkpoint
+from townlet_train.metrics import SCHEMA, Metrics
 
 SCALARS = [
     "train/loss",
@@ -81,6 +84,8 @@ def test_episode_row_contents(db: sqlite3.Connection) -> None:
     assert {row["curriculum_stage"] for row in rows} == {0, 1}
     epsilons = [row["epsilon"] for row in db.execute("SELECT epsilon FROM episodes ORDER BY id")]
     assert epsilons == sorted(epsilons, reverse=True) and epsilons[0] > epsilons[-1]
+    walls = [row["wall_seconds"] for row in db.execute("SELECT wall_seconds FROM episodes ORDER BY id")]
+    assert walls == sorted(walls) and walls[0] >= 0.0  # seconds of training, in the order written
 
 
 def test_affordance_tables(db: sqlite3.Connection) -> None:
@@ -121,3 +126,39 @@ def test_training_scalars_are_logged_once_per_logged_update(cli_run: dict[str, A
     payload = load_checkpoint(latest_checkpoint(cli_run["dir"] / "checkpoints"))
     # log_every_updates is 1 in this run: at most one train/loss point per gradient update
     assert 0 < len(events.Scalars("train/loss")) <= payload["updates"]
+
+
+def test_wall_seconds_go_on_from_the_rows_a_resume_keeps(tmp_path: Path) -> None:
+    rows = {
+        "slot": torch.tensor([0]),
+        "steps": torch.tensor([5]),
+        "terminated": torch.tensor([True]),
+        **{k: torch.tensor([0.5]) for k in ("total", "extrinsic", "intrinsic", "difficulty", "epsilon")},
+        "stage": torch.tensor([0]),
+        "meters": torch.tensor([[0.1]]),
+    }
+    metrics = Metrics(tmp_path, ["energy"], tensorboard=False)
+    metrics.clock_offset = 100.0  # as if the run had trained 100 s before
+    metrics.episodes(10, rows)
+    metrics.episodes(20, rows)
+    metrics.close()
+    with sqlite3.connect(tmp_path / "metrics.db") as db:
+        db.execute("UPDATE episodes SET wall_seconds = 150.0 WHERE agent_steps = 20")
+    resumed = Metrics(tmp_path, ["energy"], tensorboard=False)
+    assert resumed.rewind(10) == 1  # the row after the checkpoint goes, and its seconds with it
+    assert 100.0 <= resumed.wall_seconds() < 150.0
+    resumed.close()
+
+
+def test_a_database_from_before_wall_seconds_gains_the_column(tmp_path: Path) -> None:
+    old_schema = SCHEMA.replace(",\n    wall_seconds REAL", "")
+    assert "wall_seconds" not in old_schema
+    with sqlite3.connect(tmp_path / "metrics.db") as db:
+        db.executescript(old_schema)
+        db.execute("INSERT INTO episodes VALUES (NULL, 8, 0, 8, 1, 1.0, 1.0, 0.0, 0, 1.0, 0.5, '{}')")
+    metrics = Metrics(tmp_path, ["energy"], tensorboard=False)
+    metrics.rewind(8)
+    assert metrics.wall_seconds() < 60.0  # the old row has no seconds: training time starts at 0
+    metrics.close()
+    with sqlite3.connect(tmp_path / "metrics.db") as db:
+        assert db.execute("SELECT agent_steps, wall_seconds FROM episodes").fetchall() == [(8, None)]

@@ -7,12 +7,18 @@ crash and `--resume` leave exactly the rows of an uninterrupted run. A UNIQUE ke
 (agent_steps, slot) - one episode end per slot per env step - makes a duplicate an error.
 Every SQLite failure (a corrupt, locked or read-only file, a full disk) is a `MetricsError`
 naming the file.
+
+Each episode row also records `wall_seconds`: the seconds of training when it ended, counted from
+the start of the run (a resumed run continues from the last row it kept), so that curves can be
+drawn against wall-clock time as well as agent-steps. Databases written before the column
+existed gain it, empty (NULL) in their old rows.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -33,7 +39,8 @@ CREATE TABLE IF NOT EXISTS episodes (
     curriculum_stage INTEGER NOT NULL,
     difficulty REAL NOT NULL,
     epsilon REAL NOT NULL,
-    final_meters TEXT NOT NULL
+    final_meters TEXT NOT NULL,
+    wall_seconds REAL
 );
 CREATE TABLE IF NOT EXISTS affordance_visits (
     agent_steps INTEGER NOT NULL, affordance TEXT NOT NULL, visits INTEGER NOT NULL
@@ -69,11 +76,13 @@ class Metrics:
             with self._errors():
                 self.db.execute("PRAGMA journal_mode=WAL")
                 self.db.executescript(SCHEMA)
+                self._add_wall_seconds()
                 self._unique_episodes()
         except BaseException:
             self.db.close()
             raise
         self.meter_names = meter_names
+        self.clock, self.clock_offset = time.monotonic(), 0.0  # see `wall_seconds`
         self.writer: Any = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
@@ -92,6 +101,15 @@ class Metrics:
             }.get(str(exc), "then --resume: the checkpoints are intact")
             raise MetricsError(f"{self.path}: {exc} ({hint})") from None
 
+    def _add_wall_seconds(self) -> None:
+        columns = [row[1] for row in self.db.execute("PRAGMA table_info(episodes)")]
+        if "wall_seconds" not in columns:  # a database from before the column
+            self.db.execute("ALTER TABLE episodes ADD COLUMN wall_seconds REAL")
+
+    def wall_seconds(self) -> float:
+        """Seconds of training so far: this process's, plus those of the rows kept by `rewind`."""
+        return self.clock_offset + time.monotonic() - self.clock
+
     def _unique_episodes(self) -> None:
         try:
             self.db.execute(UNIQUE_EPISODES)
@@ -109,6 +127,8 @@ class Metrics:
                 cursor = self.db.execute(f"DELETE FROM {table} WHERE agent_steps > ?", (agent_steps,))
                 removed += cursor.rowcount if table == "episodes" else 0
             self.db.commit()
+            kept = self.db.execute("SELECT MAX(wall_seconds) FROM episodes").fetchone()[0]
+        self.clock, self.clock_offset = time.monotonic(), float(kept or 0.0)
         return removed
 
     def episodes(self, agent_steps: int, rows: dict[str, torch.Tensor]) -> None:
@@ -116,6 +136,7 @@ class Metrics:
         if rows["slot"].numel() == 0:
             return
         cols = {k: v.cpu().tolist() for k, v in rows.items()}
+        wall = self.wall_seconds()
         records = [
             (
                 agent_steps,
@@ -129,14 +150,15 @@ class Metrics:
                 cols["difficulty"][i],
                 cols["epsilon"][i],
                 json.dumps(dict(zip(self.meter_names, cols["meters"][i], strict=True))),
+                wall,
             )
             for i in range(len(cols["slot"]))
         ]
         with self._errors():
             self.db.executemany(
                 "INSERT INTO episodes (agent_steps, slot, steps_survived, terminated, total_reward, "
-                "extrinsic_reward, intrinsic_reward, curriculum_stage, difficulty, epsilon, final_meters) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "extrinsic_reward, intrinsic_reward, curriculum_stage, difficulty, epsilon, final_meters, "
+                "wall_seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 records,
             )
 
