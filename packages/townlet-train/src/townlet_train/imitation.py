@@ -96,7 +96,7 @@ class DaggerAgent:
     def __init__(self, network: ActorCritic, settings: DaggerSettings, obs_dim: int, n_actions: int):
         device = next(network.parameters()).device
         self.online, self.settings = network, settings
-        self.optimizer = torch.optim.Adam(network.actor_parameters(), lr=settings.lr)
+        self.optimizer = torch.optim.Adam(network.actor_parameters(), lr=settings.lr, fused=True)
         self.replay = LabelBuffer(settings.capacity, obs_dim, n_actions, device)
         self.labels: torch.Tensor | None = None  # the teacher's actions for the step being taken
         self.updates = 0
@@ -206,7 +206,7 @@ def train_bc(
         net.kind, env.observation_layout, env.level.n_actions, net.hidden, net.field_embed, 0, "bc"
     ).to(dev)
     assert isinstance(network, ActorCritic)
-    optimizer = torch.optim.Adam(network.actor_parameters(), lr=settings.lr)
+    optimizer = torch.optim.Adam(network.actor_parameters(), lr=settings.lr, fused=True)
     samples = {"obs": data["obs"].to(dev), "mask": data["mask"].to(dev), "label": data["action"].to(dev)}
     rows = samples["label"].shape[0]
     stats: dict[str, float] = {}

@@ -108,6 +108,7 @@ class PPOAgent:
                 {"params": network.critic_parameters(), "lr": settings.lr},
             ],
             eps=1e-5,
+            fused=True,  # one kernel for all parameters, as the DQN learner's
         )
         self.rollout = Rollout(settings.rollout_steps, n, obs_dim, n_actions, device)
         self.teacher: ActorCritic | None = None  # the frozen student PPO started from, for the KL term
@@ -116,11 +117,12 @@ class PPOAgent:
 
     def store(self, step: dict[str, torch.Tensor]) -> None:
         r, s = self.rollout, self.settings
-        reward = step["reward"]
-        if bool(step["truncated"].any()):
-            with torch.no_grad():
-                tail = self.online.value(step["final_obs"])
-            reward = reward + s.gamma * tail * step["truncated"].float()
+        reward, truncated = step["reward"], step["truncated"]
+        if bool(truncated.any()):  # the value of the final observation, of the truncated rows only
+            rows = truncated.nonzero().squeeze(1)
+            with torch.inference_mode():
+                tail = self.online.value(step["final_obs"].index_select(0, rows))
+            reward = reward.index_add(0, rows, s.gamma * tail)
         r.obs[r.t], r.mask[r.t], r.reward[r.t], r.done[r.t] = step["obs"], step["mask"], reward, step["done"]
         pending = self.pending
         r.action[r.t], r.logprob[r.t], r.value[r.t] = pending["action"], pending["logprob"], pending["value"]
@@ -190,21 +192,21 @@ class PPOTrainer(Trainer):
         return EpsilonGreedy(EpsilonSettings(start=0.0, end=0.0), self.cfg.env.num_envs, self.device)
 
     def act(self) -> tuple[torch.Tensor, torch.Tensor]:
-        mask = self.info["action_mask"]
-        with torch.no_grad():
-            logits = masked_logits(self.agent.online(self.obs), mask)
-            value = self.agent.online.value(self.obs)
-        probs = torch.softmax(logits, dim=-1)
-        action = torch.multinomial(probs, 1, generator=self.rng).squeeze(1)
-        logprob = torch.log_softmax(logits, dim=-1).gather(1, action[:, None]).squeeze(1)
+        mask, network = self.info["action_mask"], self.agent.online
+        with torch.inference_mode():  # one log-softmax gives the sample, its log-prob and the entropy
+            log_probs = torch.log_softmax(masked_logits(network(self.obs), mask), dim=-1)
+            value = network.value(self.obs)
+            probs = log_probs.exp()
+            action = torch.multinomial(probs, 1, generator=self.rng).squeeze(1)
+            logprob = log_probs.gather(1, action[:, None]).squeeze(1)
+            entropy = -(probs * log_probs).sum(dim=-1)  # an illegal action adds 0 * -1e9 = 0
         self.agent.pending = {"action": action, "logprob": logprob, "value": value}
-        entropy = torch.distributions.Categorical(logits=logits).entropy()
         return action, entropy
 
     def learn(self) -> dict[str, float]:
         if self.agent.rollout.t < self.settings.rollout_steps:
             return {}
-        with torch.no_grad():
+        with torch.inference_mode():
             next_value = self.agent.online.value(self.obs)
         stats = self.iterate(next_value)
         self.agent.rollout.t = 0
@@ -234,7 +236,8 @@ class PPOTrainer(Trainer):
         for _ in range(s.epochs):
             order = torch.randperm(total, generator=self.rng, device=self.device)
             for start in range(0, total - size + 1, size):
-                batch = {k: v[order[start : start + size]] for k, v in flat.items()}
+                rows = order[start : start + size]  # index_select: a faster gather than v[rows]
+                batch = {k: v.index_select(0, rows) for k, v in flat.items()}
                 stats = self._minibatch(batch, entropy_weight, kl_weight, train_actor)
         return {**stats, "lr_fraction": lr_fraction, "entropy_weight": entropy_weight, "kl_weight": kl_weight}
 
