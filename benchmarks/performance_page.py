@@ -73,6 +73,36 @@ def train_table(train: dict[str, Any]) -> list[str]:
     return rows
 
 
+def cases_table(cases: dict[str, Any]) -> list[str]:
+    """The L1 cases of train_throughput.py: medians of alternating rounds, with the load."""
+    rows = [
+        "| L1 case | algorithm | slots | rollout x epochs | network | agent-steps/s with learning "
+        "| per CPU-second | load (1 min) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, c in cases["runs"].items():
+        alg, net = c["algorithm"], c["network"]
+        shape = f"{alg['rollout_steps']} x {alg['epochs']}" if alg["kind"] == "ppo" else "-"
+        rows.append(
+            f"| {name} | {alg['kind']} | {c['num_envs']} | {shape} | {net['kind']} {net['hidden']}, embed "
+            f"{net['field_embed']} | {rate(c['agent_steps_per_s'])} | {rate(c['agent_steps_per_cpu_s'])} "
+            f"| {c['load_before'][0]:.1f} |"
+        )
+    return rows
+
+
+def ppo_target(train: dict[str, Any]) -> list[str]:
+    runs = train.get("cases", {}).get("runs", {})
+    if "ppo_recipe" not in runs or "ppo_fast" not in runs:
+        return ["| trainer PPO (MLP): 50 k agent-steps/s with learning | not measured | open |"]
+    recipe, fast = runs["ppo_recipe"]["agent_steps_per_s"], runs["ppo_fast"]["agent_steps_per_s"]
+    verdict = "yes" if recipe >= 5e4 else ("with `ppo_fast`'s settings" if fast >= 5e4 else "no")
+    return [
+        f"| trainer PPO (MLP): 50 k agent-steps/s with learning | recipe {rate(recipe)}, "
+        f"`ppo_fast` {rate(fast)} | {verdict} |"
+    ]
+
+
 def targets_table(levels: dict[str, Any], train: dict[str, Any]) -> list[str]:
     def best(level: str) -> float:
         at = levels[level]["slots"]["4096"]
@@ -97,9 +127,26 @@ def targets_table(levels: dict[str, Any], train: dict[str, Any]) -> list[str]:
         f"| {verdict(min(gym) >= 1e4)} |",
         f"| trainer L1 (MLP): 20 k agent-steps/s with learning | {rate(t1)} | {verdict(t1 >= 2e4)} |",
         f"| trainer L2 (LSTM): 5 k agent-steps/s with learning | {rate(t2)} | {verdict(t2 >= 5e3)} |",
+        *ppo_target(train),
         f"| {largest} slots fit comfortably | {per_slot:.0f} B of state per slot "
         f"({per_slot * largest / 1e6:.1f} MB at {largest}) | yes |",
         "| GPU: 200 M agent-steps/s at 2^20 slots on an H100 | not measured | open |",
+    ]
+
+
+def cases_block(train: dict[str, Any]) -> list[str]:
+    if "cases" not in train:
+        return []
+    cm = train["cases"]["machine"]
+    return [
+        "### Trainer throughput on L1: DQN, PPO, DAgger (learning included)",
+        "",
+        *cases_table(train["cases"]),
+        "",
+        f"Medians of {train['cases']['rounds']} alternating rounds: {cm['date']}, commit {cm['commit']}, "
+        f"torch {cm['torch']}, {cm['threads']} thread(s), {cm['cpus']} CPUs, {cm['cpu']}; load average "
+        f"{cm['load'][0]:.1f} at the start.",
+        "",
     ]
 
 
@@ -125,6 +172,7 @@ def block(env: dict[str, Any], train: dict[str, Any]) -> str:
         f"Trainer figures: {tm['date']}, commit {tm['commit']}, torch {tm['torch']}, "
         f"{tm['threads']} threads, {tm['cpu']}.",
         "",
+        *cases_block(train),
         "### Against the targets",
         "",
         *targets_table(levels, train),
