@@ -1,19 +1,39 @@
-"""Learning results: train each level with its default config, then evaluate at full difficulty.
+"""Learning results: every level x recipe, several seeds, evaluated at full difficulty.
 
-    python benchmarks/learning.py                                  # every level, default budgets
-    python benchmarks/learning.py --levels L1_full_observability --total-steps 2000000
+    python benchmarks/learning.py                       # the whole matrix, default budgets (hours)
+    python benchmarks/learning.py --plan                # what would run, and from which configs
+    python benchmarks/learning.py --levels L1_full_observability --recipes ppo dagger_ppo
+    python benchmarks/learning.py --levels L0_minimal --recipes dqn --seeds 3 4
 
-For each level: train with `configs/<level>.yaml` (or --total-steps), evaluate the learned
-(greedy), scripted and random policies for --episodes episodes at difficulty 1.0, and record
-the learning curve (training survival and curriculum stage against agent-steps) from the run's
-metrics.db. Writes `benchmarks/results/learning.json` (merged per level, so levels can be run
-separately) and `docs/learning_curves.png`.
+Recipes (`--recipes`, default all):
+  dqn         the level's default config, configs/<level>.yaml
+  ppo         PPO from scratch: configs/recipes/<level>_ppo.yaml
+  bc          behaviour cloning: capture a dataset with the scripted policy (--bc-steps agent-steps),
+              then `train_bc` (--bc-updates)
+  dagger      configs/recipes/<level>_dagger.yaml
+  dagger_ppo  DAgger as above, then configs/recipes/<level>_ppo_from_dagger.yaml with `init_from`
+              set to the DAgger run's final checkpoint (its budget is the sum of both stages)
+A recipe file may also be named with the level's short prefix (L1_dagger.yaml). Where a level
+has no file, its config is generated from the level's default config with the algorithm,
+network and curriculum of the L1 recipe, and marked as generated in the results (or, with
+--recipe-files-only, it is not run and recorded as missing).
+
+Seeds (`--seeds`): by default 0, 1 and 2 for each level's default recipe (the algorithm of
+configs/<level>.yaml) and 0 for the other recipes; given, the seeds listed for every recipe.
+
+For each (level, recipe, seed): train, evaluate the learned policy greedily for --episodes
+episodes at difficulty 1.0, and record the learning curve (training survival against agent-steps
+and against seconds of training) from the run's metrics.db. The scripted and random baselines
+are evaluated once per level. Results are merged into `benchmarks/results/learning.json` keyed
+by level, recipe and seed (a run replaces an earlier run of the same three), with the mean and
+spread over seeds; `docs/learning_curves.png` is redrawn after every run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sqlite3
 import subprocess
@@ -23,133 +43,312 @@ from typing import Any
 
 import torch
 
+import learning_results as lr  # the scripts run from benchmarks/, beside each other
 from townlet_env import builtin_levels
-from townlet_train.config import load_config
+from townlet_env.config.bounded_yaml import read_yaml_mapping
+from townlet_env.core import compile_level
+from townlet_env.core.town import default_agents_per_town
+from townlet_train.config import CONFIG_DIR, TrainConfig, load_config
 from townlet_train.evaluate import evaluate
-from townlet_train.loop import Trainer, write_resolved_config
+from townlet_train.loop import write_resolved_config
+from townlet_train.trainers import make_trainer
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "learning.json"
 PLOT = ROOT / "docs" / "learning_curves.png"
+RECIPE_DIR = CONFIG_DIR / "recipes"
+TEMPLATE = "L1_full_observability"  # the level whose recipe files serve as templates for the others
+STAGES = {"ppo": ["ppo"], "dagger": ["dagger"], "dagger_ppo": ["dagger", "ppo_from_dagger"]}
+DEFAULT_SEEDS, OTHER_SEEDS = [0, 1, 2], [0]
+BC_STEPS = 200_000  # as many labelled states as the DAgger recipe keeps
+
+
+def recipe_file(level: str, name: str) -> Path | None:
+    """configs/recipes/<level>_<name>.yaml, or <short>_<name>.yaml where the level's short prefix
+    (L1 of L1_full_observability) names no other built-in level; only a file for this level."""
+    short = level.split("_")[0]
+    prefixes = [level] + ([short] if [lv.split("_")[0] for lv in builtin_levels()].count(short) == 1 else [])
+    for prefix in prefixes:
+        path = RECIPE_DIR / f"{prefix}_{name}.yaml"
+        if path.is_file() and read_yaml_mapping(path, TrainConfig.model_fields).get("level") == level:
+            return path
+    return None
+
+
+def stage_config(
+    level: str, name: str, seed: int, total_steps: int | None, generate: bool, **overrides: Any
+) -> tuple[TrainConfig, str] | str:
+    """The config of one training stage and where it came from, or why there is none."""
+    settings = {"seed": seed, "total_steps": total_steps, "metrics__progress": False, **overrides}
+    path = recipe_file(level, name)
+    if path is not None:
+        return load_config(path, **settings), f"configs/recipes/{path.name}"
+    template = recipe_file(TEMPLATE, name)
+    if not generate or template is None:
+        return f"no configs/recipes/{level}_{name}.yaml" + ("" if generate else " (--recipe-files-only)")
+    data = read_yaml_mapping(template, TrainConfig.model_fields)
+    swapped = {key: data[key] for key in ("algorithm", "network", "curriculum") if key in data}
+    swapped["algorithm"] = {k: v for k, v in swapped["algorithm"].items() if k != "init_from"}
+    cfg = load_config(None, level=level, **swapped, **settings)
+    return cfg, f"generated: configs/{level}.yaml with {', '.join(swapped)} of {template.name}"
+
+
+def whole_towns(level: str, n: int) -> int:
+    """n rounded up to whole towns (a social level plays towns of its population)."""
+    size = default_agents_per_town(compile_level(level))
+    return -(-n // size) * size
+
+
+def default_recipe(level: str) -> str:
+    return load_config(None, level=level).algorithm.kind
+
+
+def seeds_for(level: str, recipe: str, seeds: list[int] | None) -> list[int]:
+    if seeds is not None:
+        return seeds
+    return DEFAULT_SEEDS if recipe == default_recipe(level) else OTHER_SEEDS
 
 
 def learning_curve(db: Path, bins: int = 40) -> list[dict[str, float]]:
-    """Mean training survival, difficulty and stage of the episodes in each agent-step bin."""
+    """Mean training survival, difficulty, stage and seconds of training of the episodes in
+    each agent-step bin."""
     with sqlite3.connect(db) as conn:
         rows = conn.execute(
-            "SELECT agent_steps, steps_survived, difficulty, curriculum_stage FROM episodes"
+            "SELECT agent_steps, steps_survived, difficulty, curriculum_stage, wall_seconds FROM episodes"
         ).fetchall()
     if not rows:
         return []
-    top = max(r[0] for r in rows)
-    width = max(1, top // bins + 1)
-    grouped: dict[int, list[tuple[int, float, int]]] = {}
-    for steps, survived, difficulty, stage in rows:
-        grouped.setdefault(steps // width, []).append((survived, difficulty, stage))
+    width = max(1, max(r[0] for r in rows) // bins + 1)
+    grouped: dict[int, list[tuple[Any, ...]]] = {}
+    for row in rows:
+        grouped.setdefault(row[0] // width, []).append(row[1:])
     curve = []
     for key in sorted(grouped):
         items = grouped[key]
-        curve.append(
-            {
-                "agent_steps": (key + 0.5) * width,
-                "survival": sum(i[0] for i in items) / len(items),
-                "difficulty": sum(i[1] for i in items) / len(items),
-                "stage": sum(i[2] for i in items) / len(items),
-            }
-        )
+        point = {"agent_steps": (key + 0.5) * width}
+        for name, column in (("survival", 0), ("difficulty", 1), ("stage", 2), ("seconds", 3)):
+            values = [i[column] for i in items if i[column] is not None]
+            if len(values) == len(items):
+                point[name] = sum(values) / len(values)
+        curve.append(point)
     return curve
 
 
-def run_level(level: str, total_steps: int | None, episodes: int, out_dir: Path) -> dict[str, Any]:
-    cfg = load_config(None, level=level, total_steps=total_steps, metrics__progress=False)
-    run_dir = out_dir / level
+def shifted(curve: list[dict[str, float]], steps: float, seconds: float) -> list[dict[str, float]]:
+    """A later stage's curve, placed after the stages before it."""
+    return [
+        {
+            **p,
+            "agent_steps": p["agent_steps"] + steps,
+            **({"seconds": p["seconds"] + seconds} if "seconds" in p else {}),
+        }
+        for p in curve
+    ]
+
+
+def machine() -> dict[str, Any]:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
+    return {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+        "commit": commit.stdout.strip(),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "load": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def train_stage(cfg: TrainConfig, run_dir: Path) -> tuple[Any, dict[str, Any], float]:
     write_resolved_config(cfg, run_dir)
     started = time.perf_counter()
-    trainer = Trainer(cfg, run_dir)
+    trainer = make_trainer(cfg, run_dir)
     summary = trainer.run()
-    train_seconds = time.perf_counter() - started
-    network = trainer.agent.online.eval()
-    evals = {
-        policy: evaluate(level, policy, episodes, 1.0, network if policy == "learned" else None)
-        for policy in ("learned", "scripted", "random")
-    }
+    return trainer, summary, time.perf_counter() - started
+
+
+def config_for(
+    level: str, recipe: str, name: str, seed: int, args: argparse.Namespace, **extra: Any
+) -> tuple[TrainConfig, str] | str:
+    """The config of one stage of a recipe (name "" is the level's default config), or why none."""
+    extra = {"env__num_envs": args.num_envs, **extra}
+    if name:
+        return stage_config(level, name, seed, args.total_steps, not args.recipe_files_only, **extra)
+    cfg = load_config(
+        None, level=level, seed=seed, total_steps=args.total_steps, metrics__progress=False, **extra
+    )
+    if recipe == "dqn" and cfg.algorithm.kind != "dqn":
+        return f"configs/{level}.yaml is a {cfg.algorithm.kind} config, not dqn"
+    return cfg, f"configs/{level}.yaml"
+
+
+def run_trained(
+    level: str, recipe: str, seed: int, args: argparse.Namespace, out: Path
+) -> dict[str, Any] | str:
+    """dqn, ppo, dagger or dagger_ppo: train each stage, evaluate the last one's network."""
+    names = STAGES.get(recipe, [""])
+    for name in names:  # every stage's config is there before the first one trains
+        if isinstance(found := config_for(level, recipe, name, seed, args), str):
+            return found
+    steps = seconds = 0.0
+    curve: list[dict[str, float]] = []
+    stages: list[dict[str, Any]] = []
+    sources: list[str] = []
+    for name in names:
+        init = {"algorithm__init_from": stages[-1]["checkpoint"]} if name == "ppo_from_dagger" else {}
+        found = config_for(level, recipe, name, seed, args, **init)
+        assert not isinstance(found, str)
+        cfg, source = found
+        run_dir = out / (name or recipe)
+        trainer, summary, took = train_stage(cfg, run_dir)
+        curve += shifted(learning_curve(run_dir / "metrics.db"), steps, seconds)
+        steps, seconds = steps + summary["agent_steps"], seconds + took
+        stages.append({"algorithm": cfg.algorithm.kind, "checkpoint": summary["checkpoint"]})
+        stages[-1].update(agent_steps=summary["agent_steps"], train_seconds=round(took, 1))
+        sources.append(source)
+    episodes, network = whole_towns(level, args.episodes), trainer.agent.online.eval()
     return {
-        "level": level,
-        "total_steps": summary["agent_steps"],
-        "train_seconds": round(train_seconds, 1),
-        "agent_steps_per_second": round(summary["agent_steps"] / train_seconds),
+        "seed": seed,
+        "config": " + ".join(sources),
+        "generated": any(s.startswith("generated") for s in sources),
+        "algorithm": "+".join(s["algorithm"] for s in stages),
         "network": cfg.network.kind,
+        "total_steps": int(steps),
+        "train_seconds": round(seconds, 1),
+        "agent_steps_per_second": round(steps / seconds),
         "final_mean_stage": summary["mean_stage"],
-        "eval": evals,
-        "curve": learning_curve(run_dir / "metrics.db"),
+        "learned": evaluate(level, "learned", episodes, 1.0, network, device=trainer.device),
+        "curve": curve,
+        "stages": stages if len(stages) > 1 else [],
+        "machine": machine(),
     }
 
 
-def plot(results: dict[str, Any]) -> None:
-    import matplotlib
+def run_bc(level: str, seed: int, args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    """Capture the scripted policy's play, clone it, evaluate the clone greedily."""
+    from townlet_train.dataset import capture
+    from townlet_train.imitation import train_bc
+    from townlet_train.policy import load_network
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    levels = [lv for lv in builtin_levels() if lv in results["levels"]]
-    fig, axes = plt.subplots(len(levels), 1, figsize=(8, 2.6 * len(levels)), squeeze=False)
-    for ax, level in zip(axes[:, 0], levels, strict=True):
-        entry = results["levels"][level]
-        curve = entry["curve"]
-        xs = [p["agent_steps"] / 1e6 for p in curve]
-        ax.plot(xs, [p["survival"] for p in curve], label="training survival (at curriculum difficulty)")
-        for policy, style in (("learned", "-"), ("scripted", "--"), ("random", ":")):
-            value = entry["eval"][policy]["mean_survival"]
-            ax.axhline(value, linestyle=style, color="gray", label=f"{policy} eval at 1.0: {value:.0f}")
-        twin = ax.twinx()
-        twin.plot(xs, [p["difficulty"] for p in curve], color="tab:orange", alpha=0.6)
-        twin.set_ylabel("difficulty", color="tab:orange")
-        twin.set_ylim(0, 1.1)
-        ax.set_title(level)
-        ax.set_ylabel("steps survived")
-        ax.legend(fontsize=7, loc="lower right")
-    axes[-1, 0].set_xlabel("agent-steps (millions)")
-    fig.tight_layout()
-    PLOT.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(PLOT, dpi=90)
+    started = time.perf_counter()
+    slots = whole_towns(level, 64)
+    manifest = capture(level, "scripted", args.bc_steps, out / "dataset", seed=seed, num_envs=slots)
+    result = train_bc(out / "dataset", out / "bc", args.bc_updates, seed=seed, device="cpu")
+    seconds = time.perf_counter() - started
+    network, cfg = load_network(Path(result["checkpoint"]), "cpu")
+    steps = manifest["agent_steps"]
+    return {
+        "seed": seed,
+        "config": f"capture --policy scripted ({steps:,} agent-steps) + bc ({result['updates']:,} updates)",
+        "generated": False,
+        "algorithm": "bc",
+        "network": cfg.network.kind,
+        "total_steps": steps,
+        "train_seconds": round(seconds, 1),
+        "agent_steps_per_second": round(steps / seconds),
+        "final_mean_stage": None,
+        "learned": evaluate(level, "learned", whole_towns(level, args.episodes), 1.0, network),
+        "curve": [],
+        "point": {"agent_steps": steps, "seconds": seconds},
+        "machine": machine(),
+    }
 
 
-def main() -> None:
+def run_one(level: str, recipe: str, seed: int, args: argparse.Namespace, out: Path) -> dict[str, Any] | str:
+    out = out / level / recipe / f"seed{seed}"
+    return run_bc(level, seed, args, out) if recipe == "bc" else run_trained(level, recipe, seed, args, out)
+
+
+def report(recipe: str, seed: int, run: dict[str, Any]) -> None:
+    ev = run["learned"]
+    print(
+        f"   {recipe} seed {seed}: learned mean survival {ev['mean_survival']:.1f} / {ev['max_steps']} "
+        f"(median {ev['median_survival']:.0f}); {run['total_steps']:,} agent-steps in "
+        f"{run['train_seconds']:.0f} s ({run['agent_steps_per_second']:,}/s); {run['config']}",
+        flush=True,
+    )
+
+
+def plan(args: argparse.Namespace) -> None:
+    for level in args.levels:
+        print(f"== {level} (default recipe: {default_recipe(level)})")
+        for recipe in args.recipes:
+            seeds = seeds_for(level, recipe, args.seeds)
+            if recipe == "bc":
+                print(f"   bc seeds {seeds}: capture {args.bc_steps:,} scripted agent-steps, then train_bc")
+                continue
+            parts = []
+            for name in STAGES.get(recipe, [""]):
+                found = config_for(level, recipe, name, 0, args)
+                parts.append(found if isinstance(found, str) else f"{found[1]} ({found[0].total_steps:,})")
+            print(f"   {recipe} seeds {seeds}: {' + '.join(parts)}")
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--levels", nargs="*", default=builtin_levels())
-    parser.add_argument("--total-steps", type=int, help="override every level's default budget")
+    parser.add_argument("--levels", nargs="+", default=builtin_levels(), help="default: every built-in level")
+    parser.add_argument("--recipes", nargs="+", default=list(lr.RECIPES), choices=lr.RECIPES)
+    parser.add_argument(
+        "--seeds", nargs="+", type=int, help="default: 0 1 2 for a level's default recipe, 0 for the others"
+    )
+    parser.add_argument("--total-steps", type=int, help="override every training stage's budget")
+    parser.add_argument("--bc-steps", type=int, default=BC_STEPS, help="bc: agent-steps captured")
+    parser.add_argument("--bc-updates", type=int, help="bc: gradient updates (default: train_bc's)")
+    parser.add_argument("--num-envs", type=int, help="override every stage's slots (smoke runs)")
     parser.add_argument("--episodes", type=int, default=200, help="evaluation episodes per policy")
+    parser.add_argument("--recipe-files-only", action="store_true", help="do not generate missing configs")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
     parser.add_argument("--out", type=Path, default=Path("runs/learning-benchmark"))
-    args = parser.parse_args()
-    results: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"levels": {}}
+    parser.add_argument("--results", type=Path, default=RESULTS, help="the JSON to merge into")
+    parser.add_argument("--plot", type=Path, help="default: docs/learning_curves.png, or --results as .png")
+    parser.add_argument("--plan", action="store_true", help="print what would run, and from which configs")
+    return parser.parse_args(argv)
+
+
+def load_results(path: Path) -> dict[str, Any]:
+    return lr.upgrade(json.loads(path.read_text())) if path.is_file() else {"format": lr.FORMAT, "levels": {}}
+
+
+def run_level(level: str, args: argparse.Namespace, results: dict[str, Any], out: Path) -> None:
+    print(f"== {level}", flush=True)
+    entry = lr.level_entry(results, level, default_recipe(level))
+    for policy in ("scripted", "random"):
+        entry["baselines"][policy] = evaluate(level, policy, whole_towns(level, args.episodes), 1.0)
+        print(f"   {policy}: mean survival {entry['baselines'][policy]['mean_survival']:.1f}", flush=True)
+    entry["baselines_machine"] = machine()  # the scripted policy may change between runs
+    for recipe in args.recipes:
+        for seed in seeds_for(level, recipe, args.seeds):
+            run = run_one(level, recipe, seed, args, out)
+            if isinstance(run, str):
+                print(f"   {recipe}: not run, {run}", flush=True)
+                lr.record_missing(results, level, recipe, run)
+                break
+            lr.record_run(results, level, recipe, seed, run)
+            report(recipe, seed, run)
+            save(results, args)
+
+
+def save(results: dict[str, Any], args: argparse.Namespace) -> None:
+    from learning_plot import plot
+
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps(results, indent=1))
+    plot(results, args.plot or (PLOT if args.results == RESULTS else args.results.with_suffix(".png")))
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.plan:
+        plan(args)
+        return
+    results = load_results(args.results)
+    out = args.out / time.strftime("%Y%m%d-%H%M%S")
     for level in args.levels:
-        print(f"== {level}", flush=True)
-        entry = run_level(level, args.total_steps, args.episodes, args.out / time.strftime("%Y%m%d-%H%M%S"))
-        results["levels"][level] = entry
-        for policy, ev in entry["eval"].items():
-            print(
-                f"   {policy:>8}: mean survival {ev['mean_survival']:.1f} / {ev['max_steps']}, "
-                f"median {ev['median_survival']:.0f}, mean reward {ev['mean_reward']:.1f}",
-                flush=True,
-            )
-        print(
-            f"   trained {entry['total_steps']:,} agent-steps in {entry['train_seconds']:.0f} s "
-            f"({entry['agent_steps_per_second']:,}/s)",
-            flush=True,
-        )
-        results["machine"] = {
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-            "cpu": platform.processor() or platform.machine(),
-            "commit": subprocess.run(
-                ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
-            ).stdout.strip(),
-        }
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(results, indent=1))
-        plot(results)
+        run_level(level, args, results, out)
+        save(results, args)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import learning_results as lr  # the scripts run from benchmarks/, beside each other
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "learning.json"
 REFERENCE_RESULTS = ROOT / "benchmarks" / "results" / "sb3_reference.json"
@@ -25,31 +27,71 @@ ORDER = [
     "L1_full_observability",
     "L2_partial_observability",
     "L3_temporal_mechanics",
+    "L4_social",
 ]
 
 
-def table(results: dict) -> str:
-    rows = [
-        "| level | network | agent-steps | train speed | learned | scripted | random | final mean stage |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for level in [lv for lv in ORDER if lv in results["levels"]]:
-        e = results["levels"][level]
-        ev = e["eval"]
-        cap = ev["learned"]["max_steps"]
-        speed = e["agent_steps_per_second"]
-        rows.append(
-            f"| {level} | {e['network']} | {e['total_steps'] / 1e6:.1f} M | {speed:,}/s "
-            f"| **{ev['learned']['mean_survival']:.0f}** / {cap} | {ev['scripted']['mean_survival']:.0f} "
-            f"| {ev['random']['mean_survival']:.0f} | {e['final_mean_stage']:.2f} |"
-        )
-    m = results["machine"]
-    rows.append("")
-    rows.append(
-        f"Mean survival over {ev['learned']['episodes']} evaluation episodes per policy at difficulty 1.0; "
-        f"torch {m['torch']}, {m['threads']} threads, {m['cpu']}, commit {m['commit']}."
+def _spread(values: list[float], fmt: str, unit: str = "") -> str:
+    low, high = min(values), max(values)
+    return f"{low:{fmt}}{unit}" if low == high else f"{low:{fmt}}-{high:{fmt}}{unit}"
+
+
+def recipe_row(level: str, name: str, entry: dict) -> str:
+    """One level x recipe: the mean learned survival over seeds, with its spread (sample
+    standard deviation, min-max) when there are several; the level's scripted and random."""
+    runs = list(entry["recipes"][name]["seeds"].values())
+    summary = lr.aggregate([r["learned"]["mean_survival"] for r in runs])
+    learned = f"**{summary['mean']:.0f}**"
+    if summary["n"] > 1:
+        learned += f" ± {summary['std']:.0f} ({summary['min']:.0f}-{summary['max']:.0f})"
+    default = " (default)" if name == entry["default_recipe"] else ""
+    label = name + default + ("*" if any(r["generated"] for r in runs) else "")
+    stages = [r["final_mean_stage"] for r in runs if r["final_mean_stage"] is not None]
+    stage = f"{sum(stages) / len(stages):.2f}" if stages else "-"
+    speed = sum(r["agent_steps_per_second"] for r in runs) / len(runs)
+    base = entry["baselines"]
+    return (
+        f"| {level} | {label} | {runs[0]['network']} | {summary['n']} "
+        f"| {_spread([r['total_steps'] / 1e6 for r in runs], '.1f', ' M')} | {speed:,.0f}/s "
+        f"| {learned} / {runs[0]['learned']['max_steps']} | {base['scripted']['mean_survival']:.0f} "
+        f"| {base['random']['mean_survival']:.0f} | {stage} |"
     )
-    return "\n".join(rows)
+
+
+def table(results: dict) -> str:
+    results = lr.upgrade(results)
+    rows = [
+        "| level | recipe | network | seeds | agent-steps | train speed | learned: mean ± std (min-max) "
+        "| scripted | random | final mean stage |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    missing, runs = [], []
+    for level in [lv for lv in ORDER if lv in results["levels"]]:
+        entry = results["levels"][level]
+        for name in [r for r in lr.RECIPES if r in entry["recipes"]]:
+            rows.append(recipe_row(level, name, entry))
+            runs += entry["recipes"][name]["seeds"].values()
+        missing += [f"{level} {name} ({why})" for name, why in entry.get("missing", {}).items()]
+    episodes = sorted({r["learned"]["episodes"] for r in runs})
+    setups = sorted(
+        {
+            f"commit {m['commit']} (torch {m['torch']}, {m['threads']} threads, {m['cpu']})"
+            for m in (r["machine"] for r in runs)
+        }
+    )
+    notes = [
+        f"Mean survival over {', '.join(map(str, episodes))} greedy evaluation episodes per run at "
+        "difficulty 1.0; the scripted and random policies are evaluated once per level."
+    ]
+    if any(r["generated"] for r in runs):
+        notes.append(
+            "* Config generated from the level's default config with the L1 recipe's algorithm, "
+            "network and curriculum: the level has no recipe file."
+        )
+    if missing:
+        notes.append(f"Not run, no recipe config: {'; '.join(missing)}.")
+    notes.append(f"Runs: {'; '.join(setups)}.")
+    return "\n".join([*rows, "", " ".join(notes)])
 
 
 def reference_table(reference: dict) -> str:
