@@ -288,19 +288,34 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--levels", nargs="+", default=builtin_levels(), help="default: every built-in level")
-    parser.add_argument("--recipes", nargs="+", default=list(lr.RECIPES), choices=lr.RECIPES)
+    parser.add_argument(
+        "--recipes", nargs="+", default=list(lr.RECIPES), choices=lr.RECIPES, help="default: all"
+    )
     parser.add_argument(
         "--seeds", nargs="+", type=int, help="default: 0 1 2 for a level's default recipe, 0 for the others"
     )
-    parser.add_argument("--total-steps", type=int, help="override every training stage's budget")
-    parser.add_argument("--bc-steps", type=int, default=BC_STEPS, help="bc: agent-steps captured")
+    parser.add_argument(
+        "--total-steps", type=int, help="override every training stage's budget (default: the configs')"
+    )
+    parser.add_argument(
+        "--bc-steps", type=int, default=BC_STEPS, help="bc: agent-steps captured (default: %(default)s)"
+    )
     parser.add_argument("--bc-updates", type=int, help="bc: gradient updates (default: train_bc's)")
     parser.add_argument("--num-envs", type=int, help="override every stage's slots (smoke runs)")
-    parser.add_argument("--episodes", type=int, default=200, help="evaluation episodes per policy")
+    parser.add_argument(
+        "--episodes", type=int, default=200, help="evaluation episodes per policy (default: %(default)s)"
+    )
     parser.add_argument("--recipe-files-only", action="store_true", help="do not generate missing configs")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
-    parser.add_argument("--out", type=Path, default=Path("runs/learning-benchmark"))
-    parser.add_argument("--results", type=Path, default=RESULTS, help="the JSON to merge into")
+    parser.add_argument(
+        "--out", type=Path, default=Path("runs/learning-benchmark"), help="default: %(default)s"
+    )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=RESULTS,
+        help="the JSON to merge into (default: benchmarks/results/learning.json)",
+    )
     parser.add_argument("--plot", type=Path, help="default: docs/learning_curves.png, or --results as .png")
     parser.add_argument("--plan", action="store_true", help="print what would run, and from which configs")
     return parser.parse_args(argv)
