@@ -5,18 +5,21 @@
     python benchmarks/learning.py --levels L1_full_observability --recipes ppo dagger_ppo
     python benchmarks/learning.py --levels L0_minimal --recipes dqn --seeds 3 4
 
-Recipes (`--recipes`, default all):
-  dqn         the level's default config, configs/<level>.yaml
-  ppo         PPO from scratch: configs/recipes/<level>_ppo.yaml
+Recipes (`--recipes`, default all), each from configs/recipes/<level>_<stage>.yaml, or for dqn,
+ppo and dagger from the level's default config configs/<level>.yaml when that runs the same
+algorithm:
+  dqn         DQN (e.g. configs/recipes/L1_full_observability_dqn.yaml, configs/L2_....yaml)
+  ppo         PPO from scratch (configs/recipes/L1_ppo.yaml)
   bc          behaviour cloning: capture a dataset with the scripted policy (--bc-steps agent-steps),
               then `train_bc` (--bc-updates)
-  dagger      configs/recipes/<level>_dagger.yaml
-  dagger_ppo  DAgger as above, then configs/recipes/<level>_ppo_from_dagger.yaml with `init_from`
-              set to the DAgger run's final checkpoint (its budget is the sum of both stages)
-A recipe file may also be named with the level's short prefix (L1_dagger.yaml). Where a level
-has no file, its config is generated from the level's default config with the algorithm,
-network and curriculum of the L1 recipe, and marked as generated in the results (or, with
---recipe-files-only, it is not run and recorded as missing).
+  dagger      DAgger (configs/L1_full_observability.yaml)
+  dagger_ppo  DAgger as above, then stage ppo_from_dagger (configs/recipes/L1_ppo_from_dagger.yaml)
+              with `init_from` set to the DAgger run's final checkpoint (its budget is the sum of
+              both stages)
+A recipe file may also be named with the level's short prefix (L1_ppo.yaml). Where a level has
+no config for a stage, one is generated from the level's default config with the algorithm,
+network, curriculum, replay and exploration settings of L1's config for that stage, and marked
+as generated in the results (with --recipe-files-only it is not run, and recorded as missing).
 
 Seeds (`--seeds`): by default 0, 1 and 2 for each level's default recipe (the algorithm of
 configs/<level>.yaml) and 0 for the other recipes; given, the seeds listed for every recipe.
@@ -35,7 +38,6 @@ import argparse
 import json
 import os
 import platform
-import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -48,7 +50,7 @@ from townlet_env import builtin_levels
 from townlet_env.config.bounded_yaml import read_yaml_mapping
 from townlet_env.core import compile_level
 from townlet_env.core.town import default_agents_per_town
-from townlet_train.config import CONFIG_DIR, TrainConfig, load_config
+from townlet_train.config import CONFIG_DIR, TrainConfig, builtin_config, load_config
 from townlet_train.evaluate import evaluate
 from townlet_train.loop import write_resolved_config
 from townlet_train.trainers import make_trainer
@@ -57,8 +59,11 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "learning.json"
 PLOT = ROOT / "docs" / "learning_curves.png"
 RECIPE_DIR = CONFIG_DIR / "recipes"
-TEMPLATE = "L1_full_observability"  # the level whose recipe files serve as templates for the others
-STAGES = {"ppo": ["ppo"], "dagger": ["dagger"], "dagger_ppo": ["dagger", "ppo_from_dagger"]}
+TEMPLATE = "L1_full_observability"  # the level whose recipe configs serve as templates for the others
+STAGES = {"dqn": ["dqn"], "ppo": ["ppo"], "dagger": ["dagger"], "dagger_ppo": ["dagger", "ppo_from_dagger"]}
+KIND = {"dqn": "dqn", "ppo": "ppo", "dagger": "dagger", "ppo_from_dagger": "ppo"}  # stage -> algorithm
+# what a recipe sets; the level's default config gives the rest (level, budget, slots, checkpoints)
+RECIPE_KEYS = ("algorithm", "network", "curriculum", "replay", "exploration")
 DEFAULT_SEEDS, OTHER_SEEDS = [0, 1, 2], [0]
 BC_STEPS = 200_000  # as many labelled states as the DAgger recipe keeps
 
@@ -75,22 +80,39 @@ def recipe_file(level: str, name: str) -> Path | None:
     return None
 
 
+def label(path: Path) -> str:
+    return f"configs/{path.name}" if path.parent == CONFIG_DIR else f"configs/recipes/{path.name}"
+
+
+def find_config(level: str, name: str) -> Path | None:
+    """A recipe file of the level, else its default config where that runs the same algorithm."""
+    path = recipe_file(level, name)
+    default = builtin_config(level)
+    if path is None and name in KIND.values() and default is not None:
+        path = default if load_config(default).algorithm.kind == name else None
+    return path
+
+
 def stage_config(
     level: str, name: str, seed: int, total_steps: int | None, generate: bool, **overrides: Any
 ) -> tuple[TrainConfig, str] | str:
     """The config of one training stage and where it came from, or why there is none."""
     settings = {"seed": seed, "total_steps": total_steps, "metrics__progress": False, **overrides}
-    path = recipe_file(level, name)
+    path = find_config(level, name)
+    template = find_config(TEMPLATE, name)
     if path is not None:
-        return load_config(path, **settings), f"configs/recipes/{path.name}"
-    template = recipe_file(TEMPLATE, name)
-    if not generate or template is None:
+        cfg, source = load_config(path, **settings), label(path)
+    elif generate and template is not None:
+        data = read_yaml_mapping(template, TrainConfig.model_fields)
+        swapped = {key: data[key] for key in RECIPE_KEYS if key in data}
+        swapped["algorithm"] = {k: v for k, v in swapped["algorithm"].items() if k != "init_from"}
+        cfg = load_config(None, level=level, **swapped, **settings)
+        source = f"generated: configs/{level}.yaml with {', '.join(swapped)} of {label(template)}"
+    else:
         return f"no configs/recipes/{level}_{name}.yaml" + ("" if generate else " (--recipe-files-only)")
-    data = read_yaml_mapping(template, TrainConfig.model_fields)
-    swapped = {key: data[key] for key in ("algorithm", "network", "curriculum") if key in data}
-    swapped["algorithm"] = {k: v for k, v in swapped["algorithm"].items() if k != "init_from"}
-    cfg = load_config(None, level=level, **swapped, **settings)
-    return cfg, f"generated: configs/{level}.yaml with {', '.join(swapped)} of {template.name}"
+    if cfg.algorithm.kind != KIND[name]:
+        return f"{source} is a {cfg.algorithm.kind} config, not {KIND[name]}"
+    return cfg, source
 
 
 def whole_towns(level: str, n: int) -> int:
@@ -107,43 +129,6 @@ def seeds_for(level: str, recipe: str, seeds: list[int] | None) -> list[int]:
     if seeds is not None:
         return seeds
     return DEFAULT_SEEDS if recipe == default_recipe(level) else OTHER_SEEDS
-
-
-def learning_curve(db: Path, bins: int = 40) -> list[dict[str, float]]:
-    """Mean training survival, difficulty, stage and seconds of training of the episodes in
-    each agent-step bin."""
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute(
-            "SELECT agent_steps, steps_survived, difficulty, curriculum_stage, wall_seconds FROM episodes"
-        ).fetchall()
-    if not rows:
-        return []
-    width = max(1, max(r[0] for r in rows) // bins + 1)
-    grouped: dict[int, list[tuple[Any, ...]]] = {}
-    for row in rows:
-        grouped.setdefault(row[0] // width, []).append(row[1:])
-    curve = []
-    for key in sorted(grouped):
-        items = grouped[key]
-        point = {"agent_steps": (key + 0.5) * width}
-        for name, column in (("survival", 0), ("difficulty", 1), ("stage", 2), ("seconds", 3)):
-            values = [i[column] for i in items if i[column] is not None]
-            if len(values) == len(items):
-                point[name] = sum(values) / len(values)
-        curve.append(point)
-    return curve
-
-
-def shifted(curve: list[dict[str, float]], steps: float, seconds: float) -> list[dict[str, float]]:
-    """A later stage's curve, placed after the stages before it."""
-    return [
-        {
-            **p,
-            "agent_steps": p["agent_steps"] + steps,
-            **({"seconds": p["seconds"] + seconds} if "seconds" in p else {}),
-        }
-        for p in curve
-    ]
 
 
 def machine() -> dict[str, Any]:
@@ -167,40 +152,45 @@ def train_stage(cfg: TrainConfig, run_dir: Path) -> tuple[Any, dict[str, Any], f
 
 
 def config_for(
-    level: str, recipe: str, name: str, seed: int, args: argparse.Namespace, **extra: Any
+    level: str, name: str, seed: int, args: argparse.Namespace, **extra: Any
 ) -> tuple[TrainConfig, str] | str:
-    """The config of one stage of a recipe (name "" is the level's default config), or why none."""
+    """The config of one stage of a recipe, with the command line's overrides, or why none."""
     extra = {"env__num_envs": args.num_envs, **extra}
-    if name:
-        return stage_config(level, name, seed, args.total_steps, not args.recipe_files_only, **extra)
-    cfg = load_config(
-        None, level=level, seed=seed, total_steps=args.total_steps, metrics__progress=False, **extra
-    )
-    if recipe == "dqn" and cfg.algorithm.kind != "dqn":
-        return f"configs/{level}.yaml is a {cfg.algorithm.kind} config, not dqn"
-    return cfg, f"configs/{level}.yaml"
+    return stage_config(level, name, seed, args.total_steps, not args.recipe_files_only, **extra)
+
+
+def check_stages(level: str, names: list[str], args: argparse.Namespace) -> str | None:
+    """Why a recipe cannot run, before its first stage trains: a stage without a config, or a
+    PPO stage whose network does not fit the student it starts from."""
+    configs = []
+    for name in names:
+        if isinstance(found := config_for(level, name, 0, args), str):
+            return found
+        configs.append(found)
+    if len(configs) == 2 and configs[0][0].network != configs[1][0].network:
+        return f"{configs[1][1]}: its network does not fit the student of {configs[0][1]}"
+    return None
 
 
 def run_trained(
     level: str, recipe: str, seed: int, args: argparse.Namespace, out: Path
 ) -> dict[str, Any] | str:
     """dqn, ppo, dagger or dagger_ppo: train each stage, evaluate the last one's network."""
-    names = STAGES.get(recipe, [""])
-    for name in names:  # every stage's config is there before the first one trains
-        if isinstance(found := config_for(level, recipe, name, seed, args), str):
-            return found
+    names = STAGES[recipe]
+    if isinstance(why := check_stages(level, names, args), str):
+        return why
     steps = seconds = 0.0
     curve: list[dict[str, float]] = []
     stages: list[dict[str, Any]] = []
     sources: list[str] = []
     for name in names:
         init = {"algorithm__init_from": stages[-1]["checkpoint"]} if name == "ppo_from_dagger" else {}
-        found = config_for(level, recipe, name, seed, args, **init)
+        found = config_for(level, name, seed, args, **init)
         assert not isinstance(found, str)
         cfg, source = found
-        run_dir = out / (name or recipe)
+        run_dir = out / name
         trainer, summary, took = train_stage(cfg, run_dir)
-        curve += shifted(learning_curve(run_dir / "metrics.db"), steps, seconds)
+        curve += lr.shifted(lr.learning_curve(run_dir / "metrics.db"), steps, seconds)
         steps, seconds = steps + summary["agent_steps"], seconds + took
         stages.append({"algorithm": cfg.algorithm.kind, "checkpoint": summary["checkpoint"]})
         stages[-1].update(agent_steps=summary["agent_steps"], train_seconds=round(took, 1))
@@ -277,8 +267,8 @@ def plan(args: argparse.Namespace) -> None:
                 print(f"   bc seeds {seeds}: capture {args.bc_steps:,} scripted agent-steps, then train_bc")
                 continue
             parts = []
-            for name in STAGES.get(recipe, [""]):
-                found = config_for(level, recipe, name, 0, args)
+            for name in STAGES[recipe]:
+                found = config_for(level, name, 0, args)
                 parts.append(found if isinstance(found, str) else f"{found[1]} ({found[0].total_steps:,})")
             print(f"   {recipe} seeds {seeds}: {' + '.join(parts)}")
 

@@ -44,15 +44,18 @@ def _draw(ax: Any, entry: dict[str, Any], key: str, scale: float) -> bool:
 
 
 def _difficulty(ax: Any, entry: dict[str, Any]) -> None:
-    """The default recipe's curriculum difficulty (its first seed), on a right-hand axis."""
-    runs = list(entry["recipes"].get(entry["default_recipe"], {}).get("seeds", {}).values())
-    points = [p for p in runs[0]["curve"] if "difficulty" in p] if runs else []
-    if points:
-        twin = ax.twinx()
-        xs = [p["agent_steps"] / 1e6 for p in points]
-        twin.plot(xs, [p["difficulty"] for p in points], color="tab:orange", alpha=0.4, linestyle="-.")
-        twin.set_ylabel(f"{entry['default_recipe']} difficulty", color="tab:orange", fontsize=8)
-        twin.set_ylim(0, 1.1)
+    """The curriculum difficulty of one run (the default recipe's first seed, else the first
+    recipe with a curve), on a right-hand axis."""
+    for recipe in [entry["default_recipe"], *lr.RECIPES]:
+        runs = list(entry["recipes"].get(recipe, {}).get("seeds", {}).values())
+        points = [p for p in runs[0]["curve"] if "difficulty" in p] if runs else []
+        if points:
+            twin = ax.twinx()
+            xs = [p["agent_steps"] / 1e6 for p in points]
+            twin.plot(xs, [p["difficulty"] for p in points], color="tab:orange", alpha=0.4, linestyle="-.")
+            twin.set_ylabel(f"{recipe} difficulty", color="tab:orange", fontsize=8)
+            twin.set_ylim(0, 1.1)
+            return
 
 
 def plot(results: dict[str, Any], path: Path) -> None:

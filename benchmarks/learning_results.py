@@ -1,7 +1,8 @@
 """The data of benchmarks/results/learning.json: its layout, merging and per-recipe summaries.
 
-Plain Python without torch, shared by learning.py (which writes the file) and results_page.py
-(which renders docs/results.md from it). The layout (format 2):
+Plain Python without torch, shared by learning.py (which writes the file, with the curves it
+reads from each run's metrics.db) and results_page.py (which renders docs/results.md from it).
+The layout (format 2):
 
     {"format": 2,
      "levels": {LEVEL: {
@@ -19,7 +20,9 @@ wall-clock time). SUMMARY is `aggregate` over the seeds' learned mean survival.
 
 from __future__ import annotations
 
+import sqlite3
 import statistics
+from pathlib import Path
 from typing import Any
 
 FORMAT = 2
@@ -52,7 +55,7 @@ def upgrade(results: dict[str, Any]) -> dict[str, Any]:
     for level, old in results.get("levels", {}).items():
         run = {
             "seed": 0,
-            "config": f"configs/{level}.yaml",
+            "config": f"configs/{level}.yaml (the default DQN config at commit {machine.get('commit', '?')})",
             "generated": False,
             "algorithm": "dqn",
             "network": old["network"],
@@ -100,3 +103,40 @@ def refresh(results: dict[str, Any]) -> dict[str, Any]:
         if not entry.get("missing"):
             entry.pop("missing", None)
     return results
+
+
+def learning_curve(db: Path, bins: int = 40) -> list[dict[str, float]]:
+    """Mean training survival, difficulty, stage and seconds of training of the episodes in
+    each agent-step bin."""
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT agent_steps, steps_survived, difficulty, curriculum_stage, wall_seconds FROM episodes"
+        ).fetchall()
+    if not rows:
+        return []
+    width = max(1, max(r[0] for r in rows) // bins + 1)
+    grouped: dict[int, list[tuple[Any, ...]]] = {}
+    for row in rows:
+        grouped.setdefault(row[0] // width, []).append(row[1:])
+    curve = []
+    for key in sorted(grouped):
+        items = grouped[key]
+        point = {"agent_steps": (key + 0.5) * width}
+        for name, column in (("survival", 0), ("difficulty", 1), ("stage", 2), ("seconds", 3)):
+            values = [i[column] for i in items if i[column] is not None]
+            if len(values) == len(items):
+                point[name] = sum(values) / len(values)
+        curve.append(point)
+    return curve
+
+
+def shifted(curve: list[dict[str, float]], steps: float, seconds: float) -> list[dict[str, float]]:
+    """A later stage's curve, placed after the stages before it."""
+    return [
+        {
+            **p,
+            "agent_steps": p["agent_steps"] + steps,
+            **({"seconds": p["seconds"] + seconds} if "seconds" in p else {}),
+        }
+        for p in curve
+    ]

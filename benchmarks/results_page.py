@@ -85,8 +85,8 @@ def table(results: dict) -> str:
     ]
     if any(r["generated"] for r in runs):
         notes.append(
-            "* Config generated from the level's default config with the L1 recipe's algorithm, "
-            "network and curriculum: the level has no recipe file."
+            "* Config generated from the level's default config with L1's settings for that stage "
+            "(algorithm, network, curriculum, replay, exploration): the level has no config for it."
         )
     if missing:
         notes.append(f"Not run, no recipe config: {'; '.join(missing)}.")

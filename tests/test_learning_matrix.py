@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from townlet_train.config import builtin_config, load_config
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT / "benchmarks"
 
@@ -72,7 +74,8 @@ def test_a_format_1_file_becomes_seed_0_of_the_dqn_recipe() -> None:
     assert entry["baselines"]["scripted"]["mean_survival"] == 497.0
     seed = entry["recipes"]["dqn"]["seeds"]["0"]
     assert seed["learned"]["mean_survival"] == 276.0 and seed["machine"]["commit"] == "f1ce23b"
-    assert seed["config"] == "configs/L1_full_observability.yaml" and not seed["generated"]
+    assert seed["config"] == "configs/L1_full_observability.yaml (the default DQN config at commit f1ce23b)"
+    assert not seed["generated"]
     assert "seconds" not in seed["curve"][0]  # not recorded then, and not invented now
     assert entry["recipes"]["dqn"]["summary"] == {
         "n": 1,
@@ -147,9 +150,27 @@ def test_recipe_configs_come_from_files_or_are_generated_from_the_l1_template(
         == "configs/recipes/L2_ppo.yaml"
     )
     assert learning.recipe_file("L0_minimal", "ppo") is None
-    assert learning.seeds_for("L1_full_observability", "dqn", None) == [0, 1, 2]
-    assert learning.seeds_for("L1_full_observability", "ppo", None) == [0]
-    assert learning.seeds_for("L1_full_observability", "ppo", [5, 6]) == [5, 6]
+    # a file named for one algorithm that runs another is refused, not run under the wrong name
+    dagger = "level: L2_partial_observability\nnetwork: {kind: mlp}\nalgorithm: {kind: dagger}\n"
+    (recipes / "L2_ppo.yaml").write_text(dagger)
+    why = learning.stage_config("L2_partial_observability", "ppo", 0, None, True)
+    assert why == "configs/recipes/L2_ppo.yaml is a dagger config, not ppo"
+
+
+def test_a_default_config_serves_its_own_algorithm_and_its_seeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    learning = load("learning")
+    monkeypatch.setattr(learning, "RECIPE_DIR", tmp_path)  # no recipe files at all
+    for level in ("L1_full_observability", "L2_partial_observability"):
+        kind = load_config(None, level=level).algorithm.kind
+        assert learning.default_recipe(level) == kind
+        assert learning.find_config(level, kind) == builtin_config(level)
+        others = [r for r in ("dqn", "ppo", "dagger") if r != kind]
+        assert all(learning.find_config(level, r) is None for r in others)
+        assert learning.seeds_for(level, kind, None) == [0, 1, 2]
+        assert all(learning.seeds_for(level, r, None) == [0] for r in others)
+        assert learning.seeds_for(level, kind, [5, 6]) == [5, 6]
 
 
 def test_two_recipes_end_to_end_at_a_tiny_budget(tmp_path: Path) -> None:
@@ -159,7 +180,8 @@ def test_two_recipes_end_to_end_at_a_tiny_budget(tmp_path: Path) -> None:
     args += ["--total-steps", "4096", "--num-envs", "16", "--episodes", "6", "--threads", "1"]
     learning.main([*args, "--results", str(results), "--out", str(tmp_path / "runs")])
     entry = json.loads(results.read_text())["levels"]["L0_minimal"]
-    assert set(entry["baselines"]) == {"scripted", "random"} and entry["default_recipe"] == "dqn"
+    assert set(entry["baselines"]) == {"scripted", "random"}
+    assert entry["default_recipe"] == load_config(None, level="L0_minimal").algorithm.kind
     dqn, chained = (entry["recipes"][r]["seeds"]["0"] for r in ("dqn", "dagger_ppo"))
     assert dqn["total_steps"] == 4096 and dqn["learned"]["episodes"] == 6
     assert dqn["curve"] and all("seconds" in p for p in dqn["curve"])
