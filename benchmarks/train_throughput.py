@@ -6,16 +6,17 @@
 Two parts, each written to `benchmarks/results/train_throughput.json` only when it ran (the
 other part's figures are kept):
 
-- `--levels`: each level trains with its default DQN config (configs/<level>.yaml) after a
-  warm-up past `learning_starts`, so every timed step includes acting, env stepping, storing
-  and the gradient updates the replay ratio asks for.
-- `--cases` (on L1): the DQN default config as the reference, PPO and DAgger. A PPO case is
-  timed over whole iterations (a rollout of `rollout_steps` env steps, then `epochs` passes of
-  minibatch updates), after one warm-up iteration; DAgger after its `learning_starts`. The
-  cases run `--rounds` times in alternating order, so that a machine shared with other work
-  slows them alike; the median of each is recorded, with agent-steps per CPU-second of this
-  process (less sensitive to other work than wall-clock, but counting every thread) and the
-  load average around each measurement.
+- `--levels`: each level trains with its DQN config (configs/recipes/<level>_dqn.yaml, or the
+  level's default configs/<level>.yaml where that is DQN) after a warm-up past
+  `learning_starts`, so every timed step includes acting, env stepping, storing and the
+  gradient updates the replay ratio asks for.
+- `--cases` (on L1): the DQN config as the reference, PPO, and DAgger (L1's default config). A
+  PPO case is timed over whole iterations (a rollout of `rollout_steps` env steps, then
+  `epochs` passes of minibatch updates), after one warm-up iteration; DAgger after its
+  `learning_starts`. The cases run `--rounds` times in alternating order, so that a machine
+  shared with other work slows them alike; the median of each is recorded, with agent-steps per
+  CPU-second of this process (less sensitive to other work than wall-clock, but counting every
+  thread) and the load average around each measurement.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from typing import Any
 import torch
 
 from townlet_env.config.bounded_yaml import read_yaml_mapping
-from townlet_train.config import CONFIG_DIR, TrainConfig, load_config
+from townlet_train.config import CONFIG_DIR, TrainConfig, builtin_config, load_config
 from townlet_train.loop import Trainer
 from townlet_train.metrics import Metrics
 from townlet_train.trainers import make_trainer
@@ -55,17 +56,24 @@ PPO_FAST = {
     "network__hidden": [64, 64],
     "network__field_embed": 16,
 }
-CASES: dict[str, tuple[Path | None, dict[str, Any]]] = {
-    "dqn": (None, {}),  # the reference: L1's default config
+CASES: dict[str, tuple[Path, dict[str, Any]]] = {
+    "dqn": (RECIPES / f"{L1}_dqn.yaml", {}),  # the reference
     "ppo_recipe": (RECIPES / "L1_ppo_from_dagger.yaml", PPO_RECIPE),
     "ppo_fast_2_epochs": (RECIPES / "L1_ppo_from_dagger.yaml", {**PPO_FAST, "algorithm__epochs": 2}),
     "ppo_fast": (RECIPES / "L1_ppo_from_dagger.yaml", PPO_FAST),
-    "dagger_recipe": (RECIPES / "L1_dagger.yaml", {}),
+    "dagger": (CONFIG_DIR / f"{L1}.yaml", {}),  # L1's default config
 }
 
 
+def dqn_config(level: str) -> Path | None:
+    """The level's DQN recipe, else its default config (None: no built-in config)."""
+    recipe = RECIPES / f"{level}_dqn.yaml"
+    return recipe if recipe.is_file() else builtin_config(level)
+
+
 def measure(level: str, seconds: float, device: str) -> dict[str, Any]:
-    cfg = load_config(None, level=level, device=device, metrics__progress=False, metrics__tensorboard=False)
+    quiet = {"metrics__progress": False, "metrics__tensorboard": False}
+    cfg = load_config(dqn_config(level), level=level, device=device, **quiet)
     run_dir = Path(tempfile.mkdtemp(prefix="townlet-bench-"))
     trainer = Trainer(cfg, run_dir)
     metrics = Metrics(run_dir, list(trainer.env.meter_names), tensorboard=False)
@@ -93,7 +101,7 @@ def measure(level: str, seconds: float, device: str) -> dict[str, Any]:
 
 def case_config(name: str, device: str) -> TrainConfig:
     path, overrides = CASES[name]
-    data: dict[str, Any] = read_yaml_mapping(path, TrainConfig.model_fields) if path else {"level": L1}
+    data: dict[str, Any] = read_yaml_mapping(path, TrainConfig.model_fields)
     if isinstance(data.get("algorithm"), dict):
         data["algorithm"].pop("init_from", None)
     quiet = {"metrics__progress": False, "metrics__tensorboard": False}
@@ -139,7 +147,7 @@ def measure_case(name: str, seconds: float, device: str) -> dict[str, Any]:
     steps = trainer.counters["agent_steps"] - steps
     algorithm = cfg.algorithm.model_dump(exclude={"init_from"})
     return {
-        "config": str(path.relative_to(CONFIG_DIR)) if path else f"{L1}.yaml",
+        "config": str(path.relative_to(CONFIG_DIR)),
         "overrides": overrides,
         "algorithm": algorithm,
         "network": cfg.network.model_dump(),
