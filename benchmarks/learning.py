@@ -335,11 +335,19 @@ def run_level(level: str, args: argparse.Namespace, results: dict[str, Any], out
 
 
 def save(results: dict[str, Any], args: argparse.Namespace) -> None:
+    """Write this run's levels into the results file as it is now on disk, under a lock, so that
+    runs of other levels at the same time (one per core) keep theirs."""
+    import fcntl
+
     from learning_plot import plot
 
     args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(json.dumps(results, indent=1))
-    plot(results, args.plot or (PLOT if args.results == RESULTS else args.results.with_suffix(".png")))
+    with open(args.results.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        merged = load_results(args.results)
+        merged["levels"].update({k: v for k, v in results["levels"].items() if k in args.levels})
+        args.results.write_text(json.dumps(merged, indent=1))
+    plot(merged, args.plot or (PLOT if args.results == RESULTS else args.results.with_suffix(".png")))
 
 
 def main(argv: list[str] | None = None) -> None:
