@@ -75,7 +75,7 @@ def table(results: dict) -> str:
     episodes = sorted({r["learned"]["episodes"] for r in runs})
     setups = sorted(
         {
-            f"commit {m['commit']} (torch {m['torch']}, {m['threads']} threads, {m['cpu']})"
+            f"commit {m['commit']} (torch {m['torch']}, {m['threads']} thread(s), {m['cpu']})"
             for m in (r["machine"] for r in runs)
         }
     )
