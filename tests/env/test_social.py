@@ -17,7 +17,17 @@ from hypothesis import strategies as st
 
 from townlet_env import ConfigError, Town, TownletVectorEnv, load_level
 from townlet_env.config.loader import BUILTIN_DIR
-from townlet_env.core import CompiledLevel, TownState, affordance_at, step
+from townlet_env.core import (
+    CompiledLevel,
+    TownState,
+    action_mask,
+    affordance_at,
+    observe,
+    observe_social,
+    step,
+)
+from townlet_env.core.observe_social import NETWORK_MAX, network, sort_by_network
+from townlet_env.core.pairs import Pairs
 
 LEVEL = "L4_social"
 K = 6
@@ -368,3 +378,72 @@ def test_a_population_that_cannot_fit_its_world_is_a_config_error(tmp_path: Path
     social.write_text(social.read_text().replace("population: 6", "population: 60", 1))
     with pytest.raises(ConfigError, match=r"social\.yaml: population: 60 agents .* free cells"):
         load_level(pack)
+
+
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), towns=st.integers(1, 4))
+def test_the_facts_a_town_keeps_between_calls_describe_its_state(seed: int, towns: int) -> None:
+    """`Town` computes the pairwise facts of a state once, for its observation, mask, `info` and
+    the step from it, and patches those of the towns an autoreset replaced: everything must be
+    what the core functions compute from the state alone."""
+    t = Town(LEVEL, towns * K)
+    t.set_difficulty(8.0)  # deaths, so that autoresets replace agents and towns
+    now = t.reset(seed=seed)
+    rng = random.Random(seed)
+    crowd(t, rng)
+    now = t.observe()
+    level = t.level
+    chat = level.action_names.index("CHAT")
+    resets = 0
+    for _ in range(80):
+        before = t.state
+        actions = social_actions(rng, now.mask, chat, level.interact_action)
+        alone_state, alone = step(level, before, actions)
+        out = t.step(actions)
+        assert torch.equal(out.reward, alone.reward) and torch.equal(out.chat_success, alone.chat_success)
+        assert torch.equal(out.final_obs[out.done], observe(level, alone_state)[out.done])
+        resets += int(out.done.any())
+        state = t.state
+        same = (~out.done.view(-1, K).any(dim=1)).repeat_interleave(K)  # towns the autoreset left
+        for name in ("trust", "familiarity", "rivalry", "queue_key", "stall", "meters", "position"):
+            assert torch.equal(getattr(state, name)[same], getattr(alone_state, name)[same]), name
+        assert torch.equal(out.obs, observe(level, state)), "the observation"
+        assert torch.equal(out.mask, action_mask(level, state)), "the mask"
+        aff = affordance_at(level, state)
+        fresh = Pairs(state, aff, level.max_steps).queue_position
+        assert torch.equal(t.social_info()["queue_position"], fresh), "info's queue positions"
+        now = out
+    assert resets > 0
+
+
+@pytest.mark.parametrize("k", range(1, 9))
+def test_the_sorting_network_finds_the_nearest_like_a_sort(k: int) -> None:
+    """The nearest agents of a town of up to NETWORK_MAX are ordered by a pruned sorting network:
+    its first places must be a sort's, on every 0-1 input (which proves a comparator network
+    sorts everything) and on random keys."""
+    binary = torch.tensor([[(b >> j) & 1 for j in range(k)] for b in range(2**k)])  # [2^k, K]
+    random_keys = torch.randint(0, 50, (300, k))
+    for rows_of_keys in (binary, random_keys):
+        key = rows_of_keys.t()[None].expand(k, k, -1).contiguous()  # [K (i), K (j), rows]
+        for width in range(1, k + 1):
+            want = key.sort(dim=1).values[:, :width].permute(1, 0, 2)
+            assert torch.equal(sort_by_network(key, width), want), (k, width)
+    assert max(len(network(n, n)) for n in range(2, NETWORK_MAX + 1)) <= 19
+
+
+def test_the_nearest_order_is_the_same_with_and_without_the_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    for k in (3, 6, 10):
+        t = Town(LEVEL, 4 * k, agents_per_town=k)
+        t.reset(seed=k)
+        state = t.state
+        position = state.position.clone()
+        position[1::2] = position[::2]  # pairs of agents on one cell, so that distances tie
+        alive = state.alive.clone()
+        alive[::4] = False
+        state = state.replace(position=position, alive=alive)
+        pairs = Pairs(state, affordance_at(t.level, state), t.level.max_steps)
+        orders = []
+        for network_max in (0, 16):
+            monkeypatch.setattr(observe_social, "NETWORK_MAX", network_max)
+            orders.append(observe_social.nearest_order(pairs, k - 1))
+        assert torch.equal(*orders), k

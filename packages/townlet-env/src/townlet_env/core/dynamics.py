@@ -14,7 +14,7 @@ import torch
 
 from townlet_env.core.level import CompiledLevel
 from townlet_env.core.observe import action_mask, affordance_at
-from townlet_env.core.queue import NOT_QUEUED
+from townlet_env.core.pairs import NOT_QUEUED, Pairs
 from townlet_env.core.social_step import SocialPhase, social_phase, social_reward
 from townlet_env.core.state import TownState
 
@@ -34,16 +34,25 @@ class StepResult:
 
 
 def step(
-    level: CompiledLevel, state: TownState, actions: torch.Tensor, mask: torch.Tensor | None = None
+    level: CompiledLevel,
+    state: TownState,
+    actions: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    pairs: Pairs | None = None,
 ) -> tuple[TownState, StepResult]:
-    """One tick. `mask` may pass in `action_mask(level, state)` when the caller already has it."""
-    aff = affordance_at(level, state)
+    """One tick. `mask` may pass in `action_mask(level, state)` when the caller already has it,
+    and `pairs` the `Pairs` of `state` on a social level (any other is ignored)."""
+    if level.social is None or pairs is None or pairs.state is not state:
+        aff = affordance_at(level, state)
+        pairs = None if level.social is None else Pairs(state, aff, level.max_steps)
+    else:
+        aff = pairs.aff
     if mask is None:
-        mask = action_mask(level, state, aff)
+        mask = action_mask(level, state, aff, pairs)
     legal = mask.gather(1, actions[:, None]).squeeze(1)
     executed = torch.where(legal, actions, level.wait_action)
     alive = state.alive
-    social = None if level.social is None else social_phase(level, state, executed, aff)
+    social = None if pairs is None else social_phase(level, pairs, executed)
 
     meters, progress = _act(level, state, executed, aff, social)
     meters = _drain(level, meters, state.difficulty, social)

@@ -10,49 +10,115 @@ left any queue when it died, is not queued).
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from townlet_env.core.level import CompiledLevel
-from townlet_env.core.queue import queue_position
-from townlet_env.core.state import TownState
+from townlet_env.core.pairs import FAR, Pairs, columns, rows
 
 NEAREST_COLUMNS = ("dx", "dy", "alive", "busy", "queued", "trust", "familiarity", "rivalry")
 
 
-def nearest_order(state: TownState) -> torch.Tensor:
-    """[T, K, K - 1] the other slots of each agent's town, nearest living first."""
-    k = state.agents_per_town
-    pos = state.position.view(-1, k, 2)
-    dist = (pos[:, :, None, :] - pos[:, None, :, :]).abs().sum(dim=3)
-    living = state.alive.view(-1, k)[:, None, :]
-    column = torch.arange(k, device=pos.device)
-    far = 256  # beyond any Manhattan distance on a 64 x 64 grid
-    key = torch.where(living, dist, far) * k + column
-    key = key.masked_fill(torch.eye(k, dtype=torch.bool, device=pos.device), torch.iinfo(torch.long).max)
-    return key.argsort(dim=2)[:, :, : k - 1]
-
-
-def social_view(level: CompiledLevel, state: TownState, aff: torch.Tensor, obs: torch.Tensor) -> None:
+def social_view(level: CompiledLevel, pairs: Pairs, obs: torch.Tensor) -> None:
     layout = level.layout
-    n, k = state.num_slots, state.agents_per_town
+    state = pairs.state
+    n = state.num_slots
     obs[:, layout["personality"].slice] = state.personality
-    position = queue_position(state, aff, level.max_steps)
+    position = pairs.queue_position
     queued = position >= 0
     queue = obs[:, layout["queue"].slice]
     queue[:, 0] = queued
     queue[:, 1] = (1.0 / (1.0 + position.clamp(min=0))) * queued
-    field = obs[:, layout["nearest"].slice].view(n, *layout["nearest"].shape)
-    width = min(k - 1, field.shape[1])
-    if width <= 0:
-        return
-    # Every column of a row comes from one of two gathers: the other agent's facts (x, y,
-    # alive, busy, queued) and the observer's ties toward it.
-    order = nearest_order(state)[:, :, :width].reshape(-1, k * width, 1)  # [T, K*W, 1]
-    facts = torch.cat([state.position, torch.stack([state.alive, state.progress > 0, queued], dim=1)], dim=1)
-    facts = facts.float().view(-1, k, 5).gather(1, order.expand(-1, -1, 5)).view(n, width, 5)
-    ties = torch.stack((state.trust, state.familiarity, state.rivalry), dim=2)
-    ties = ties.gather(1, order.view(n, width, 1).expand(-1, -1, 3))
-    rel = (facts[:, :, :2] - state.position.view(n, 1, 2)) / level.position_scale
-    # built contiguous and copied once: strided writes into the observation cost far more
-    block = torch.cat([rel, facts[:, :, 2:], ties], dim=2)
-    field[:, :width] = block.mul_(facts[:, :, 2:3] * state.alive.view(n, 1, 1))
+    width = min(pairs.k - 1, layout["nearest"].shape[0])
+    if width > 0:
+        obs[:, layout["nearest"].slice].view(n, -1)[:, : width * len(NEAREST_COLUMNS)] = nearest_rows(
+            level, pairs, width
+        )
+
+
+def nearest_rows(level: CompiledLevel, pairs: Pairs, width: int) -> torch.Tensor:
+    """[N, width * 8] the rows of each agent's `width` nearest others, nearest first.
+
+    Every row is a row of one [T, K (i), K (j), 8] table of what i sees of j, so the block is a
+    single `index_select` of rows. The table is filled column by column in the town-last layout,
+    where each column is a few fast whole-row operations, and turned into rows by one
+    transposing copy; gathering column by column, or writing the observation strided, costs
+    several times more.
+    """
+    state, k = pairs.state, pairs.k
+    t = state.num_towns
+    scale = level.position_scale
+    c = len(NEAREST_COLUMNS)
+    table = pairs.buffer("nearest_table", (k, k, c, t))  # [i, j, column, town]
+    for axis, offset in enumerate(pairs.offset):
+        torch.div(offset, scale[axis], out=table[:, :, axis])
+    table[:, :, 2:5] = torch.stack((pairs.alive, pairs.busy, pairs.queued), dim=1)  # of j, for every i
+    table[:, :, 5:8] = pairs.ties.permute(1, 2, 0, 3)
+    table *= (pairs.alive[:, None, :] & pairs.alive[None, :, :])[:, :, None, :]  # a dead one is unseen
+    rows = pairs.buffer("nearest_rows", (t, k * k * c))
+    rows.copy_(table.view(-1, t).t())  # row (town, i, j)
+    order = nearest_order(pairs, width)
+    block = pairs.buffer("nearest_block", (order.numel(), c))
+    return torch.index_select(rows.view(-1, c), 0, order, out=block).view(state.num_slots, -1)
+
+
+def nearest_order(pairs: Pairs, width: int) -> torch.Tensor:
+    """[N * width] for each slot, its `width` nearest others as rows of the [T * K * K] pairs of
+    its town (`slot * K + j`), nearest first."""
+    k = pairs.k
+    t = pairs.state.num_towns
+    # living others by distance then slot; the dead (farther than FAR) after them by slot; oneself
+    # last. The slot is the key's low bits.
+    bits = max(k - 1, 1).bit_length()
+    key = pairs.distance.clamp(max=FAR) * (1 << bits) + columns(k, pairs.aff.device)
+    key.diagonal(dim1=0, dim2=1).fill_((FAR + 1) << bits)
+    if k <= NETWORK_MAX:
+        order = sort_by_network(key.to(torch.int16), width)  # [W, K (i), T]
+        first = (torch.arange(t, device=key.device) * k + rows(k, key.device)) * k  # [K, T]
+        return (order.bitwise_and_((1 << bits) - 1) + first).permute(2, 1, 0).flatten()
+    order = key.permute(2, 0, 1).to(torch.int32, memory_format=torch.contiguous_format).argsort(dim=2)
+    slot = torch.arange(pairs.state.num_slots, device=key.device).view(-1, k, 1)
+    return (order[:, :, :width] + slot * k).flatten()
+
+
+# Up to this many agents a town, a sorting network (at most 19 comparators of two [K, T] slabs
+# each) is several times faster than torch.sort, which sorts each six-key row on its own.
+NETWORK_MAX = 8
+
+
+def sort_by_network(key: torch.Tensor, width: int) -> torch.Tensor:
+    """[width, K, T] the `width` smallest of each [K, :, T] row of `key` ([K, K, T]), in order."""
+    x = list(key.unbind(dim=1))
+    for a, b, low, high in network(key.shape[1], width):
+        if low and high:
+            x[a], x[b] = torch.minimum(x[a], x[b]), torch.maximum(x[a], x[b])
+        elif low:
+            x[a] = torch.minimum(x[a], x[b])
+        else:
+            x[b] = torch.maximum(x[a], x[b])
+    return torch.stack(x[:width])
+
+
+@functools.lru_cache(maxsize=64)
+def network(n: int, width: int) -> tuple[tuple[int, int, bool, bool], ...]:
+    """Comparators (a, b, keep the minimum at a, keep the maximum at b) that sort n values
+    into their first `width` places: Batcher's odd-even merge sort, without the comparators
+    (and halves of comparators) whose results those places never read."""
+    full = []
+    p = 1
+    while p < n:
+        k = p
+        while k >= 1:
+            for j in range(k % p, n - k, 2 * k):
+                for i in range(min(k, n - j - k)):
+                    if (i + j) // (2 * p) == (i + j + k) // (2 * p):
+                        full.append((i + j, i + j + k))
+            k //= 2
+        p *= 2
+    needed, kept = set(range(width)), []
+    for a, b in reversed(full):
+        if a in needed or b in needed:
+            kept.append((a, b, a in needed, b in needed))
+            needed |= {a, b}
+    return tuple(reversed(kept))

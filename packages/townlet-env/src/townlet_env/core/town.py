@@ -29,7 +29,7 @@ from townlet_env.core.checks import check_actions, check_render_mode, town_index
 from townlet_env.core.dynamics import step
 from townlet_env.core.level import CompiledLevel, compile_level
 from townlet_env.core.observe import action_mask, affordance_at, hour_of_day, observe
-from townlet_env.core.queue import queue_position
+from townlet_env.core.pairs import Pairs
 from townlet_env.core.render import render_ansi, render_rgb
 from townlet_env.core.spawn import autoreset, check_room, initial_state
 from townlet_env.core.state import TownState
@@ -134,6 +134,8 @@ class Town:
         self._difficulty = torch.ones(num_slots, dtype=torch.float32, device=self.device)
         self._state: TownState | None = None
         self._mask: torch.Tensor | None = None  # legal actions of the current state, for step
+        self._pairs: Pairs | None = None  # social levels: pairwise facts of a state (see _pairs_of)
+        self._scratch: dict[str, torch.Tensor] = {}  # see Pairs
         self._buffers: list[tuple[torch.Tensor, torch.Tensor]] = []
         self._turn = 0
 
@@ -174,19 +176,22 @@ class Town:
         """The observation and mask of the current state, as `reset` returns them."""
         state = self.state
         aff = affordance_at(self.level, state)
-        mask = action_mask(self.level, state, aff)
+        pairs = self._pairs = self._pairs_of(state, aff)
+        mask = action_mask(self.level, state, aff, pairs)
         self._mask = mask.clone()  # the town's own copy: the caller may edit the one handed out
-        return Observation(observe(self.level, state, aff, out=self._next_buffers()[0]), mask, aff)
+        obs = observe(self.level, state, aff, out=self._next_buffers()[0], pairs=pairs)
+        return Observation(obs, mask, aff)
 
     def step(self, actions: Any) -> StepOutput:
         state = self.state
         actions = check_actions(actions, self.num_slots, self.level, self.device)
-        state, result = step(self.level, state, actions, self._mask)
+        state, result = step(self.level, state, actions, self._mask, self._pairs)
         done = result.terminated | result.truncated
         final_aff = affordance_at(self.level, state)
+        pairs = self._pairs_of(state, final_aff)
         obs_buffer, final_buffer = self._next_buffers()
-        final_obs = observe(self.level, state, final_aff, out=obs_buffer)
-        final_mask = action_mask(self.level, state, final_aff)
+        final_obs = observe(self.level, state, final_aff, out=obs_buffer, pairs=pairs)
+        final_mask = action_mask(self.level, state, final_aff, pairs)
         final_steps = state.life_steps
         obs, mask, aff = final_obs, final_mask, final_aff
         if self.autoreset and bool(done.any()):
@@ -196,18 +201,22 @@ class Town:
             slots = state.slots_of(towns)
             sub = state.select_towns(towns)
             sub_aff = affordance_at(self.level, sub)
+            sub_pairs = self._pairs_of(sub, sub_aff)
             if final_buffer is None:
                 obs = obs.clone()
             else:  # the ended rows move to the final buffer; obs is rewritten in place
                 final_buffer[slots] = final_obs[slots]
                 final_obs = final_buffer
             mask, aff = mask.clone(), aff.clone()
-            obs[slots] = observe(self.level, sub, sub_aff)
-            mask[slots] = action_mask(self.level, sub, sub_aff)
+            obs[slots] = observe(self.level, sub, sub_aff, pairs=sub_pairs)
+            mask[slots] = action_mask(self.level, sub, sub_aff, sub_pairs)
             aff[slots] = sub_aff
+            if pairs is not None and sub_pairs is not None:
+                pairs = pairs.with_towns(state, aff, towns, sub_pairs)
         # `mask` goes to the caller, and when nothing ended it is also `final_mask`: the town
         # keeps a copy of its own for the next step.
         self._state, self._mask = state, mask.clone()
+        self._pairs = pairs
         return StepOutput(
             obs=obs,
             mask=mask,
@@ -251,8 +260,27 @@ class Town:
             "familiarity": state.familiarity,
             "rivalry": state.rivalry,
             "personality": state.personality,
-            "queue_position": queue_position(state, affordance_at(self.level, state), self.level.max_steps),
+            "queue_position": self._current_pairs().queue_position,
         }
+
+    def _pairs_of(self, state: TownState, aff: torch.Tensor) -> Pairs | None:
+        """On a social level, the `Pairs` of `state`: the kept ones when they are its own. The
+        town keeps those of its current state, so that its observation, mask and `info` and the
+        step from it compute each pairwise fact once."""
+        if self.level.social is None:
+            return None
+        if self._pairs is not None and self._pairs.state is state:
+            return self._pairs
+        # a few re-observed towns are small: no scratch, which would be resized back and forth
+        scratch = self._scratch if state.num_towns == self.num_towns else None
+        return Pairs(state, aff, self.level.max_steps, scratch)
+
+    def _current_pairs(self) -> Pairs:
+        state = self.state
+        if self._pairs is None or self._pairs.state is not state:
+            self._pairs = self._pairs_of(state, affordance_at(self.level, state))
+        assert self._pairs is not None, "a social level"
+        return self._pairs
 
     def _next_buffers(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """(obs, final_obs) buffers for this call: (None, None) without buffer reuse, else the
@@ -271,6 +299,7 @@ class Town:
     def _install(self, state: TownState) -> None:
         self._state = state
         self._mask = None  # a new state: the next observe() or step() computes its mask
+        self._pairs = None
 
     # --- difficulty, state, persistence -------------------------------------------------------
 
@@ -340,8 +369,8 @@ class Town:
         return initial_state(self.level, self.num_towns, self.agents_per_town, scratch)
 
     def close(self) -> None:
-        self._state = self._mask = None
-        self._buffers = []
+        self._state = self._mask = self._pairs = None
+        self._buffers, self._scratch = [], {}
 
     # --- looking at it ------------------------------------------------------------------------
 
