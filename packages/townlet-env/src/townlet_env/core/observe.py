@@ -146,12 +146,13 @@ def _full_view(level: CompiledLevel, state: TownState, obs: torch.Tensor, scale:
     field = obs[:, layout["affordances"].slice].view(n, 3, len(layout.channels))
     k = state.agents_per_town
     targets = state.per_slot(state.affordance_position)  # [N, A, 2]
-    if level.channels_in_order:  # each row straight into the observation, no temporary
+    if level.channels_in_order:  # each row straight into the observation
         a = level.n_affordances
+        # int16 like the layout (grids are at most 64 wide): an int64 difference written into
+        # a float32 row goes through a temporary and costs a third more
+        position = state.position.to(targets.dtype)
         for axis in (0, 1):
-            row = field[:, axis, :a]
-            torch.sub(targets[:, :, axis], state.position[:, axis, None], out=row)
-            row.div_(scale[axis])
+            torch.div(targets[:, :, axis] - position[:, axis, None], scale[axis], out=field[:, axis, :a])
         field[:, 2, :a] = 1.0
     else:
         offsets = (targets - state.position[:, None, :]).float() / scale  # [N, A, 2]

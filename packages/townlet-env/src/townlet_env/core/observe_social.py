@@ -15,9 +15,10 @@ import functools
 import torch
 
 from townlet_env.core.level import CompiledLevel
-from townlet_env.core.pairs import FAR, Pairs, columns, rows
+from townlet_env.core.pairs import Pairs, columns, rows
 
 NEAREST_COLUMNS = ("dx", "dy", "alive", "busy", "queued", "trust", "familiarity", "rivalry")
+FAR = 256  # more than any Manhattan distance between two cells of a 64 x 64 grid (126 at most)
 
 
 def social_view(level: CompiledLevel, pairs: Pairs, obs: torch.Tensor) -> None:
@@ -68,10 +69,11 @@ def nearest_order(pairs: Pairs, width: int) -> torch.Tensor:
     its town (`slot * K + j`), nearest first."""
     k = pairs.k
     t = pairs.state.num_towns
-    # living others by distance then slot; the dead (farther than FAR) after them by slot; oneself
+    # living others by distance then slot, the dead after them by slot (as if FAR away), oneself
     # last. The slot is the key's low bits.
     bits = max(k - 1, 1).bit_length()
-    key = pairs.distance.clamp(max=FAR) * (1 << bits) + columns(k, pairs.aff.device)
+    distance = pairs.distance.masked_fill(~pairs.alive[None, :, :], FAR)
+    key = distance * (1 << bits) + columns(k, pairs.aff.device)
     key.diagonal(dim1=0, dim2=1).fill_((FAR + 1) << bits)
     if k <= NETWORK_MAX:
         order = sort_by_network(key.to(torch.int16), width)  # [W, K (i), T]

@@ -23,7 +23,6 @@ import torch
 from townlet_env.core.state import TownState
 
 NOT_QUEUED = -1
-FAR = 256  # more than any Manhattan distance between two cells of a 64 x 64 grid (126 at most)
 
 
 def town_last(values: torch.Tensor, k: int) -> torch.Tensor:
@@ -41,12 +40,6 @@ def ties_town_last(state: TownState) -> torch.Tensor:
     k = state.agents_per_town
     ties = torch.stack((state.trust, state.familiarity, state.rivalry))
     return ties.view(3, -1, k, k).permute(0, 2, 3, 1).contiguous()
-
-
-@functools.lru_cache(maxsize=64)
-def _away(k: int, device: torch.device) -> torch.Tensor:
-    """[K, 1] how far off the grid a dead agent of each slot is moved (see `Pairs.offset`)."""
-    return 2 * FAR * torch.arange(1, k + 1, dtype=torch.int32, device=device)[:, None]
 
 
 @functools.lru_cache(maxsize=64)
@@ -129,26 +122,20 @@ class Pairs:
 
     @cached_property
     def offset(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """[K (i), K (j), T] int32 each: x_j - x_i and y_j - y_i, true between living agents.
-
-        Each dead agent is moved off the grid first, by a distance of its own slot's, so that
-        every distance involving a dead agent is more than FAR: no rule built on distances
-        (neighbours, the nearest agents) needs a separate alive mask.
-        """
-        x = self.agents[X] + _away(self.k, self.aff.device) * ~self.alive
-        y = self.agents[Y]
+        """[K (i), K (j), T] int32 each: x_j - x_i and y_j - y_i."""
+        x, y = self.agents[X], self.agents[Y]
         return x[None, :, :] - x[:, None, :], y[None, :, :] - y[:, None, :]
 
     @cached_property
     def distance(self) -> torch.Tensor:
-        """[K, K, T] int32: Manhattan distance between living agents, more than FAR otherwise."""
+        """[K, K, T] int32: Manhattan distance (between living and dead agents alike)."""
         dx, dy = self.offset
         return dx.abs() + dy.abs()
 
     @cached_property
     def near(self) -> torch.Tensor:
         """[K, K, T] bool: j is another living agent on i's cell or next to it, i is alive."""
-        near = self.distance <= 1
+        near = (self.distance <= 1) & (self.alive[:, None, :] & self.alive[None, :, :])
         near.diagonal(dim1=0, dim2=1).fill_(False)  # not oneself
         return near
 

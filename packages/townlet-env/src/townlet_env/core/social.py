@@ -32,7 +32,7 @@ class SocialTables:
     trait_low: torch.Tensor  # [3] float32
     trait_span: torch.Tensor  # [3] float32, high - low
     term_names: tuple[str, ...]
-    tie_bounds: torch.Tensor  # [3 (decay, low, high), 3 ties, 1, 1, 1] float32
+    tie_bounds: tuple[tuple[float, float, float], ...]  # per tie: (decay, low, high)
 
 
 def compile_social(cfg: LevelConfig) -> SocialTables | None:
@@ -49,14 +49,7 @@ def compile_social(cfg: LevelConfig) -> SocialTables | None:
         trait_low=torch.tensor([r[0] for r in ranges], dtype=torch.float32),
         trait_span=torch.tensor([r[1] - r[0] for r in ranges], dtype=torch.float32),
         term_names=spec.reward.term_names,
-        tie_bounds=torch.tensor(
-            [
-                [decay.trust, decay.familiarity, decay.rivalry],
-                [TIE_RANGE[t][0] for t in TIES],
-                [TIE_RANGE[t][1] for t in TIES],
-            ],
-            dtype=torch.float32,
-        ).view(3, 3, 1, 1, 1),
+        tie_bounds=tuple((getattr(decay, t), *TIE_RANGE[t]) for t in TIES),
     )
 
 
@@ -137,7 +130,10 @@ def converse(
     if r is None:
         reward = torch.zeros(pairs.state.num_slots, device=both.device)
     else:
-        reward = slot_major((both * (r.base + r.trust * trust + r.familiarity * fam)).sum(dim=1))
+        each = both * (r.base + r.trust * trust + r.familiarity * fam)
+        # summed town-first, over the last dimension: the order in which torch adds a row's
+        # floats depends on the layout, and the reward stays what it was before the layout
+        reward = each.permute(2, 0, 1).contiguous().sum(dim=2).flatten()
     return ChatOutcome(
         partner=slot_major(torch.where(chatting, partner, -1)),
         success=slot_major(success),
@@ -156,9 +152,11 @@ def settle_ties(
     for delta in deltas:
         for tie, change in zip(value, delta, strict=True):
             tie += change
-    decay, low, high = tables.tie_bounds.unbind(dim=0)
-    value -= value.clamp(-decay, decay)
-    value = value.clamp_(low, high)
+    # tie by tie, with the bounds as numbers: a clamp to broadcast bound tensors is several
+    # times slower
+    for tie, (decay, low, high) in zip(value, tables.tie_bounds, strict=True):
+        tie -= tie.clamp(-decay, decay)
+        tie.clamp_(low, high)
     k = ties.shape[1]
     trust, familiarity, rivalry = value.permute(0, 3, 1, 2).reshape(3, -1, k).unbind(dim=0)
     return trust, familiarity, rivalry
