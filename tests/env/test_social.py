@@ -23,10 +23,8 @@ from townlet_env.core import (
     action_mask,
     affordance_at,
     observe,
-    observe_social,
     step,
 )
-from townlet_env.core.observe_social import NETWORK_MAX, network, sort_by_network
 from townlet_env.core.pairs import Pairs
 
 LEVEL = "L4_social"
@@ -414,36 +412,3 @@ def test_the_facts_a_town_keeps_between_calls_describe_its_state(seed: int, town
         assert torch.equal(t.social_info()["queue_position"], fresh), "info's queue positions"
         now = out
     assert resets > 0
-
-
-@pytest.mark.parametrize("k", range(1, 9))
-def test_the_sorting_network_finds_the_nearest_like_a_sort(k: int) -> None:
-    """The nearest agents of a town of up to NETWORK_MAX are ordered by a pruned sorting network:
-    its first places must be a sort's, on every 0-1 input (which proves a comparator network
-    sorts everything) and on random keys."""
-    binary = torch.tensor([[(b >> j) & 1 for j in range(k)] for b in range(2**k)])  # [2^k, K]
-    random_keys = torch.randint(0, 50, (300, k))
-    for rows_of_keys in (binary, random_keys):
-        key = rows_of_keys.t()[None].expand(k, k, -1).contiguous()  # [K (i), K (j), rows]
-        for width in range(1, k + 1):
-            want = key.sort(dim=1).values[:, :width].permute(1, 0, 2)
-            assert torch.equal(sort_by_network(key, width), want), (k, width)
-    assert max(len(network(n, n)) for n in range(2, NETWORK_MAX + 1)) <= 19
-
-
-def test_the_nearest_order_is_the_same_with_and_without_the_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    for k in (3, 6, 10):
-        t = Town(LEVEL, 4 * k, agents_per_town=k)
-        t.reset(seed=k)
-        state = t.state
-        position = state.position.clone()
-        position[1::2] = position[::2]  # pairs of agents on one cell, so that distances tie
-        alive = state.alive.clone()
-        alive[::4] = False
-        state = state.replace(position=position, alive=alive)
-        pairs = Pairs(state, affordance_at(t.level, state), t.level.max_steps)
-        orders = []
-        for network_max in (0, 16):
-            monkeypatch.setattr(observe_social, "NETWORK_MAX", network_max)
-            orders.append(observe_social.nearest_order(pairs, k - 1))
-        assert torch.equal(*orders), k

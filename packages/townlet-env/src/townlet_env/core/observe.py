@@ -51,12 +51,16 @@ def action_mask(
     mask = torch.ones(n, level.n_actions, dtype=torch.bool, device=state.meters.device)
     if level.move_actions.numel():
         targets = cell_index(level, state)[:, None] + level.move_cell_offset
-        mask[:, level.move_actions] = torch.take(state.cells, targets) != BLOCKED
+        mask[:, level.move_columns] = torch.take(state.cells, targets) != BLOCKED
     if level.interact_action >= 0:
         mask[:, level.interact_action] = can_interact(level, state, aff)
     if level.social is not None:
         mask[:, level.social.chat_action] = pairs_of(level, state, aff, pairs).has_neighbour
-    return torch.where(state.alive[:, None], mask, level.dead_mask)
+    # an agent that is not alive may only WAIT: two in-place operations, several times cheaper
+    # than a torch.where over the whole mask
+    mask &= state.alive[:, None]
+    mask[:, level.wait_action] |= ~state.alive
+    return mask
 
 
 def can_interact(level: CompiledLevel, state: TownState, aff: torch.Tensor) -> torch.Tensor:

@@ -10,12 +10,10 @@ left any queue when it died, is not queued).
 
 from __future__ import annotations
 
-import functools
-
 import torch
 
 from townlet_env.core.level import CompiledLevel
-from townlet_env.core.pairs import Pairs, columns, rows
+from townlet_env.core.pairs import Pairs, columns
 
 NEAREST_COLUMNS = ("dx", "dy", "alive", "busy", "queued", "trust", "familiarity", "rivalry")
 FAR = 256  # more than any Manhattan distance between two cells of a 64 x 64 grid (126 at most)
@@ -68,59 +66,11 @@ def nearest_order(pairs: Pairs, width: int) -> torch.Tensor:
     """[N * width] for each slot, its `width` nearest others as rows of the [T * K * K] pairs of
     its town (`slot * K + j`), nearest first."""
     k = pairs.k
-    t = pairs.state.num_towns
     # living others by distance then slot, the dead after them by slot (as if FAR away), oneself
-    # last. The slot is the key's low bits.
-    bits = max(k - 1, 1).bit_length()
+    # last; torch.sort is fastest along the last dimension, so the keys go town-first
     distance = pairs.distance.masked_fill(~pairs.alive[None, :, :], FAR)
-    key = distance * (1 << bits) + columns(k, pairs.aff.device)
-    key.diagonal(dim1=0, dim2=1).fill_((FAR + 1) << bits)
-    if k <= NETWORK_MAX:
-        order = sort_by_network(key.to(torch.int16), width)  # [W, K (i), T]
-        first = (torch.arange(t, device=key.device) * k + rows(k, key.device)) * k  # [K, T]
-        return (order.bitwise_and_((1 << bits) - 1) + first).permute(2, 1, 0).flatten()
-    order = key.permute(2, 0, 1).to(torch.int32, memory_format=torch.contiguous_format).argsort(dim=2)
+    key = distance * k + columns(k, pairs.aff.device)
+    key.diagonal(dim1=0, dim2=1).fill_((FAR + 1) * k)
+    order = key.permute(2, 0, 1).contiguous().argsort(dim=2)[:, :, :width]
     slot = torch.arange(pairs.state.num_slots, device=key.device).view(-1, k, 1)
-    return (order[:, :, :width] + slot * k).flatten()
-
-
-# Up to this many agents a town, a sorting network (at most 19 comparators of two [K, T] slabs
-# each) is several times faster than torch.sort, which sorts each six-key row on its own.
-NETWORK_MAX = 8
-
-
-def sort_by_network(key: torch.Tensor, width: int) -> torch.Tensor:
-    """[width, K, T] the `width` smallest of each [K, :, T] row of `key` ([K, K, T]), in order."""
-    x = list(key.unbind(dim=1))
-    for a, b, low, high in network(key.shape[1], width):
-        if low and high:
-            x[a], x[b] = torch.minimum(x[a], x[b]), torch.maximum(x[a], x[b])
-        elif low:
-            x[a] = torch.minimum(x[a], x[b])
-        else:
-            x[b] = torch.maximum(x[a], x[b])
-    return torch.stack(x[:width])
-
-
-@functools.lru_cache(maxsize=64)
-def network(n: int, width: int) -> tuple[tuple[int, int, bool, bool], ...]:
-    """Comparators (a, b, keep the minimum at a, keep the maximum at b) that sort n values
-    into their first `width` places: Batcher's odd-even merge sort, without the comparators
-    (and halves of comparators) whose results those places never read."""
-    full = []
-    p = 1
-    while p < n:
-        k = p
-        while k >= 1:
-            for j in range(k % p, n - k, 2 * k):
-                for i in range(min(k, n - j - k)):
-                    if (i + j) // (2 * p) == (i + j + k) // (2 * p):
-                        full.append((i + j, i + j + k))
-            k //= 2
-        p *= 2
-    needed, kept = set(range(width)), []
-    for a, b in reversed(full):
-        if a in needed or b in needed:
-            kept.append((a, b, a in needed, b in needed))
-            needed |= {a, b}
-    return tuple(reversed(kept))
+    return (order + slot * k).flatten()

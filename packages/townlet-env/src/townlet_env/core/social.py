@@ -162,9 +162,9 @@ def settle_ties(
     return trust, familiarity, rivalry
 
 
-def forget(ties: torch.Tensor, fresh: torch.Tensor, k: int) -> torch.Tensor:
-    """Neutral ties in both directions for the slots marked `fresh` ([N] bool): a newcomer knows
-    no one and no one knows it."""
+def forget(ties: tuple[torch.Tensor, ...], fresh: torch.Tensor, k: int) -> tuple[torch.Tensor, ...]:
+    """Neutral ties ([N, K] each) in both directions for the slots marked `fresh` ([N] bool): a
+    newcomer knows no one and no one knows it."""
     f = fresh.view(-1, k)
     wipe = (f[:, :, None] | f[:, None, :]).view(-1, k)
-    return ties.masked_fill(wipe, 0.0)
+    return tuple(tie.masked_fill(wipe, 0.0) for tie in ties)

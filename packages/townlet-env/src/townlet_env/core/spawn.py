@@ -160,10 +160,11 @@ def _newcomers_social(
     fresh = torch.zeros(state.num_slots, dtype=torch.bool, device=slots.device).index_fill(0, slots, True)
     personality = state.personality.clone()
     personality[slots] = draw_traits(tables, slots.numel(), generator)
+    trust, familiarity, rivalry = forget((state.trust, state.familiarity, state.rivalry), fresh, k)
     return state.replace(
-        trust=forget(state.trust, fresh, k),
-        familiarity=forget(state.familiarity, fresh, k),
-        rivalry=forget(state.rivalry, fresh, k),
+        trust=trust,
+        familiarity=familiarity,
+        rivalry=rivalry,
         personality=personality,
         queue_key=state.queue_key.index_fill(0, slots, -1),
         stall=state.stall.index_fill(0, slots, 0),
