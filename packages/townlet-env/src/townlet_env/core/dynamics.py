@@ -102,9 +102,7 @@ def _act(
     progress = torch.zeros_like(state.progress)
     if social is not None:
         assert level.social is not None
-        gain = torch.zeros_like(delta)
-        gain[:, level.social.meter] = social.chat.social_gain
-        delta = delta + gain
+        delta[:, level.social.meter] += social.chat.social_gain  # delta is this call's own
     if level.interact_action >= 0:
         # masked INTERACT already became WAIT; with queues, only the holder's INTERACT is a use
         using = executed == level.interact_action if social is None else social.queue.using
@@ -131,9 +129,8 @@ def _drain(
     drain = level.drain
     if social is not None:
         assert level.social is not None
-        extra = torch.zeros_like(meters)
-        extra[:, level.social.meter] = social.drain
-        drain = drain + extra
+        drain = drain.expand_as(meters).clone()
+        drain[:, level.social.meter] += social.drain
     meters = (meters - drain * difficulty[:, None]).clamp(0.0, 1.0)
     for source, target, base, offset, scale in level.modulations:
         loss = base * (offset + scale * (1.0 - meters[:, source]))

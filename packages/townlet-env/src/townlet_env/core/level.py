@@ -56,6 +56,7 @@ class CompiledLevel:
     # actions [n_actions, ...]
     action_delta: torch.Tensor  # [n_actions, M] meter change when executed
     move_delta: torch.Tensor  # [n_actions, 2] (dx, dy), zero for non-moves
+    is_move: torch.Tensor  # [n_actions] bool, the action changes the position (move_delta not 0)
     move_actions: torch.Tensor  # [n_moves] indices of the move actions
     move_columns: slice | torch.Tensor  # move_actions, as a slice when they follow each other
     # affordances [A, ...]
@@ -174,6 +175,7 @@ def compile_level(level: str | Path | LevelConfig, device: torch.device | str = 
         terminal=terminal,
         action_delta=torch.stack([vec(a.effects) for a in actions]),
         move_delta=move_delta,
+        is_move=move_delta.abs().sum(dim=1) > 0,
         move_actions=moves,
         move_columns=_columns(moves),
         aff_ticks=ticks,

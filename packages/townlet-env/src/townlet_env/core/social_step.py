@@ -33,23 +33,24 @@ def social_phase(level: CompiledLevel, pairs: Pairs, executed: torch.Tensor) -> 
     state, aff, k = pairs.state, pairs.aff, pairs.k
     personal = personal_factors(tables, state.personality.view(-1, k, 3).permute(2, 1, 0).contiguous())
     chatting = town_last(executed == tables.chat_action, k)
-    chat = converse(tables, pairs, personal, chatting, town_last(state.progress > 0, k))
-    moved = level.move_delta.index_select(0, executed).abs().sum(dim=1) > 0
+    chat = converse(tables, pairs, personal, chatting, pairs.busy)
+    moved = level.is_move.index_select(0, executed)
     a = aff.clamp(min=0)
     open_now = (aff >= 0) & (level.aff_open[a, hour_of_day(state)] if level.day_cycle else True)
     queue = advance(pairs, executed, level.interact_action, moved, open_now, spec.queue.ghost_ticks)
     completed = queue.using & (state.progress + 1 >= level.aff_ticks.index_select(0, a))
     deltas = [chat.delta]
-    if bool(queue.crowded.any()):  # else no queue anywhere: nothing to resolve
-        deltas.append(_queue_events(level, pairs, queue, completed, personal[1]))
+    handing_over = completed.view(-1, k).t() & queue.crowded  # [K, T]: a use ends, a queue waits
+    if bool(queue.ghost.any()) or bool(handing_over.any()):  # most ticks have neither
+        deltas.append(_queue_events(level, pairs, queue, handing_over, personal[1]))
     drain = spec.personality.social_drain * state.personality[:, 0]
     return SocialPhase(chat, queue, settle_ties(tables, pairs.ties, deltas), drain)
 
 
 def _queue_events(
-    level: CompiledLevel, pairs: Pairs, queue: QueueOutcome, completed: torch.Tensor, loss: torch.Tensor
+    level: CompiledLevel, pairs: Pairs, queue: QueueOutcome, handing_over: torch.Tensor, loss: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """[K, K, T] tie changes from ghost steps and handovers (`loss`: [K, T]).
+    """[K, K, T] tie changes from ghost steps and handovers (`handing_over`, `loss`: [K, T]).
 
     A ghost step raises the rivalry of every agent queued behind the released holder toward it,
     and the released holder's rivalry toward the one now first. An occupant that completes a use
@@ -64,7 +65,7 @@ def _queue_events(
     waited = (pairs.spot & pairs.queued[:, None, :] & ghost[None, :, :]).float()
     overtaken = (head & ghost[:, None, :]).float()
     d_riv = loss[:, None, :] * (spec.rivalry_stalled * waited + spec.rivalry_overtaken * overtaken)
-    handover = (head & town_last(completed, k)[:, None, :]).float()
+    handover = (head & handing_over[:, None, :]).float()
     d_trust = spec.handover_trust * (handover + handover.transpose(0, 1))
     return d_trust, torch.zeros_like(d_trust), d_riv
 
