@@ -54,7 +54,7 @@ def nearest_rows(level: CompiledLevel, pairs: Pairs, width: int) -> torch.Tensor
         torch.div(offset, scale[axis], out=table[:, :, axis])
     table[:, :, 2:5] = torch.stack((pairs.alive, pairs.busy, pairs.queued), dim=1)  # of j, for every i
     table[:, :, 5:8] = pairs.ties.permute(1, 2, 0, 3)
-    table *= (pairs.alive[:, None, :] & pairs.alive[None, :, :])[:, :, None, :]  # a dead one is unseen
+    table *= pairs.living[:, :, None, :]  # a dead one is unseen, and sees no one
     rows = pairs.buffer("nearest_rows", (t, k * k * c))
     rows.copy_(table.view(-1, t).t())  # row (town, i, j)
     order = nearest_order(pairs, width)

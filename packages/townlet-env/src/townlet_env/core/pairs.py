@@ -127,6 +127,11 @@ class Pairs:
         return x[None, :, :] - x[:, None, :], y[None, :, :] - y[:, None, :]
 
     @cached_property
+    def living(self) -> torch.Tensor:
+        """[K, K, T] bool: i and j are both alive."""
+        return self.alive[:, None, :] & self.alive[None, :, :]
+
+    @cached_property
     def distance(self) -> torch.Tensor:
         """[K, K, T] int32: Manhattan distance (between living and dead agents alike)."""
         dx, dy = self.offset
@@ -135,7 +140,7 @@ class Pairs:
     @cached_property
     def near(self) -> torch.Tensor:
         """[K, K, T] bool: j is another living agent on i's cell or next to it, i is alive."""
-        near = (self.distance <= 1) & (self.alive[:, None, :] & self.alive[None, :, :])
+        near = (self.distance <= 1) & self.living
         near.diagonal(dim1=0, dim2=1).fill_(False)  # not oneself
         return near
 

@@ -162,9 +162,14 @@ def settle_ties(
     return trust, familiarity, rivalry
 
 
-def forget(ties: tuple[torch.Tensor, ...], fresh: torch.Tensor, k: int) -> tuple[torch.Tensor, ...]:
-    """Neutral ties ([N, K] each) in both directions for the slots marked `fresh` ([N] bool): a
-    newcomer knows no one and no one knows it."""
-    f = fresh.view(-1, k)
-    wipe = (f[:, :, None] | f[:, None, :]).view(-1, k)
-    return tuple(tie.masked_fill(wipe, 0.0) for tie in ties)
+def forget(ties: tuple[torch.Tensor, ...], slots: torch.Tensor, k: int) -> tuple[torch.Tensor, ...]:
+    """Neutral ties ([N, K] each) in both directions for the newcomers in `slots`: a newcomer
+    knows no one (its row) and no one knows it (its column, in the rows of its town)."""
+    town_rows = (slots // k * k)[:, None] + torch.arange(k, device=slots.device)  # [S, K]
+    columns = (town_rows * k + (slots % k)[:, None]).flatten()  # flat (row, newcomer's column)
+    out = []
+    for tie in ties:
+        tie = tie.index_fill(0, slots, 0.0)
+        tie.view(-1).index_fill_(0, columns, 0.0)
+        out.append(tie)
+    return tuple(out)
