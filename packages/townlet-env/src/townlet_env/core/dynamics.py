@@ -14,7 +14,7 @@ import torch
 
 from townlet_env.core.level import CompiledLevel
 from townlet_env.core.observe import action_mask, affordance_at
-from townlet_env.core.pairs import NOT_QUEUED, Pairs
+from townlet_env.core.pairs import NOT_QUEUED, Pairs, ties_slot_major
 from townlet_env.core.social_step import SocialPhase, social_phase, social_reward
 from townlet_env.core.state import TownState
 
@@ -31,6 +31,8 @@ class StepResult:
     chat_partner: torch.Tensor | None = None
     chat_success: torch.Tensor | None = None
     reward_terms: dict[str, torch.Tensor] = field(default_factory=dict)
+    # the new ties as `Pairs.ties` holds them ([3, K, K, T]), for the new state's Pairs
+    ties_town_last: torch.Tensor | None = None
 
 
 def step(
@@ -75,7 +77,7 @@ def step(
         reward = torch.where(living, reward_of(level, meters), 0.0)
         return new_state, StepResult(reward, died, truncated, ~legal, executed)
     reward, terms = social_reward(level, reward_of(level, meters), living, social.chat)
-    trust, familiarity, rivalry = social.ties
+    trust, familiarity, rivalry = ties_slot_major(social.ties)
     new_state = new_state.replace(
         trust=trust,
         familiarity=familiarity,
@@ -83,8 +85,9 @@ def step(
         queue_key=torch.where(living, social.queue.queue_key, NOT_QUEUED),
         stall=torch.where(living, social.queue.stall, 0),
     )
+    chat = social.chat
     result = StepResult(
-        reward, died, truncated, ~legal, executed, social.chat.partner, social.chat.success, terms
+        reward, died, truncated, ~legal, executed, chat.partner, chat.success, terms, social.ties
     )
     return new_state, result
 

@@ -42,6 +42,12 @@ def ties_town_last(state: TownState) -> torch.Tensor:
     return ties.view(3, -1, k, k).permute(0, 2, 3, 1).contiguous()
 
 
+def ties_slot_major(ties: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """[N, K] trust, familiarity and rivalry from their [3, K, K, T] town-last block."""
+    trust, familiarity, rivalry = ties.permute(0, 3, 1, 2).reshape(3, -1, ties.shape[1]).unbind(dim=0)
+    return trust, familiarity, rivalry
+
+
 @functools.lru_cache(maxsize=64)
 def rows(k: int, device: torch.device) -> torch.Tensor:
     """[K, 1]: i, each agent's slot in its town, beside a [K, T] per-agent tensor."""
@@ -62,7 +68,8 @@ class Pairs:
 
     `scratch` (a `Town` passes its own) keeps the observation's largest temporaries from one
     state to the next: freed every step, blocks of a megabyte or so go back to the kernel, and
-    the next step pays a page fault for every 4 KiB of them again.
+    the next step pays a page fault for every 4 KiB of them again. `ties`, when known (the
+    step that made the state has them), spares converting the state's ties back.
     """
 
     def __init__(
@@ -71,12 +78,15 @@ class Pairs:
         aff: torch.Tensor,
         max_steps: int,
         scratch: dict[str, torch.Tensor] | None = None,
+        ties: torch.Tensor | None = None,
     ) -> None:
         self.state = state
         self.aff = aff
         self.max_steps = max_steps
         self.k = state.agents_per_town
         self.scratch = scratch
+        if ties is not None:
+            self.__dict__["ties"] = ties  # the cached_property's value
 
     def with_towns(self, state: TownState, aff: torch.Tensor, towns: torch.Tensor, sub: Pairs) -> Pairs:
         """The `Pairs` of `state`, which differs from this one's state only in `towns`, whose
@@ -156,6 +166,7 @@ class Pairs:
 
     @cached_property
     def ties(self) -> torch.Tensor:
+        """[3, K (i), K (j), T] float32: trust, familiarity and rivalry of i toward j."""
         return ties_town_last(self.state)
 
     # --- queues ------------------------------------------------------------------------------

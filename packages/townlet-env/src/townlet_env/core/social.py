@@ -145,9 +145,9 @@ def converse(
 
 def settle_ties(
     tables: SocialTables, ties: torch.Tensor, deltas: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """New ties ([N, K] each) from `ties` ([3, K, K, T], `Pairs.ties`): the tick's events, then a
-    decay toward 0 by at most the pack's amount, then the clamp to each tie's range."""
+) -> torch.Tensor:
+    """New ties ([3, K, K, T], like `ties`, `Pairs.ties`): the tick's events, then a decay toward
+    0 by at most the pack's amount, then the clamp to each tie's range."""
     value = ties.clone()
     for delta in deltas:
         for tie, change in zip(value, delta, strict=True):
@@ -157,9 +157,7 @@ def settle_ties(
     for tie, (decay, low, high) in zip(value, tables.tie_bounds, strict=True):
         tie -= tie.clamp(-decay, decay)
         tie.clamp_(low, high)
-    k = ties.shape[1]
-    trust, familiarity, rivalry = value.permute(0, 3, 1, 2).reshape(3, -1, k).unbind(dim=0)
-    return trust, familiarity, rivalry
+    return value
 
 
 def forget(ties: tuple[torch.Tensor, ...], slots: torch.Tensor, k: int) -> tuple[torch.Tensor, ...]:

@@ -21,7 +21,7 @@ from townlet_env.core.social import ChatOutcome, converse, personal_factors, set
 class SocialPhase:
     chat: ChatOutcome
     queue: QueueOutcome
-    ties: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # after the tick: trust, familiarity, rivalry
+    ties: torch.Tensor  # [3, K, K, T] trust, familiarity, rivalry after the tick (town-last)
     drain: torch.Tensor  # [N] extra drain of the social meter from extroversion (x difficulty)
 
 

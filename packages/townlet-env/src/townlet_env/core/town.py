@@ -188,7 +188,7 @@ class Town:
         state, result = step(self.level, state, actions, self._mask, self._pairs)
         done = result.terminated | result.truncated
         final_aff = affordance_at(self.level, state)
-        pairs = self._pairs_of(state, final_aff)
+        pairs = self._pairs_of(state, final_aff, result.ties_town_last)
         obs_buffer, final_buffer = self._next_buffers()
         final_obs = observe(self.level, state, final_aff, out=obs_buffer, pairs=pairs)
         final_mask = action_mask(self.level, state, final_aff, pairs)
@@ -263,7 +263,9 @@ class Town:
             "queue_position": self._current_pairs().queue_position,
         }
 
-    def _pairs_of(self, state: TownState, aff: torch.Tensor) -> Pairs | None:
+    def _pairs_of(
+        self, state: TownState, aff: torch.Tensor, ties: torch.Tensor | None = None
+    ) -> Pairs | None:
         """On a social level, the `Pairs` of `state`: the kept ones when they are its own. The
         town keeps those of its current state, so that its observation, mask and `info` and the
         step from it compute each pairwise fact once."""
@@ -273,7 +275,7 @@ class Town:
             return self._pairs
         # a few re-observed towns are small: no scratch, which would be resized back and forth
         scratch = self._scratch if state.num_towns == self.num_towns else None
-        return Pairs(state, aff, self.level.max_steps, scratch)
+        return Pairs(state, aff, self.level.max_steps, scratch, ties)
 
     def _current_pairs(self) -> Pairs:
         state = self.state
