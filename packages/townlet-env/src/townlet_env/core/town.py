@@ -17,7 +17,6 @@ turn (see `Town.__init__`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,61 +28,13 @@ from townlet_env.core.checks import check_actions, check_render_mode, town_index
 from townlet_env.core.dynamics import step
 from townlet_env.core.level import CompiledLevel, compile_level
 from townlet_env.core.observe import action_mask, affordance_at, hour_of_day, observe
+from townlet_env.core.outputs import Observation, StepOutput, TownView
 from townlet_env.core.pairs import Pairs
 from townlet_env.core.render import render_ansi, render_rgb
 from townlet_env.core.spawn import autoreset, check_room, initial_state
 from townlet_env.core.state import TownState
 
 RENDER_MODES = ("ansi", "rgb_array")
-
-
-@dataclass(frozen=True)
-class Observation:
-    """What every slot sees now, and what it may do."""
-
-    obs: torch.Tensor  # [N, obs_dim] float32
-    mask: torch.Tensor  # [N, n_actions] bool, legal actions
-    affordance: torch.Tensor  # [N] long, affordance underfoot (-1: none)
-
-
-@dataclass(frozen=True)
-class StepOutput(Observation):
-    """One tick. `obs`, `mask` and `affordance` describe the state after any autoreset; the
-    `final_*` fields describe the state the tick ended in, before slots were replaced."""
-
-    reward: torch.Tensor  # [N] float32
-    terminated: torch.Tensor  # [N] bool: died this tick
-    truncated: torch.Tensor  # [N] bool: alive when the town reached max_steps
-    done: torch.Tensor  # [N] bool: terminated | truncated
-    invalid_action: torch.Tensor  # [N] bool: the action was masked and ran as WAIT
-    executed: torch.Tensor  # [N] long: the action that ran
-    final_obs: torch.Tensor  # [N, obs_dim]: rows where `done` hold the last observation
-    final_mask: torch.Tensor  # [N, n_actions]: the mask of the state the tick ended in
-    final_episode_step: torch.Tensor  # [N] long: ticks lived when the tick ended
-    # social levels only: the partner's slot in its town (-1: no CHAT), success, reward terms
-    chat_partner: torch.Tensor | None = None
-    chat_success: torch.Tensor | None = None
-    reward_terms: dict[str, torch.Tensor] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class TownView:
-    """A read-only copy of a few towns, small enough to hand to an observer or a recorder.
-
-    Every tensor is indexed by the viewed towns first (`towns[i]` is the town of row i), so
-    writing into it never touches the simulation.
-    """
-
-    towns: torch.Tensor  # [V] town indices
-    clock: torch.Tensor  # [V] ticks since the town was (re)generated
-    hour: torch.Tensor  # [V] hour of day (0 without a day cycle)
-    affordance_position: torch.Tensor  # [V, A, 2] (x, y)
-    position: torch.Tensor  # [V, K, 2] (x, y) of every agent slot
-    meters: torch.Tensor  # [V, K, M]
-    alive: torch.Tensor  # [V, K]
-    progress: torch.Tensor  # [V, K] ticks done of the current multi-tick use
-    life_steps: torch.Tensor  # [V, K]
-    affordance: torch.Tensor  # [V, K] affordance underfoot (-1: none)
 
 
 class Town:
@@ -260,27 +211,24 @@ class Town:
             "familiarity": state.familiarity,
             "rivalry": state.rivalry,
             "personality": state.personality,
-            "queue_position": self._current_pairs().queue_position,
+            "queue_position": self._kept_pairs().queue_position,
         }
 
     def _pairs_of(
-        self, state: TownState, aff: torch.Tensor, ties: torch.Tensor | None = None
+        self, state: TownState, aff: torch.Tensor | None = None, ties: torch.Tensor | None = None
     ) -> Pairs | None:
-        """On a social level, the `Pairs` of `state`: the kept ones when they are its own. The
-        town keeps those of its current state, so that its observation, mask and `info` and the
-        step from it compute each pairwise fact once."""
-        if self.level.social is None:
-            return None
-        if self._pairs is not None and self._pairs.state is state:
+        """On a social level, the `Pairs` of `state`: the kept ones when they are its own. The town
+        keeps those of its current state, so that the state's observation, mask and `info` and
+        the step from it compute each pairwise fact once."""
+        if self.level.social is None or (self._pairs is not None and self._pairs.state is state):
             return self._pairs
-        # a few re-observed towns are small: no scratch, which would be resized back and forth
+        aff = affordance_at(self.level, state) if aff is None else aff
+        # the few towns an autoreset re-observes get no scratch, which would be resized each time
         scratch = self._scratch if state.num_towns == self.num_towns else None
         return Pairs(state, aff, self.level.max_steps, scratch, ties)
 
-    def _current_pairs(self) -> Pairs:
-        state = self.state
-        if self._pairs is None or self._pairs.state is not state:
-            self._pairs = self._pairs_of(state, affordance_at(self.level, state))
+    def _kept_pairs(self) -> Pairs:
+        self._pairs = self._pairs_of(self.state)
         assert self._pairs is not None, "a social level"
         return self._pairs
 
