@@ -29,7 +29,8 @@ from typing import Any
 import torch
 
 from townlet_env import TownletVectorEnv
-from townlet_env.core import action_mask, observe, step
+from townlet_env.core import action_mask, affordance_at, observe, step
+from townlet_env.core.pairs import Pairs
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "social_throughput.json"
@@ -56,15 +57,26 @@ class Runner:
 
 
 def tick_breakdown(runner: Runner, steps: int) -> dict[str, float]:
-    """Milliseconds per call of the core pieces of one L4 tick, on the runner's state."""
+    """Milliseconds per call of the core pieces of one L4 tick, on the runner's state, as its
+    `Town` runs them: the observation into a reused buffer, and the mask, each building the
+    pairwise facts they need (`Pairs`; a Town builds them once for both), and the step from a
+    state whose facts are known (a Town keeps them from that state's observation)."""
     level, state = runner.env.level, runner.env.state
-    mask = action_mask(level, state)
+    aff = affordance_at(level, state)
+    scratch: dict[str, torch.Tensor] = {}  # the Town's reused buffers
+
+    def fresh() -> Pairs:
+        return Pairs(state, aff, level.max_steps, scratch)
+
+    known = fresh()
+    mask = action_mask(level, state, aff, known)
+    buffer = observe(level, state, aff, pairs=known)
     actions = torch.rand(mask.shape, generator=runner.gen).masked_fill_(~mask, -1.0).argmax(1)
     out: dict[str, float] = {}
     for name, fn in (
-        ("step", lambda: step(level, state, actions, mask)),
-        ("observe", lambda: observe(level, state)),
-        ("action_mask", lambda: action_mask(level, state)),
+        ("step", lambda: step(level, state, actions, mask, known)),
+        ("observe", lambda: observe(level, state, aff, out=buffer, pairs=fresh())),
+        ("action_mask", lambda: action_mask(level, state, aff, fresh())),
     ):
         fn()
         start = time.perf_counter()

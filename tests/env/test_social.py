@@ -17,7 +17,15 @@ from hypothesis import strategies as st
 
 from townlet_env import ConfigError, Town, TownletVectorEnv, load_level
 from townlet_env.config.loader import BUILTIN_DIR
-from townlet_env.core import CompiledLevel, TownState, affordance_at, step
+from townlet_env.core import (
+    CompiledLevel,
+    TownState,
+    action_mask,
+    affordance_at,
+    observe,
+    step,
+)
+from townlet_env.core.pairs import Pairs
 
 LEVEL = "L4_social"
 K = 6
@@ -368,3 +376,39 @@ def test_a_population_that_cannot_fit_its_world_is_a_config_error(tmp_path: Path
     social.write_text(social.read_text().replace("population: 6", "population: 60", 1))
     with pytest.raises(ConfigError, match=r"social\.yaml: population: 60 agents .* free cells"):
         load_level(pack)
+
+
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), towns=st.integers(1, 4))
+def test_the_facts_a_town_keeps_between_calls_describe_its_state(seed: int, towns: int) -> None:
+    """`Town` computes the pairwise facts of a state once, for its observation, mask, `info` and
+    the step from it, and patches those of the towns an autoreset replaced: everything must be
+    what the core functions compute from the state alone."""
+    t = Town(LEVEL, towns * K)
+    t.set_difficulty(8.0)  # deaths, so that autoresets replace agents and towns
+    now = t.reset(seed=seed)
+    rng = random.Random(seed)
+    crowd(t, rng)
+    now = t.observe()
+    level = t.level
+    chat = level.action_names.index("CHAT")
+    resets = 0
+    for _ in range(80):
+        before = t.state
+        actions = social_actions(rng, now.mask, chat, level.interact_action)
+        alone_state, alone = step(level, before, actions)
+        out = t.step(actions)
+        assert torch.equal(out.reward, alone.reward) and torch.equal(out.chat_success, alone.chat_success)
+        assert torch.equal(out.final_obs[out.done], observe(level, alone_state)[out.done])
+        resets += int(out.done.any())
+        state = t.state
+        same = (~out.done.view(-1, K).any(dim=1)).repeat_interleave(K)  # towns the autoreset left
+        for name in ("trust", "familiarity", "rivalry", "queue_key", "stall", "meters", "position"):
+            assert torch.equal(getattr(state, name)[same], getattr(alone_state, name)[same]), name
+        assert torch.equal(out.obs, observe(level, state)), "the observation"
+        assert torch.equal(out.mask, action_mask(level, state)), "the mask"
+        aff = affordance_at(level, state)
+        fresh = Pairs(state, aff, level.max_steps).queue_position
+        assert torch.equal(t.social_info()["queue_position"], fresh), "info's queue positions"
+        now = out
+    assert resets > 0

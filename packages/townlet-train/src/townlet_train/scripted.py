@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import torch
 
-from townlet_env.core import Town, hour_of_day
+from townlet_env.core import Town, affordance_at, hour_of_day
+from townlet_env.core.pairs import Pairs, slot_major
 from townlet_env.core.social import chat_partner
 
 URGENT = 0.5  # a need below this is worth walking for
@@ -102,8 +103,8 @@ class ScriptedPolicy:
         """CHAT when lonely or idle, with the partner the env would pick, unless it is a rival."""
         level, state = self.level, self.town.state
         assert level.social is not None
-        ties = (state.trust, state.familiarity, state.rivalry)
-        partner, near = chat_partner(state.position, state.alive, ties, state.agents_per_town)
+        pairs = Pairs(state, affordance_at(level, state), level.max_steps)
+        partner, near = slot_major(chat_partner(pairs)), pairs.has_neighbour
         rival = state.rivalry.gather(1, partner[:, None]).squeeze(1) > RIVAL
         lonely = state.meters[:, level.social.meter] < SOCIAL_LOW
         chat = level.social.chat_action

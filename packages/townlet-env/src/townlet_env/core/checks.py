@@ -49,8 +49,9 @@ def check_actions(actions: Any, n: int, level: CompiledLevel, device: torch.devi
             f"actions must be an integer tensor of shape ({n},), got {tuple(actions.shape)} {actions.dtype}"
         )
     actions = actions.long()
-    bad = (actions < 0) | (actions >= level.n_actions)
-    if bool(bad.any()):
+    low, high = torch.aminmax(actions)
+    if int(low) < 0 or int(high) >= level.n_actions:
+        bad = (actions < 0) | (actions >= level.n_actions)
         slot = int(bad.nonzero()[0, 0])
         raise ValueError(
             f"action {int(actions[slot])} in slot {slot} is out of range: actions are 0.."

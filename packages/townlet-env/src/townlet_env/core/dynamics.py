@@ -14,7 +14,7 @@ import torch
 
 from townlet_env.core.level import CompiledLevel
 from townlet_env.core.observe import action_mask, affordance_at
-from townlet_env.core.queue import NOT_QUEUED
+from townlet_env.core.pairs import NOT_QUEUED, Pairs, ties_slot_major
 from townlet_env.core.social_step import SocialPhase, social_phase, social_reward
 from townlet_env.core.state import TownState
 
@@ -31,19 +31,30 @@ class StepResult:
     chat_partner: torch.Tensor | None = None
     chat_success: torch.Tensor | None = None
     reward_terms: dict[str, torch.Tensor] = field(default_factory=dict)
+    # the new ties as `Pairs.ties` holds them ([3, K, K, T]), for the new state's Pairs
+    ties_town_last: torch.Tensor | None = None
 
 
 def step(
-    level: CompiledLevel, state: TownState, actions: torch.Tensor, mask: torch.Tensor | None = None
+    level: CompiledLevel,
+    state: TownState,
+    actions: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    pairs: Pairs | None = None,
 ) -> tuple[TownState, StepResult]:
-    """One tick. `mask` may pass in `action_mask(level, state)` when the caller already has it."""
-    aff = affordance_at(level, state)
+    """One tick. `mask` may pass in `action_mask(level, state)` when the caller already has it,
+    and `pairs` the `Pairs` of `state` on a social level (any other is ignored)."""
+    if level.social is None or pairs is None or pairs.state is not state:
+        aff = affordance_at(level, state)
+        pairs = None if level.social is None else Pairs(state, aff, level.max_steps)
+    else:
+        aff = pairs.aff
     if mask is None:
-        mask = action_mask(level, state, aff)
+        mask = action_mask(level, state, aff, pairs)
     legal = mask.gather(1, actions[:, None]).squeeze(1)
     executed = torch.where(legal, actions, level.wait_action)
     alive = state.alive
-    social = None if level.social is None else social_phase(level, state, executed, aff)
+    social = None if pairs is None else social_phase(level, pairs, executed)
 
     meters, progress = _act(level, state, executed, aff, social)
     meters = _drain(level, meters, state.difficulty, social)
@@ -66,7 +77,7 @@ def step(
         reward = torch.where(living, reward_of(level, meters), 0.0)
         return new_state, StepResult(reward, died, truncated, ~legal, executed)
     reward, terms = social_reward(level, reward_of(level, meters), living, social.chat)
-    trust, familiarity, rivalry = social.ties
+    trust, familiarity, rivalry = ties_slot_major(social.ties)
     new_state = new_state.replace(
         trust=trust,
         familiarity=familiarity,
@@ -74,8 +85,9 @@ def step(
         queue_key=torch.where(living, social.queue.queue_key, NOT_QUEUED),
         stall=torch.where(living, social.queue.stall, 0),
     )
+    chat = social.chat
     result = StepResult(
-        reward, died, truncated, ~legal, executed, social.chat.partner, social.chat.success, terms
+        reward, died, truncated, ~legal, executed, chat.partner, chat.success, terms, social.ties
     )
     return new_state, result
 
@@ -93,9 +105,7 @@ def _act(
     progress = torch.zeros_like(state.progress)
     if social is not None:
         assert level.social is not None
-        gain = torch.zeros_like(delta)
-        gain[:, level.social.meter] = social.chat.social_gain
-        delta = delta + gain
+        delta[:, level.social.meter] += social.chat.social_gain  # delta is this call's own
     if level.interact_action >= 0:
         # masked INTERACT already became WAIT; with queues, only the holder's INTERACT is a use
         using = executed == level.interact_action if social is None else social.queue.using
@@ -122,9 +132,8 @@ def _drain(
     drain = level.drain
     if social is not None:
         assert level.social is not None
-        extra = torch.zeros_like(meters)
-        extra[:, level.social.meter] = social.drain
-        drain = drain + extra
+        drain = drain.expand_as(meters).clone()
+        drain[:, level.social.meter] += social.drain
     meters = (meters - drain * difficulty[:, None]).clamp(0.0, 1.0)
     for source, target, base, offset, scale in level.modulations:
         loss = base * (offset + scale * (1.0 - meters[:, source]))

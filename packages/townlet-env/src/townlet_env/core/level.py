@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,7 +56,9 @@ class CompiledLevel:
     # actions [n_actions, ...]
     action_delta: torch.Tensor  # [n_actions, M] meter change when executed
     move_delta: torch.Tensor  # [n_actions, 2] (dx, dy), zero for non-moves
+    is_move: torch.Tensor  # [n_actions] bool, the action changes the position (move_delta not 0)
     move_actions: torch.Tensor  # [n_moves] indices of the move actions
+    move_columns: slice | torch.Tensor  # move_actions, as a slice when they follow each other
     # affordances [A, ...]
     aff_ticks: torch.Tensor  # [A] long
     aff_tick_delta: torch.Tensor  # [A, M] effects - cost, one tick
@@ -79,7 +80,6 @@ class CompiledLevel:
     # derived once here so that a step builds no small tensors of its own
     terminal_index: torch.Tensor  # [T] long, the terminal meters
     move_cell_offset: torch.Tensor  # [n_moves] long, flat offset in the padded grid of each move
-    dead_mask: torch.Tensor  # [n_actions] bool, the mask of an agent that is not alive (WAIT)
     position_scale: torch.Tensor  # [2] float32, (width - 1, height - 1), at least 1
     hour_features: torch.Tensor  # [24, 2] float32, sin and cos of each hour's angle
     window_offset: torch.Tensor  # [w * w] long, flat offsets of the partial window's cells
@@ -175,7 +175,9 @@ def compile_level(level: str | Path | LevelConfig, device: torch.device | str = 
         terminal=terminal,
         action_delta=torch.stack([vec(a.effects) for a in actions]),
         move_delta=move_delta,
+        is_move=move_delta.abs().sum(dim=1) > 0,
         move_actions=moves,
+        move_columns=_columns(moves),
         aff_ticks=ticks,
         aff_tick_delta=tick_delta,
         aff_completion=completion,
@@ -192,10 +194,19 @@ def compile_level(level: str | Path | LevelConfig, device: torch.device | str = 
         walls=walls,
         free_cells=(~walls).flatten().nonzero().flatten(),
         terminal_index=terminal.nonzero().flatten(),
-        **_derived_tables(cfg, layout, pad, move_delta[moves], channel_of, kinds),
+        **_derived_tables(cfg, layout, pad, move_delta[moves], channel_of),
         social=compile_social(cfg),
     )
     return compiled.to(device)
+
+
+def _columns(indices: torch.Tensor) -> slice | torch.Tensor:
+    """A slice for consecutive indices: writing mask columns through one is a copy, through an
+    index tensor an index_put, several times slower."""
+    first = int(indices[0]) if indices.numel() else 0
+    if indices.tolist() == list(range(first, first + indices.numel())):
+        return slice(first, first + indices.numel())
+    return indices
 
 
 def _derived_tables(
@@ -204,18 +215,14 @@ def _derived_tables(
     pad: int,
     move_deltas: torch.Tensor,
     channel_of: list[int],
-    kinds: Sequence[str],
 ) -> dict[str, torch.Tensor]:
     w, h = cfg.world.width, cfg.world.height
     wp = w + 2 * pad
-    dead_mask = torch.zeros(len(kinds), dtype=torch.bool)
-    dead_mask[kinds.index("wait")] = True
     r = layout.window // 2
     dy, dx = torch.meshgrid(torch.arange(-r, r + 1), torch.arange(-r, r + 1), indexing="ij")
     angle = torch.arange(HOURS_PER_DAY, dtype=torch.float32) * (2 * math.pi / HOURS_PER_DAY)
     return {
         "move_cell_offset": move_deltas[:, 1] * wp + move_deltas[:, 0],
-        "dead_mask": dead_mask,
         "position_scale": torch.tensor([max(w - 1, 1), max(h - 1, 1)], dtype=torch.float32),
         "hour_features": torch.stack([angle.sin(), angle.cos()], dim=1),
         "window_offset": (dy * wp + dx).flatten(),

@@ -10,7 +10,7 @@ import torch
 
 from townlet_env.core.level import BLOCKED, EMPTY, HOURS_PER_DAY, CompiledLevel
 from townlet_env.core.observe_social import social_view
-from townlet_env.core.social import chat_partner
+from townlet_env.core.pairs import Pairs
 from townlet_env.core.state import TownState
 
 
@@ -36,22 +36,31 @@ def hour_of_day(state: TownState) -> torch.Tensor:
     return state.per_slot(state.clock % HOURS_PER_DAY)
 
 
-def action_mask(level: CompiledLevel, state: TownState, aff: torch.Tensor | None = None) -> torch.Tensor:
-    """[N, n_actions] bool: which actions each agent may take now."""
+def pairs_of(level: CompiledLevel, state: TownState, aff: torch.Tensor, pairs: Pairs | None) -> Pairs:
+    """`pairs` when it is the `Pairs` of `state`, else new ones."""
+    return pairs if pairs is not None and pairs.state is state else Pairs(state, aff, level.max_steps)
+
+
+def action_mask(
+    level: CompiledLevel, state: TownState, aff: torch.Tensor | None = None, pairs: Pairs | None = None
+) -> torch.Tensor:
+    """[N, n_actions] bool: which actions each agent may take now. On a social level `pairs` may
+    pass in the `Pairs` of `state`, shared with `observe`."""
     n = state.num_slots
     aff = affordance_at(level, state) if aff is None else aff
     mask = torch.ones(n, level.n_actions, dtype=torch.bool, device=state.meters.device)
     if level.move_actions.numel():
         targets = cell_index(level, state)[:, None] + level.move_cell_offset
-        mask[:, level.move_actions] = torch.take(state.cells, targets) != BLOCKED
+        mask[:, level.move_columns] = torch.take(state.cells, targets) != BLOCKED
     if level.interact_action >= 0:
         mask[:, level.interact_action] = can_interact(level, state, aff)
     if level.social is not None:
-        ties = (state.trust, state.familiarity, state.rivalry)
-        mask[:, level.social.chat_action] = chat_partner(
-            state.position, state.alive, ties, state.agents_per_town
-        )[1]
-    return torch.where(state.alive[:, None], mask, level.dead_mask)
+        mask[:, level.social.chat_action] = pairs_of(level, state, aff, pairs).has_neighbour
+    # an agent that is not alive may only WAIT: two in-place operations, several times cheaper
+    # than a torch.where over the whole mask
+    mask &= state.alive[:, None]
+    mask[:, level.wait_action] |= ~state.alive
+    return mask
 
 
 def can_interact(level: CompiledLevel, state: TownState, aff: torch.Tensor) -> torch.Tensor:
@@ -84,7 +93,11 @@ def taken_by_other(level: CompiledLevel, state: TownState, aff: torch.Tensor) ->
 
 
 def observe(
-    level: CompiledLevel, state: TownState, aff: torch.Tensor | None = None, out: torch.Tensor | None = None
+    level: CompiledLevel,
+    state: TownState,
+    aff: torch.Tensor | None = None,
+    out: torch.Tensor | None = None,
+    pairs: Pairs | None = None,
 ) -> torch.Tensor:
     """[N, obs_dim] float32 observation of the current state (see `level.layout`).
 
@@ -92,7 +105,8 @@ def observe(
     level can change are written, so `out` must hold zeros, or an observation that this
     function wrote for the same level: the fields a level never fills (the window on a
     full-view level, the clock without a day cycle) stay as they are. That is what lets a
-    caller reuse one buffer without clearing hundreds of floats per slot every step.
+    caller reuse one buffer without clearing hundreds of floats per slot every step. On a social
+    level `pairs` may pass in the `Pairs` of `state`, shared with `action_mask`.
     """
     layout = level.layout
     n = state.num_slots
@@ -126,7 +140,7 @@ def observe(
     else:
         _partial_view(level, state, obs)
     if level.social is not None:
-        social_view(level, state, aff, obs)
+        social_view(level, pairs_of(level, state, aff, pairs), obs)
     return obs
 
 
@@ -136,12 +150,13 @@ def _full_view(level: CompiledLevel, state: TownState, obs: torch.Tensor, scale:
     field = obs[:, layout["affordances"].slice].view(n, 3, len(layout.channels))
     k = state.agents_per_town
     targets = state.per_slot(state.affordance_position)  # [N, A, 2]
-    if level.channels_in_order:  # each row straight into the observation, no temporary
+    if level.channels_in_order:  # each row straight into the observation
         a = level.n_affordances
+        # int16 like the layout (grids are at most 64 wide): an int64 difference written into
+        # a float32 row goes through a temporary and costs a third more
+        position = state.position.to(targets.dtype)
         for axis in (0, 1):
-            row = field[:, axis, :a]
-            torch.sub(targets[:, :, axis], state.position[:, axis, None], out=row)
-            row.div_(scale[axis])
+            torch.div(targets[:, :, axis] - position[:, axis, None], scale[axis], out=field[:, axis, :a])
         field[:, 2, :a] = 1.0
     else:
         offsets = (targets - state.position[:, None, :]).float() / scale  # [N, A, 2]

@@ -13,46 +13,64 @@ from __future__ import annotations
 import torch
 
 from townlet_env.core.level import CompiledLevel
-from townlet_env.core.queue import queue_position
-from townlet_env.core.state import TownState
+from townlet_env.core.pairs import Pairs, columns
 
 NEAREST_COLUMNS = ("dx", "dy", "alive", "busy", "queued", "trust", "familiarity", "rivalry")
+FAR = 256  # more than any Manhattan distance between two cells of a 64 x 64 grid (126 at most)
 
 
-def nearest_order(state: TownState) -> torch.Tensor:
-    """[T, K, K - 1] the other slots of each agent's town, nearest living first."""
-    k = state.agents_per_town
-    pos = state.position.view(-1, k, 2)
-    dist = (pos[:, :, None, :] - pos[:, None, :, :]).abs().sum(dim=3)
-    living = state.alive.view(-1, k)[:, None, :]
-    column = torch.arange(k, device=pos.device)
-    far = 256  # beyond any Manhattan distance on a 64 x 64 grid
-    key = torch.where(living, dist, far) * k + column
-    key = key.masked_fill(torch.eye(k, dtype=torch.bool, device=pos.device), torch.iinfo(torch.long).max)
-    return key.argsort(dim=2)[:, :, : k - 1]
-
-
-def social_view(level: CompiledLevel, state: TownState, aff: torch.Tensor, obs: torch.Tensor) -> None:
+def social_view(level: CompiledLevel, pairs: Pairs, obs: torch.Tensor) -> None:
     layout = level.layout
-    n, k = state.num_slots, state.agents_per_town
+    state = pairs.state
+    n = state.num_slots
     obs[:, layout["personality"].slice] = state.personality
-    position = queue_position(state, aff, level.max_steps)
+    position = pairs.queue_position
     queued = position >= 0
     queue = obs[:, layout["queue"].slice]
     queue[:, 0] = queued
     queue[:, 1] = (1.0 / (1.0 + position.clamp(min=0))) * queued
-    field = obs[:, layout["nearest"].slice].view(n, *layout["nearest"].shape)
-    width = min(k - 1, field.shape[1])
-    if width <= 0:
-        return
-    # Every column of a row comes from one of two gathers: the other agent's facts (x, y,
-    # alive, busy, queued) and the observer's ties toward it.
-    order = nearest_order(state)[:, :, :width].reshape(-1, k * width, 1)  # [T, K*W, 1]
-    facts = torch.cat([state.position, torch.stack([state.alive, state.progress > 0, queued], dim=1)], dim=1)
-    facts = facts.float().view(-1, k, 5).gather(1, order.expand(-1, -1, 5)).view(n, width, 5)
-    ties = torch.stack((state.trust, state.familiarity, state.rivalry), dim=2)
-    ties = ties.gather(1, order.view(n, width, 1).expand(-1, -1, 3))
-    rel = (facts[:, :, :2] - state.position.view(n, 1, 2)) / level.position_scale
-    # built contiguous and copied once: strided writes into the observation cost far more
-    block = torch.cat([rel, facts[:, :, 2:], ties], dim=2)
-    field[:, :width] = block.mul_(facts[:, :, 2:3] * state.alive.view(n, 1, 1))
+    width = min(pairs.k - 1, layout["nearest"].shape[0])
+    if width > 0:
+        obs[:, layout["nearest"].slice].view(n, -1)[:, : width * len(NEAREST_COLUMNS)] = nearest_rows(
+            level, pairs, width
+        )
+
+
+def nearest_rows(level: CompiledLevel, pairs: Pairs, width: int) -> torch.Tensor:
+    """[N, width * 8] the rows of each agent's `width` nearest others, nearest first.
+
+    Every row is a row of one [T, K (i), K (j), 8] table of what i sees of j, so the block is a
+    single `index_select` of rows. The table is filled column by column in the town-last layout,
+    where each column is a few fast whole-row operations, and turned into rows by one
+    transposing copy; gathering column by column, or writing the observation strided, costs
+    several times more.
+    """
+    state, k = pairs.state, pairs.k
+    t = state.num_towns
+    scale = level.position_scale
+    c = len(NEAREST_COLUMNS)
+    table = pairs.buffer("nearest_table", (k, k, c, t))  # [i, j, column, town]
+    for axis, offset in enumerate(pairs.offset):
+        torch.div(offset, scale[axis], out=table[:, :, axis])
+    table[:, :, 2:5] = torch.stack((pairs.alive, pairs.busy, pairs.queued), dim=1)  # of j, for every i
+    table[:, :, 5:8] = pairs.ties.permute(1, 2, 0, 3)
+    table *= pairs.living[:, :, None, :]  # a dead one is unseen, and sees no one
+    rows = pairs.buffer("nearest_rows", (t, k * k * c))
+    rows.copy_(table.view(-1, t).t())  # row (town, i, j)
+    order = nearest_order(pairs, width)
+    block = pairs.buffer("nearest_block", (order.numel(), c))
+    return torch.index_select(rows.view(-1, c), 0, order, out=block).view(state.num_slots, -1)
+
+
+def nearest_order(pairs: Pairs, width: int) -> torch.Tensor:
+    """[N * width] for each slot, its `width` nearest others as rows of the [T * K * K] pairs of
+    its town (`slot * K + j`), nearest first."""
+    k = pairs.k
+    # living others by distance then slot, the dead after them by slot (as if FAR away), oneself
+    # last; torch.sort is fastest along the last dimension, so the keys go town-first
+    distance = pairs.distance.masked_fill(~pairs.alive[None, :, :], FAR)
+    key = distance * k + columns(k, pairs.aff.device)
+    key.diagonal(dim1=0, dim2=1).fill_((FAR + 1) * k)
+    order = key.permute(2, 0, 1).contiguous().argsort(dim=2)[:, :, :width]
+    slot = torch.arange(pairs.state.num_slots, device=key.device).view(-1, k, 1)
+    return (order + slot * k).flatten()

@@ -1,20 +1,21 @@
 """The social layer of a level with a `social.yaml`: ties, conversation and personalities.
 
-Ties are [N, K] tensors (row: a slot, column: each slot of its town in slot order), so every
-rule here is arithmetic on [T, K, K] views of them: with a handful of agents per town the
-pairwise matrices are small, and no Python loop runs over agents or towns. Queues live in
-`townlet_env.core.queue`. The rules, in words, are in docs/social.md.
+Ties are [N, K] tensors in the state (row: a slot, column: each slot of its town in slot
+order). The rules here are arithmetic on the pairwise matrices of every town at once, laid out
+[K (i), K (j), T] with the town last (`townlet_env.core.pairs` says why), so no Python loop
+runs over agents or towns. Queues live in `townlet_env.core.queue`. The rules, in words, are in
+docs/social.md.
 """
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import torch
 
 from townlet_env.config import LevelConfig
 from townlet_env.config.social import TRAITS, SocialFile
+from townlet_env.core.pairs import Pairs, columns, slot_major
 
 EXTROVERSION, FORGIVENESS, AMBITION = range(3)
 TIES = ("trust", "familiarity", "rivalry")
@@ -31,7 +32,7 @@ class SocialTables:
     trait_low: torch.Tensor  # [3] float32
     trait_span: torch.Tensor  # [3] float32, high - low
     term_names: tuple[str, ...]
-    tie_bounds: torch.Tensor  # [3 (decay, low, high), 3 ties, 1, 1] float32
+    tie_bounds: tuple[tuple[float, float, float], ...]  # per tie: (decay, low, high)
 
 
 def compile_social(cfg: LevelConfig) -> SocialTables | None:
@@ -48,31 +49,8 @@ def compile_social(cfg: LevelConfig) -> SocialTables | None:
         trait_low=torch.tensor([r[0] for r in ranges], dtype=torch.float32),
         trait_span=torch.tensor([r[1] - r[0] for r in ranges], dtype=torch.float32),
         term_names=spec.reward.term_names,
-        tie_bounds=torch.tensor(
-            [
-                [decay.trust, decay.familiarity, decay.rivalry],
-                [TIE_RANGE[t][0] for t in TIES],
-                [TIE_RANGE[t][1] for t in TIES],
-            ],
-            dtype=torch.float32,
-        ).view(3, 3, 1, 1),
+        tie_bounds=tuple((getattr(decay, t), *TIE_RANGE[t]) for t in TIES),
     )
-
-
-@functools.lru_cache(maxsize=64)
-def others(k: int, device: torch.device) -> torch.Tensor:
-    """[K, K] bool: j is not i. Cached: a tick must not build small constant tensors."""
-    return ~torch.eye(k, dtype=torch.bool, device=device)
-
-
-@functools.lru_cache(maxsize=64)
-def columns(k: int, device: torch.device) -> torch.Tensor:
-    return torch.arange(k, device=device)
-
-
-@functools.lru_cache(maxsize=64)
-def slot_in_town(n: int, k: int, device: torch.device) -> torch.Tensor:
-    return torch.arange(n, device=device) % k
 
 
 # --- personality ---------------------------------------------------------------------------------
@@ -84,36 +62,22 @@ def draw_traits(tables: SocialTables, count: int, generator: torch.Generator) ->
     return tables.trait_low + u * tables.trait_span
 
 
-def factors(tables: SocialTables, traits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """[N] (gain, loss) multipliers: chat gains grow with extroversion; losses and rivalry growth
-    shrink with forgiveness and grow with ambition."""
-    p = tables.spec.personality
-    gain = 1.0 + p.chat_gain * traits[:, EXTROVERSION]
-    loss = (1.0 - p.forgiveness_softening * traits[:, FORGIVENESS]) * (
-        1.0 + p.ambition_rivalry * traits[:, AMBITION]
-    )
-    return gain, loss
-
-
 def personal_factors(
     tables: SocialTables, traits: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """[N] (gain, loss, softening) of every agent: see `factors`; softening alone scales the
-    familiarity a failed chat costs."""
-    gain, loss = factors(tables, traits)
-    return gain, loss, 1.0 - tables.spec.personality.forgiveness_softening * traits[:, FORGIVENESS]
+    """(gain, loss, softening) of every agent, from its traits ([3, ...] -> [...] each): chat
+    gains grow with extroversion; losses and rivalry growth shrink with forgiveness and grow
+    with ambition; softening alone scales the familiarity a failed chat costs."""
+    p = tables.spec.personality
+    gain = 1.0 + p.chat_gain * traits[EXTROVERSION]
+    loss = (1.0 - p.forgiveness_softening * traits[FORGIVENESS]) * (
+        1.0 + p.ambition_rivalry * traits[AMBITION]
+    )
+    return gain, loss, 1.0 - p.forgiveness_softening * traits[FORGIVENESS]
 
 
-# --- who can talk to whom ------------------------------------------------------------------------
-
-
-def neighbours(position: torch.Tensor, alive: torch.Tensor, k: int) -> torch.Tensor:
-    """[T, K, K] bool: j is another living agent of i's town on i's cell or next to it
-    (Manhattan distance <= 1), and i is alive."""
-    x, y = position.view(-1, k, 2).unbind(dim=2)
-    dist = (x[:, :, None] - x[:, None, :]).abs_() + (y[:, :, None] - y[:, None, :]).abs_()
-    living = alive.view(-1, k)
-    return (dist <= 1) & (living[:, :, None] & living[:, None, :] & others(k, alive.device))
+# --- conversation --------------------------------------------------------------------------------
+# On [K (i), K (j), T] matrices and [K, T] per-agent tensors: see townlet_env.core.pairs.
 
 
 def tie_score(trust: torch.Tensor, familiarity: torch.Tensor, rivalry: torch.Tensor) -> torch.Tensor:
@@ -121,15 +85,11 @@ def tie_score(trust: torch.Tensor, familiarity: torch.Tensor, rivalry: torch.Ten
     return trust + familiarity - rivalry
 
 
-def chat_partner(
-    position: torch.Tensor, alive: torch.Tensor, ties: tuple[torch.Tensor, ...], k: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """([N] partner's slot in town, [N] has one): the neighbour with the best tie, the lowest
-    slot among equals (argmax returns the first maximum)."""
-    near = neighbours(position, alive, k)
-    score = tie_score(*(t.view(-1, k, k) for t in ties))
-    score = torch.where(near, score, -torch.inf)
-    return score.argmax(dim=2).flatten(), near.any(dim=2).flatten()
+def chat_partner(pairs: Pairs) -> torch.Tensor:
+    """[K, T] the slot in town of each agent's partner: the neighbour with the best tie, the
+    lowest slot among equals (`max` returns the first maximum); 0 without a neighbour."""
+    score = tie_score(*pairs.ties.unbind(dim=0)).masked_fill_(~pairs.near, -torch.inf)
+    return score.max(dim=1).indices
 
 
 @dataclass(frozen=True)
@@ -137,72 +97,77 @@ class ChatOutcome:
     partner: torch.Tensor  # [N] partner's slot in its town, -1 when the agent did not chat
     success: torch.Tensor  # [N] bool
     social_gain: torch.Tensor  # [N] float32, added to the social meter
-    delta: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # [T, K, K] change of each tie
+    delta: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # [K, K, T] change of each tie
     reward: torch.Tensor  # [N] float32, the chat reward term (before its alive mask)
 
 
 def converse(
     tables: SocialTables,
-    ties: tuple[torch.Tensor, ...],
+    pairs: Pairs,
     personal: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
     chatting: torch.Tensor,
-    partner: torch.Tensor,
     busy: torch.Tensor,
-    town: torch.Tensor,
 ) -> ChatOutcome:
-    """Every CHAT of the tick at once. S[t, i, j] marks "i talked to j and it worked"; i's ties
+    """Every CHAT of the tick at once. S[i, j] marks "i talked to j and it worked"; i's ties
     toward j change by i's own factors (`personal`: gain, loss, softening), and a success counts
-    for both ends (S and its transpose)."""
+    for both ends (S and its transpose). `personal`, `chatting` and `busy` are [K, T]."""
     spec = tables.spec.chat
-    n = chatting.shape[0]
-    k = ties[0].shape[1]
-    dev = chatting.device
-    trust, fam, riv = (t.view(-1, k, k) for t in ties)
-    p = partner.clamp(min=0)
-    p_slot = town * k + p
+    trust, fam, riv = pairs.ties.unbind(dim=0)
+    partner = chat_partner(pairs)
+    pick = partner[:, None, :] == columns(pairs.k, partner.device)  # [K, K, T]: j is i's partner
     # the partner refuses a rival above the threshold, and is not interrupted mid-use
-    refused = riv.view(n, k)[p_slot, slot_in_town(n, k, dev)] > spec.avoid_rivalry
-    success = chatting & ~refused & ~busy[p_slot]
+    refuses = (riv.transpose(0, 1) > spec.avoid_rivalry) | busy[None, :, :]
+    success = chatting & ~(pick & refuses).any(dim=1)
     failure = chatting & ~success
-    pick = (p[:, None] == columns(k, dev)).view(-1, k, k)
-    s = (pick & success.view(-1, k, 1)).float()
-    f = (pick & failure.view(-1, k, 1)).float()
-    both = s + s.transpose(1, 2)
-    gain, loss, soft = (v.view(-1, k, 1) for v in personal)
+    s = (pick & success[:, None, :]).float()
+    f = (pick & failure[:, None, :]).float()
+    both = s + s.transpose(0, 1)
+    gain, loss, soft = (v[:, None, :] for v in personal)
     d_trust = both * (spec.trust_gain * gain)
     d_fam = both * (spec.familiarity_gain * gain) - f * (spec.familiarity_loss * soft)
     d_riv = f * (spec.rivalry_on_failure * loss)
     r = tables.spec.reward.chat
-    reward = torch.zeros(n, device=dev)
-    if r is not None:
-        reward = (both * (r.base + r.trust * trust + r.familiarity * fam)).sum(dim=2).flatten()
+    if r is None:
+        reward = torch.zeros(pairs.state.num_slots, device=both.device)
+    else:
+        each = both * (r.base + r.trust * trust + r.familiarity * fam)
+        # summed town-first, over the last dimension: the order in which torch adds a row's
+        # floats depends on the layout, and the reward stays what it was before the layout
+        reward = each.permute(2, 0, 1).contiguous().sum(dim=2).flatten()
     return ChatOutcome(
-        partner=torch.where(chatting, partner, -1),
-        success=success,
-        social_gain=both.sum(dim=2).flatten() * (spec.social_gain * personal[0]),
+        partner=slot_major(torch.where(chatting, partner, -1)),
+        success=slot_major(success),
+        social_gain=slot_major(both.sum(dim=1) * (spec.social_gain * personal[0])),
         delta=(d_trust, d_fam, d_riv),
         reward=reward,
     )
 
 
 def settle_ties(
-    tables: SocialTables, ties: tuple[torch.Tensor, ...], deltas: list[tuple[torch.Tensor, ...]]
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """New ties: the tick's events, then a decay toward 0 by at most the pack's amount, then the
-    clamp to each tie's range. The three ties go through together, stacked."""
-    value = torch.stack(ties)
+    tables: SocialTables, ties: torch.Tensor, deltas: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+) -> torch.Tensor:
+    """New ties ([3, K, K, T], like `ties`, `Pairs.ties`): the tick's events, then a decay toward
+    0 by at most the pack's amount, then the clamp to each tie's range."""
+    value = ties.clone()
     for delta in deltas:
-        value += torch.stack(delta).view(value.shape)
-    decay, low, high = tables.tie_bounds.unbind(dim=0)
-    value -= value.clamp(-decay, decay)
-    value = value.clamp_(low, high)
-    trust, familiarity, rivalry = value.unbind(dim=0)
-    return trust, familiarity, rivalry
+        for tie, change in zip(value, delta, strict=True):
+            tie += change
+    # tie by tie, with the bounds as numbers: a clamp to broadcast bound tensors is several
+    # times slower
+    for tie, (decay, low, high) in zip(value, tables.tie_bounds, strict=True):
+        tie -= tie.clamp(-decay, decay)
+        tie.clamp_(low, high)
+    return value
 
 
-def forget(ties: torch.Tensor, fresh: torch.Tensor, k: int) -> torch.Tensor:
-    """Neutral ties in both directions for the slots marked `fresh` ([N] bool): a newcomer knows
-    no one and no one knows it."""
-    f = fresh.view(-1, k)
-    wipe = (f[:, :, None] | f[:, None, :]).view(-1, k)
-    return ties.masked_fill(wipe, 0.0)
+def forget(ties: tuple[torch.Tensor, ...], slots: torch.Tensor, k: int) -> tuple[torch.Tensor, ...]:
+    """Neutral ties ([N, K] each) in both directions for the newcomers in `slots`: a newcomer
+    knows no one (its row) and no one knows it (its column, in the rows of its town)."""
+    town_rows = (slots // k * k)[:, None] + torch.arange(k, device=slots.device)  # [S, K]
+    columns = (town_rows * k + (slots % k)[:, None]).flatten()  # flat (row, newcomer's column)
+    out = []
+    for tie in ties:
+        tie = tie.index_fill(0, slots, 0.0)
+        tie.view(-1).index_fill_(0, columns, 0.0)
+        out.append(tie)
+    return tuple(out)

@@ -12,62 +12,45 @@ import torch
 
 from townlet_env.core.level import CompiledLevel
 from townlet_env.core.observe import hour_of_day
-from townlet_env.core.queue import QueueOutcome, advance
-from townlet_env.core.social import (
-    ChatOutcome,
-    chat_partner,
-    columns,
-    converse,
-    personal_factors,
-    settle_ties,
-)
-from townlet_env.core.state import TownState
+from townlet_env.core.pairs import Pairs, columns, town_last
+from townlet_env.core.queue import QueueOutcome, advance, first_in_line
+from townlet_env.core.social import ChatOutcome, converse, personal_factors, settle_ties
 
 
 @dataclass(frozen=True)
 class SocialPhase:
     chat: ChatOutcome
     queue: QueueOutcome
-    ties: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # after the tick: trust, familiarity, rivalry
+    ties: torch.Tensor  # [3, K, K, T] trust, familiarity, rivalry after the tick (town-last)
     drain: torch.Tensor  # [N] extra drain of the social meter from extroversion (x difficulty)
 
 
-def social_phase(
-    level: CompiledLevel, state: TownState, executed: torch.Tensor, aff: torch.Tensor
-) -> SocialPhase:
+def social_phase(level: CompiledLevel, pairs: Pairs, executed: torch.Tensor) -> SocialPhase:
+    """The chats and queues of the tick from `pairs.state`, the state at its start."""
     tables = level.social
     assert tables is not None
     spec = tables.spec
-    k = state.agents_per_town
-    ties = (state.trust, state.familiarity, state.rivalry)
-    partner, _ = chat_partner(state.position, state.alive, ties, k)
-    personal = personal_factors(tables, state.personality)
-    busy = state.progress > 0
-    chat = converse(tables, ties, personal, executed == tables.chat_action, partner, busy, state.town)
-    moved = level.move_delta.index_select(0, executed).abs().sum(dim=1) > 0
+    state, aff, k = pairs.state, pairs.aff, pairs.k
+    personal = personal_factors(tables, state.personality.view(-1, k, 3).permute(2, 1, 0).contiguous())
+    chatting = town_last(executed == tables.chat_action, k)
+    chat = converse(tables, pairs, personal, chatting, pairs.busy)
+    moved = level.is_move.index_select(0, executed)
     a = aff.clamp(min=0)
     open_now = (aff >= 0) & (level.aff_open[a, hour_of_day(state)] if level.day_cycle else True)
-    queue = advance(
-        state,
-        aff,
-        executed,
-        level.interact_action,
-        moved,
-        open_now,
-        level.n_affordances,
-        level.max_steps,
-        spec.queue.ghost_ticks,
-    )
+    queue = advance(pairs, executed, level.interact_action, moved, open_now, spec.queue.ghost_ticks)
     completed = queue.using & (state.progress + 1 >= level.aff_ticks.index_select(0, a))
-    events = _queue_events(level, state, queue, completed, personal[1])
+    deltas = [chat.delta]
+    handing_over = completed.view(-1, k).t() & queue.crowded  # [K, T]: a use ends, a queue waits
+    if bool(queue.ghost.any()) or bool(handing_over.any()):  # most ticks have neither
+        deltas.append(_queue_events(level, pairs, queue, handing_over, personal[1]))
     drain = spec.personality.social_drain * state.personality[:, 0]
-    return SocialPhase(chat, queue, settle_ties(tables, ties, [chat.delta, events]), drain)
+    return SocialPhase(chat, queue, settle_ties(tables, pairs.ties, deltas), drain)
 
 
 def _queue_events(
-    level: CompiledLevel, state: TownState, queue: QueueOutcome, completed: torch.Tensor, loss: torch.Tensor
+    level: CompiledLevel, pairs: Pairs, queue: QueueOutcome, handing_over: torch.Tensor, loss: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """[T, K, K] tie changes from ghost steps and handovers.
+    """[K, K, T] tie changes from ghost steps and handovers (`handing_over`, `loss`: [K, T]).
 
     A ghost step raises the rivalry of every agent queued behind the released holder toward it,
     and the released holder's rivalry toward the one now first. An occupant that completes a use
@@ -76,20 +59,15 @@ def _queue_events(
     tables = level.social
     assert tables is not None
     spec = tables.spec.queue
-    k = state.agents_per_town
-    zero = torch.zeros(state.num_towns, k, k, device=loss.device)
-    if not bool(queue.crowded.any()):  # no queue anywhere: nothing to resolve
-        return zero, zero, zero
-    queued = (state.queue_key >= 0).view(-1, k, 1)
-    ghost = queue.ghost.view(-1, k)
-    head = (queue.head[:, None] == columns(k, loss.device)) & queue.crowded[:, None]
-    head = head.view(-1, k, k)
-    waited = (queue.spot & queued & ghost[:, None, :]).float()
-    overtaken = (head & ghost[:, :, None]).float()
-    d_riv = loss.view(-1, k, 1) * (spec.rivalry_stalled * waited + spec.rivalry_overtaken * overtaken)
-    handover = (head & completed.view(-1, k, 1)).float()
-    d_trust = spec.handover_trust * (handover + handover.transpose(1, 2))
-    return d_trust, zero, d_riv
+    k = pairs.k
+    ghost = town_last(queue.ghost, k)
+    head = (first_in_line(pairs)[:, None, :] == columns(k, ghost.device)) & queue.crowded[:, None, :]
+    waited = (pairs.spot & pairs.queued[:, None, :] & ghost[None, :, :]).float()
+    overtaken = (head & ghost[:, None, :]).float()
+    d_riv = loss[:, None, :] * (spec.rivalry_stalled * waited + spec.rivalry_overtaken * overtaken)
+    handover = (head & handing_over[:, None, :]).float()
+    d_trust = spec.handover_trust * (handover + handover.transpose(0, 1))
+    return d_trust, torch.zeros_like(d_trust), d_riv
 
 
 def social_reward(

@@ -156,14 +156,14 @@ def _newcomers_social(
     tables: SocialTables, state: TownState, slots: torch.Tensor, generator: torch.Generator
 ) -> TownState:
     """Newcomers get traits drawn from the pack's ranges, neutral ties both ways, no queue place."""
-    k = state.agents_per_town
-    fresh = torch.zeros(state.num_slots, dtype=torch.bool, device=slots.device).index_fill(0, slots, True)
     personality = state.personality.clone()
     personality[slots] = draw_traits(tables, slots.numel(), generator)
+    ties = (state.trust, state.familiarity, state.rivalry)
+    trust, familiarity, rivalry = forget(ties, slots, state.agents_per_town)
     return state.replace(
-        trust=forget(state.trust, fresh, k),
-        familiarity=forget(state.familiarity, fresh, k),
-        rivalry=forget(state.rivalry, fresh, k),
+        trust=trust,
+        familiarity=familiarity,
+        rivalry=rivalry,
         personality=personality,
         queue_key=state.queue_key.index_fill(0, slots, -1),
         stall=state.stall.index_fill(0, slots, 0),

@@ -17,7 +17,6 @@ turn (see `Town.__init__`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,61 +28,13 @@ from townlet_env.core.checks import check_actions, check_render_mode, town_index
 from townlet_env.core.dynamics import step
 from townlet_env.core.level import CompiledLevel, compile_level
 from townlet_env.core.observe import action_mask, affordance_at, hour_of_day, observe
-from townlet_env.core.queue import queue_position
+from townlet_env.core.outputs import Observation, StepOutput, TownView
+from townlet_env.core.pairs import Pairs
 from townlet_env.core.render import render_ansi, render_rgb
 from townlet_env.core.spawn import autoreset, check_room, initial_state
 from townlet_env.core.state import TownState
 
 RENDER_MODES = ("ansi", "rgb_array")
-
-
-@dataclass(frozen=True)
-class Observation:
-    """What every slot sees now, and what it may do."""
-
-    obs: torch.Tensor  # [N, obs_dim] float32
-    mask: torch.Tensor  # [N, n_actions] bool, legal actions
-    affordance: torch.Tensor  # [N] long, affordance underfoot (-1: none)
-
-
-@dataclass(frozen=True)
-class StepOutput(Observation):
-    """One tick. `obs`, `mask` and `affordance` describe the state after any autoreset; the
-    `final_*` fields describe the state the tick ended in, before slots were replaced."""
-
-    reward: torch.Tensor  # [N] float32
-    terminated: torch.Tensor  # [N] bool: died this tick
-    truncated: torch.Tensor  # [N] bool: alive when the town reached max_steps
-    done: torch.Tensor  # [N] bool: terminated | truncated
-    invalid_action: torch.Tensor  # [N] bool: the action was masked and ran as WAIT
-    executed: torch.Tensor  # [N] long: the action that ran
-    final_obs: torch.Tensor  # [N, obs_dim]: rows where `done` hold the last observation
-    final_mask: torch.Tensor  # [N, n_actions]: the mask of the state the tick ended in
-    final_episode_step: torch.Tensor  # [N] long: ticks lived when the tick ended
-    # social levels only: the partner's slot in its town (-1: no CHAT), success, reward terms
-    chat_partner: torch.Tensor | None = None
-    chat_success: torch.Tensor | None = None
-    reward_terms: dict[str, torch.Tensor] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class TownView:
-    """A read-only copy of a few towns, small enough to hand to an observer or a recorder.
-
-    Every tensor is indexed by the viewed towns first (`towns[i]` is the town of row i), so
-    writing into it never touches the simulation.
-    """
-
-    towns: torch.Tensor  # [V] town indices
-    clock: torch.Tensor  # [V] ticks since the town was (re)generated
-    hour: torch.Tensor  # [V] hour of day (0 without a day cycle)
-    affordance_position: torch.Tensor  # [V, A, 2] (x, y)
-    position: torch.Tensor  # [V, K, 2] (x, y) of every agent slot
-    meters: torch.Tensor  # [V, K, M]
-    alive: torch.Tensor  # [V, K]
-    progress: torch.Tensor  # [V, K] ticks done of the current multi-tick use
-    life_steps: torch.Tensor  # [V, K]
-    affordance: torch.Tensor  # [V, K] affordance underfoot (-1: none)
 
 
 class Town:
@@ -134,6 +85,8 @@ class Town:
         self._difficulty = torch.ones(num_slots, dtype=torch.float32, device=self.device)
         self._state: TownState | None = None
         self._mask: torch.Tensor | None = None  # legal actions of the current state, for step
+        self._pairs: Pairs | None = None  # social levels: pairwise facts of a state (see _pairs_of)
+        self._scratch: dict[str, torch.Tensor] = {}  # see Pairs
         self._buffers: list[tuple[torch.Tensor, torch.Tensor]] = []
         self._turn = 0
 
@@ -174,19 +127,22 @@ class Town:
         """The observation and mask of the current state, as `reset` returns them."""
         state = self.state
         aff = affordance_at(self.level, state)
-        mask = action_mask(self.level, state, aff)
+        pairs = self._pairs = self._pairs_of(state, aff)
+        mask = action_mask(self.level, state, aff, pairs)
         self._mask = mask.clone()  # the town's own copy: the caller may edit the one handed out
-        return Observation(observe(self.level, state, aff, out=self._next_buffers()[0]), mask, aff)
+        obs = observe(self.level, state, aff, out=self._next_buffers()[0], pairs=pairs)
+        return Observation(obs, mask, aff)
 
     def step(self, actions: Any) -> StepOutput:
         state = self.state
         actions = check_actions(actions, self.num_slots, self.level, self.device)
-        state, result = step(self.level, state, actions, self._mask)
+        state, result = step(self.level, state, actions, self._mask, self._pairs)
         done = result.terminated | result.truncated
         final_aff = affordance_at(self.level, state)
+        pairs = self._pairs_of(state, final_aff, result.ties_town_last)
         obs_buffer, final_buffer = self._next_buffers()
-        final_obs = observe(self.level, state, final_aff, out=obs_buffer)
-        final_mask = action_mask(self.level, state, final_aff)
+        final_obs = observe(self.level, state, final_aff, out=obs_buffer, pairs=pairs)
+        final_mask = action_mask(self.level, state, final_aff, pairs)
         final_steps = state.life_steps
         obs, mask, aff = final_obs, final_mask, final_aff
         if self.autoreset and bool(done.any()):
@@ -196,18 +152,22 @@ class Town:
             slots = state.slots_of(towns)
             sub = state.select_towns(towns)
             sub_aff = affordance_at(self.level, sub)
+            sub_pairs = self._pairs_of(sub, sub_aff)
             if final_buffer is None:
                 obs = obs.clone()
             else:  # the ended rows move to the final buffer; obs is rewritten in place
                 final_buffer[slots] = final_obs[slots]
                 final_obs = final_buffer
             mask, aff = mask.clone(), aff.clone()
-            obs[slots] = observe(self.level, sub, sub_aff)
-            mask[slots] = action_mask(self.level, sub, sub_aff)
+            obs[slots] = observe(self.level, sub, sub_aff, pairs=sub_pairs)
+            mask[slots] = action_mask(self.level, sub, sub_aff, sub_pairs)
             aff[slots] = sub_aff
+            if pairs is not None and sub_pairs is not None:
+                pairs = pairs.with_towns(state, aff, towns, sub_pairs)
         # `mask` goes to the caller, and when nothing ended it is also `final_mask`: the town
         # keeps a copy of its own for the next step.
         self._state, self._mask = state, mask.clone()
+        self._pairs = pairs
         return StepOutput(
             obs=obs,
             mask=mask,
@@ -251,8 +211,26 @@ class Town:
             "familiarity": state.familiarity,
             "rivalry": state.rivalry,
             "personality": state.personality,
-            "queue_position": queue_position(state, affordance_at(self.level, state), self.level.max_steps),
+            "queue_position": self._kept_pairs().queue_position,
         }
+
+    def _pairs_of(
+        self, state: TownState, aff: torch.Tensor | None = None, ties: torch.Tensor | None = None
+    ) -> Pairs | None:
+        """On a social level, the `Pairs` of `state`: the kept ones when they are its own. The town
+        keeps those of its current state, so that the state's observation, mask and `info` and
+        the step from it compute each pairwise fact once."""
+        if self.level.social is None or (self._pairs is not None and self._pairs.state is state):
+            return self._pairs
+        aff = affordance_at(self.level, state) if aff is None else aff
+        # the few towns an autoreset re-observes get no scratch, which would be resized each time
+        scratch = self._scratch if state.num_towns == self.num_towns else None
+        return Pairs(state, aff, self.level.max_steps, scratch, ties)
+
+    def _kept_pairs(self) -> Pairs:
+        self._pairs = self._pairs_of(self.state)
+        assert self._pairs is not None, "a social level"
+        return self._pairs
 
     def _next_buffers(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """(obs, final_obs) buffers for this call: (None, None) without buffer reuse, else the
@@ -271,6 +249,7 @@ class Town:
     def _install(self, state: TownState) -> None:
         self._state = state
         self._mask = None  # a new state: the next observe() or step() computes its mask
+        self._pairs = None
 
     # --- difficulty, state, persistence -------------------------------------------------------
 
@@ -340,8 +319,8 @@ class Town:
         return initial_state(self.level, self.num_towns, self.agents_per_town, scratch)
 
     def close(self) -> None:
-        self._state = self._mask = None
-        self._buffers = []
+        self._state = self._mask = self._pairs = None
+        self._buffers, self._scratch = [], {}
 
     # --- looking at it ------------------------------------------------------------------------
 
