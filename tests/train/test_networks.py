@@ -122,3 +122,19 @@ def test_recurrent_learner_unroll_matches_the_acting_network() -> None:
         acting, _ = net(obs, net.initial_state(3, obs.device))
         learning, _, _ = recurrent.unroll(net, obs, h0, c0, torch.zeros(3, 6, dtype=torch.bool))
     assert torch.allclose(acting, learning, atol=1e-5)
+
+
+def test_recurrent_policy_reads_every_field_and_its_critic_leaves_the_actor_alone() -> None:
+    layout, dim, n_actions = layout_of("L2_partial_observability")
+    torch.manual_seed(0)
+    net = build_network("lstm", layout, n_actions, [32, 16], 8, 16, "dagger")
+    obs = inputs("lstm", dim, batch=8, steps=5).requires_grad_(True)
+    logits, _ = net(obs, net.initial_state(8, obs.device))
+    logits[:, -1].sum().backward()
+    for name, offset, size in layout:  # every field, and through the memory from the first step
+        assert float(obs.grad[:, 0, offset : offset + size].abs().sum()) > 0, name
+    net.zero_grad(set_to_none=True)
+    memory, _ = net.lstm(net.features(obs.detach()), net.initial_state(8, obs.device))
+    net.value(obs.detach(), memory).sum().backward()
+    assert all(p.grad is None for p in net.actor_parameters())
+    assert all(p.grad is not None for p in net.critic_parameters())

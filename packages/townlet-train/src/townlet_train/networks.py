@@ -1,4 +1,4 @@
-"""Q-networks that read their inputs by field name from the env's observation layout.
+"""Q- and policy networks that read their inputs by field name from the env's observation layout.
 
 An earlier implementation sliced its observation by hand and fed its LSTM all zeros. Here each
 layout field gets its own encoder, keyed by name, so a field cannot silently fall out of the
@@ -126,6 +126,72 @@ class ActorCritic(nn.Module):
         return [*self.critic_encoder.parameters(), *self.critic.parameters(), *self.values.parameters()]
 
 
+class RecurrentActorCritic(nn.Module):
+    """The policy of the partial-observation levels: field encoders -> MLP -> LSTM, and logits
+    from both the current features and the LSTM's output (what is in view needs no memory; the
+    memory adds what is not). The critic (for PPO) has its own encoder and reads the LSTM's
+    output detached, so that training the critic alone never moves the actor or its memory.
+
+    `forward(obs [B, T, D], state)` returns logits [B, T, A] and the new (h, c), each [1, B, H],
+    as `RecurrentQNetwork` returns Q-values: greedy acting is the same for both.
+    """
+
+    recurrent = True
+
+    def __init__(self, layout: Layout, n_actions: int, hidden: list[int], embed: int, lstm_hidden: int):
+        super().__init__()
+        self.actor_encoder = FieldEncoder(layout, embed)
+        self.actor = _mlp([self.actor_encoder.out_features, *hidden])
+        width = hidden[-1] if hidden else self.actor_encoder.out_features
+        self.lstm = nn.LSTM(width, lstm_hidden, batch_first=True)
+        self.hidden_size = lstm_hidden
+        # one hidden layer over both: a remembered target's direction is a function of where the
+        # agent is now and what the memory holds, which one linear layer cannot form
+        self.policy = _mlp([width + lstm_hidden, lstm_hidden])
+        self.logits = nn.Linear(lstm_hidden, n_actions)
+        self.critic_encoder = FieldEncoder(layout, embed)
+        self.critic = _mlp([self.critic_encoder.out_features + lstm_hidden, *hidden])
+        self.values = nn.Linear(hidden[-1] if hidden else self.critic_encoder.out_features + lstm_hidden, 1)
+        nn.init.orthogonal_(self.logits.weight, gain=0.01)  # near uniform at first, as ActorCritic
+        nn.init.zeros_(self.logits.bias)
+
+    def initial_state(self, batch: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        zeros = torch.zeros(1, batch, self.hidden_size, device=device)
+        return zeros, zeros.clone()
+
+    def features(self, obs: torch.Tensor) -> torch.Tensor:
+        """The LSTM's input for each step: [..., D] -> [..., F]."""
+        return self.actor(self.actor_encoder(obs))
+
+    def head(self, features: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+        """Logits from a step's features and the LSTM's output after it."""
+        return self.logits(self.policy(torch.cat([features, memory], dim=-1)))
+
+    def forward(
+        self, obs: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        features = self.features(obs)
+        memory, new_state = self.lstm(features, state)
+        return self.head(features, memory), (new_state[0], new_state[1])
+
+    def value(self, obs: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+        """[...] values of observations [..., D], given the LSTM's output [..., H] at each."""
+        inputs = torch.cat([self.critic_encoder(obs), memory.detach()], dim=-1)
+        return self.values(self.critic(inputs)).squeeze(-1)
+
+    def actor_parameters(self) -> list[nn.Parameter]:
+        return [
+            *self.actor_encoder.parameters(),
+            *self.actor.parameters(),
+            *self.lstm.parameters(),
+            *self.policy.parameters(),
+            *self.logits.parameters(),
+        ]
+
+    def critic_parameters(self) -> list[nn.Parameter]:
+        return [*self.critic_encoder.parameters(), *self.critic.parameters(), *self.values.parameters()]
+
+
 def build_network(
     kind: str,
     layout: Layout,
@@ -136,6 +202,8 @@ def build_network(
     algorithm: str = "dqn",
 ) -> nn.Module:
     if algorithm != "dqn":  # PPO, BC and DAgger learn a policy, not Q-values
+        if kind == "lstm":
+            return RecurrentActorCritic(layout, n_actions, hidden, embed, lstm_hidden)
         return ActorCritic(layout, n_actions, hidden, embed)
     if kind == "lstm":
         return RecurrentQNetwork(layout, n_actions, hidden, embed, lstm_hidden)
