@@ -247,8 +247,6 @@ class TrainConfig(StrictModel):
         recurrent = self.network.kind == "lstm"
         if self.algorithm.kind == "bc" and recurrent:
             raise ValueError("algorithm.kind 'bc' has no recurrent network (use mlp, or dagger with lstm)")
-        if self.algorithm.kind == "ppo" and recurrent:
-            raise ValueError("algorithm.kind 'ppo' has no recurrent network yet (use mlp)")
         if self.algorithm.kind == "dqn" and recurrent != (self.replay.kind == "sequence"):
             raise ValueError(
                 "network.kind 'lstm' needs replay.kind 'sequence' and vice versa "

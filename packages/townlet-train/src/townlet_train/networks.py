@@ -99,6 +99,7 @@ class ActorCritic(nn.Module):
     """
 
     recurrent = False
+    ACTOR = ("actor_encoder", "actor", "logits")  # the modules of the policy (PPO's init_from)
 
     def __init__(self, layout: Layout, n_actions: int, hidden: list[int], embed: int):
         super().__init__()
@@ -120,7 +121,7 @@ class ActorCritic(nn.Module):
         return self.values(self.critic(self.critic_encoder(obs))).squeeze(-1)
 
     def actor_parameters(self) -> list[nn.Parameter]:
-        return [*self.actor_encoder.parameters(), *self.actor.parameters(), *self.logits.parameters()]
+        return [p for name in self.ACTOR for p in getattr(self, name).parameters()]
 
     def critic_parameters(self) -> list[nn.Parameter]:
         return [*self.critic_encoder.parameters(), *self.critic.parameters(), *self.values.parameters()]
@@ -137,6 +138,7 @@ class RecurrentActorCritic(nn.Module):
     """
 
     recurrent = True
+    ACTOR = ("actor_encoder", "actor", "lstm", "policy", "logits")
 
     def __init__(self, layout: Layout, n_actions: int, hidden: list[int], embed: int, lstm_hidden: int):
         super().__init__()
@@ -180,13 +182,7 @@ class RecurrentActorCritic(nn.Module):
         return self.values(self.critic(inputs)).squeeze(-1)
 
     def actor_parameters(self) -> list[nn.Parameter]:
-        return [
-            *self.actor_encoder.parameters(),
-            *self.actor.parameters(),
-            *self.lstm.parameters(),
-            *self.policy.parameters(),
-            *self.logits.parameters(),
-        ]
+        return [p for name in self.ACTOR for p in getattr(self, name).parameters()]
 
     def critic_parameters(self) -> list[nn.Parameter]:
         return [*self.critic_encoder.parameters(), *self.critic.parameters(), *self.values.parameters()]
