@@ -26,7 +26,7 @@ from townlet_env import TownletVectorEnv
 from townlet_train.config import DaggerSettings, EpsilonSettings
 from townlet_train.exploration import EpsilonGreedy
 from townlet_train.loop import Trainer
-from townlet_train.networks import ActorCritic, build_network, masked_argmax, masked_logits
+from townlet_train.networks import ActorCritic, build_network, field_shapes, masked_argmax, masked_logits
 from townlet_train.scripted import ScriptedPolicy
 
 
@@ -181,6 +181,7 @@ class DaggerTrainer(Trainer):
             net.field_embed,
             net.lstm_hidden,
             "dagger",
+            field_shapes(env.level),
         ).to(self.device)
         self.teacher = ScriptedPolicy(env.town)
         self.recurrent = bool(getattr(network, "recurrent", False))

@@ -24,7 +24,7 @@ from townlet_env import TownletVectorEnv
 from townlet_env.core import Town
 from townlet_train.checkpoint import CheckpointError, load_checkpoint
 from townlet_train.config import TrainConfig
-from townlet_train.networks import build_network, masked_argmax, masked_logits
+from townlet_train.networks import build_network, field_shapes, masked_argmax, masked_logits
 from townlet_train.scripted import ScriptedPolicy
 
 
@@ -162,6 +162,7 @@ def load_network(path: Path, device: torch.device | str) -> tuple[nn.Module, Tra
         net.field_embed,
         net.lstm_hidden,
         cfg.algorithm.kind,
+        field_shapes(env.level),
     )
     try:
         network.load_state_dict(payload["network"])

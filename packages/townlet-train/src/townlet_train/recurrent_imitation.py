@@ -88,7 +88,7 @@ class RecurrentDaggerAgent:
         self.online, self.settings = network, settings
         self.recall = nn.Linear(network.hidden_size, 2 * n_affordances).to(device)
         params = [*network.actor_parameters(), *self.recall.parameters()]
-        self.optimizer = torch.optim.Adam(params, lr=settings.lr)
+        self.optimizer = torch.optim.Adam(params, lr=settings.lr, fused=True)  # see learner.py
         length = settings.burn_in + settings.sequence_length
         fields = label_fields(obs_dim, n_actions, n_affordances, network.hidden_size)
         self.collector = SequenceCollector(length, settings.sequence_length, num_envs, fields, device)
