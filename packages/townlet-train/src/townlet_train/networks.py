@@ -133,7 +133,8 @@ class WindowSummary(nn.Module):
     the centre): whether any cell shows it, and the mean offset (dx, dy) of the cells that do, in
     half-widths of the window. That is the format of L1's `affordances` field, restricted to what
     the window shows: a fixed map, since "which way is the Bed, if I see one" is the same sum over
-    cells for every channel, and learning it from labels through a 400-wide one-hot was slow.
+    cells for every channel, which the student otherwise learns from labels through a 400-wide
+    one-hot (on L2, one run each: 310 against 289 training survival at 2 million agent-steps).
     """
 
     def __init__(self, offset: int, shape: tuple[int, ...]):
