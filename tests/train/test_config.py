@@ -248,5 +248,6 @@ def test_algorithm_kind_defaults_to_dqn_and_recipes_load() -> None:
         assert load_config(None, level=level).algorithm.kind == "dagger"
     with pytest.raises(ConfigError, match="lr"):
         load_config(None, algorithm={"kind": "dagger", "lr": float("nan")})
-    with pytest.raises(ConfigError, match="recurrent"):
-        load_config(None, algorithm={"kind": "ppo"}, network__kind="lstm", replay__kind="sequence")
+    with pytest.raises(ConfigError, match="recurrent"):  # dagger and ppo have one, bc not
+        load_config(None, algorithm={"kind": "bc"}, network__kind="lstm", replay__kind="sequence")
+    assert load_config(None, algorithm={"kind": "ppo"}, network__kind="lstm").network.kind == "lstm"

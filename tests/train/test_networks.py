@@ -122,3 +122,49 @@ def test_recurrent_learner_unroll_matches_the_acting_network() -> None:
         acting, _ = net(obs, net.initial_state(3, obs.device))
         learning, _, _ = recurrent.unroll(net, obs, h0, c0, torch.zeros(3, 6, dtype=torch.bool))
     assert torch.allclose(acting, learning, atol=1e-5)
+
+
+def test_recurrent_policy_reads_every_field_and_its_critic_leaves_the_actor_alone() -> None:
+    layout, dim, n_actions = layout_of("L2_partial_observability")
+    torch.manual_seed(0)
+    net = build_network("lstm", layout, n_actions, [32, 16], 8, 16, "dagger")
+    obs = inputs("lstm", dim, batch=8, steps=5).requires_grad_(True)
+    logits, _ = net(obs, net.initial_state(8, obs.device))
+    logits[:, -1].sum().backward()
+    for name, offset, size in layout:  # every field, and through the memory from the first step
+        assert float(obs.grad[:, 0, offset : offset + size].abs().sum()) > 0, name
+    net.zero_grad(set_to_none=True)
+    memory, _ = net.lstm(net.features(obs.detach()), net.initial_state(8, obs.device))
+    net.value(obs.detach(), memory).sum().backward()
+    assert all(p.grad is None for p in net.actor_parameters())
+    assert all(p.grad is not None for p in net.critic_parameters())
+
+
+def test_window_summary_says_where_each_channel_is_in_view() -> None:
+    from townlet_train.networks import WindowSummary
+
+    summary = WindowSummary(offset=2, shape=(5, 5, 4))
+    obs = torch.zeros(1, 2 + 5 * 5 * 4)
+    window = obs[0, 2:].view(5, 5, 4)  # rows are dy = -2 .. 2, columns dx = -2 .. 2
+    window[0, 3, 1] = 1.0  # channel 1 at dx +1, dy -2
+    window[2, 0, 2] = window[2, 4, 2] = 1.0  # channel 2 at dx -2 and +2, dy 0
+    out = summary(obs)[0]
+    present, where = out[:4], out[4:].view(4, 2)
+    assert present.tolist() == [0.0, 1.0, 1.0, 0.0]
+    assert where[1].tolist() == [0.5, -1.0] and where[2].tolist() == [0.0, 0.0]
+    assert where[0].tolist() == where[3].tolist() == [0.0, 0.0]
+
+
+def test_a_recurrent_policy_with_the_window_shape_reads_its_summary() -> None:
+    from townlet_train.networks import WindowSummary, field_shapes
+
+    env = TownletVectorEnv("L2_partial_observability", 4)
+    obs, _ = env.reset(seed=0)
+    layout, n_actions = env.observation_layout, env.level.n_actions
+    net = build_network("lstm", layout, n_actions, [16], 4, 8, "ppo", field_shapes(env.level))
+    assert isinstance(net.window, WindowSummary) and net.window(obs).shape == (4, 48)
+    features = net.features(obs)
+    with torch.no_grad():
+        net.window_encoder.weight.zero_()
+        net.window_encoder.bias.fill_(1.0)
+    assert not torch.allclose(net.features(obs), features)

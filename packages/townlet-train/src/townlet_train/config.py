@@ -114,6 +114,18 @@ class DaggerSettings(StrictModel):
         default=0.25, gt=0.0, le=64.0, description="gradient updates per env step"
     )
     learning_starts: int = Field(default=2048, ge=0, description="labelled states before learning")
+    sequence_length: int = Field(
+        default=32, ge=1, le=512, description="network.kind lstm: learned steps per stored window"
+    )
+    burn_in: int = Field(
+        default=8, ge=0, le=512, description="network.kind lstm: steps that only warm the LSTM"
+    )
+    recall_weight: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1000.0,
+        description="network.kind lstm: weight of the auxiliary loss of saying where each affordance is",
+    )
 
 
 class BCSettings(StrictModel):
@@ -233,8 +245,8 @@ class TrainConfig(StrictModel):
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:
         recurrent = self.network.kind == "lstm"
-        if self.algorithm.kind != "dqn" and recurrent:
-            raise ValueError(f"algorithm.kind '{self.algorithm.kind}' has no recurrent network yet (use mlp)")
+        if self.algorithm.kind == "bc" and recurrent:
+            raise ValueError("algorithm.kind 'bc' has no recurrent network (use mlp, or dagger with lstm)")
         if self.algorithm.kind == "dqn" and recurrent != (self.replay.kind == "sequence"):
             raise ValueError(
                 "network.kind 'lstm' needs replay.kind 'sequence' and vice versa "

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -26,7 +26,7 @@ from townlet_env import TownletVectorEnv
 from townlet_train.config import DaggerSettings, EpsilonSettings
 from townlet_train.exploration import EpsilonGreedy
 from townlet_train.loop import Trainer
-from townlet_train.networks import ActorCritic, build_network, masked_argmax, masked_logits
+from townlet_train.networks import ActorCritic, build_network, field_shapes, masked_argmax, masked_logits
 from townlet_train.scripted import ScriptedPolicy
 
 
@@ -40,16 +40,29 @@ def masked_cross_entropy(
     return loss, accuracy
 
 
+def descend(
+    optimizer: torch.optim.Optimizer,
+    logits: torch.Tensor,
+    batch: dict[str, torch.Tensor],
+    grad_clip: float,
+    extra: torch.Tensor | None = None,
+) -> dict[str, float]:
+    """One step of masked cross-entropy of `logits` [B, A] toward the labels (plus an `extra`
+    loss, if any) on the optimizer's parameters; shared by BC, DAgger and recurrent DAgger
+    (whose logits come from unrolled windows)."""
+    loss, accuracy = masked_cross_entropy(logits, batch["mask"], batch["label"])
+    optimizer.zero_grad(set_to_none=True)
+    (loss if extra is None else loss + extra).backward()
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    grad_norm = nn.utils.clip_grad_norm_(params, grad_clip)
+    optimizer.step()
+    return {"loss": float(loss.detach()), "accuracy": float(accuracy), "grad_norm": float(grad_norm)}
+
+
 def clone_step(
     network: nn.Module, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor], grad_clip: float
 ) -> dict[str, float]:
-    """One masked cross-entropy step toward the labels; shared by BC and DAgger."""
-    loss, accuracy = masked_cross_entropy(network(batch["obs"]), batch["mask"], batch["label"])
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    grad_norm = nn.utils.clip_grad_norm_(network.parameters(), grad_clip)
-    optimizer.step()
-    return {"loss": float(loss.detach()), "accuracy": float(accuracy), "grad_norm": float(grad_norm)}
+    return descend(optimizer, network(batch["obs"]), batch, grad_clip)
 
 
 class LabelBuffer:
@@ -90,6 +103,20 @@ class LabelBuffer:
             getattr(self, key)[: self.size] = state[key]
 
 
+class Student(Protocol):
+    """What the DAgger trainer needs of its agent, feed-forward or recurrent."""
+
+    labels: torch.Tensor | None
+    updates: int
+
+    def logits(self, obs: torch.Tensor) -> torch.Tensor: ...
+
+    @property
+    def labelled(self) -> int: ...
+
+    def update(self, batch_size: int, rng: torch.Generator) -> dict[str, float]: ...
+
+
 class DaggerAgent:
     """The student network, its optimizer and the buffer of labelled states it learns from."""
 
@@ -100,6 +127,15 @@ class DaggerAgent:
         self.replay = LabelBuffer(settings.capacity, obs_dim, n_actions, device)
         self.labels: torch.Tensor | None = None  # the teacher's actions for the step being taken
         self.updates = 0
+
+    def logits(self, obs: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.online(obs)
+
+    @property
+    def labelled(self) -> int:
+        """Labelled states stored."""
+        return len(self.replay)
 
     def store(self, step: dict[str, torch.Tensor]) -> None:
         assert self.labels is not None, "act() labels each state before it is stored"
@@ -129,22 +165,33 @@ class DaggerTrainer(Trainer):
     acting (student, or teacher with probability beta) and learning (labels of visited states).
     The per-slot beta is an `EpsilonGreedy` schedule, so metrics' `epsilon` column holds beta."""
 
-    agent: DaggerAgent
+    agent: Student
 
-    def _build_agent(self) -> DaggerAgent:
+    def _build_agent(self) -> Any:
         cfg = self.cfg
         settings = cfg.algorithm
         assert isinstance(settings, DaggerSettings)
         self.settings = settings
         net, env = cfg.network, self.env
         network = build_network(
-            net.kind, env.observation_layout, self.n_actions, net.hidden, net.field_embed, 0, "dagger"
+            net.kind,
+            env.observation_layout,
+            self.n_actions,
+            net.hidden,
+            net.field_embed,
+            net.lstm_hidden,
+            "dagger",
+            field_shapes(env.level),
         ).to(self.device)
-        assert isinstance(network, ActorCritic)
         self.teacher = ScriptedPolicy(env.town)
-        self.recurrent = False
+        self.recurrent = bool(getattr(network, "recurrent", False))
         self.batch = self.transitions_per_update = settings.batch_size
-        return DaggerAgent(network, settings, self.obs_dim, self.n_actions)
+        return self._student(network)
+
+    def _student(self, network: nn.Module) -> Any:
+        """The agent around the student network; the recurrent trainer makes its own."""
+        assert isinstance(network, ActorCritic)
+        return DaggerAgent(network, self.settings, self.obs_dim, self.n_actions)
 
     def _build_explorer(self) -> EpsilonGreedy:
         s = self.settings
@@ -154,8 +201,7 @@ class DaggerTrainer(Trainer):
     def act(self) -> tuple[torch.Tensor, torch.Tensor]:
         mask = self.info["action_mask"]
         teacher = self.teacher(self.obs, self.info)
-        with torch.no_grad():
-            logits = masked_logits(self.agent.online(self.obs), mask)
+        logits = masked_logits(self.agent.logits(self.obs), mask)
         student = masked_argmax(logits, mask)
         beta = self.explorer.per_slot(self.counters["agent_steps"])
         follow = torch.rand(mask.shape[0], generator=self.rng, device=self.device) < beta
@@ -165,7 +211,7 @@ class DaggerTrainer(Trainer):
 
     def learn(self) -> dict[str, float]:
         s = self.settings
-        if len(self.agent.replay) < max(s.learning_starts, 1):
+        if self.agent.labelled < max(s.learning_starts, 1):
             return {}
         self.update_debt += s.updates_per_step
         stats: dict[str, float] = {}

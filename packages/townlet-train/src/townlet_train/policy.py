@@ -24,7 +24,7 @@ from townlet_env import TownletVectorEnv
 from townlet_env.core import Town
 from townlet_train.checkpoint import CheckpointError, load_checkpoint
 from townlet_train.config import TrainConfig
-from townlet_train.networks import build_network, masked_argmax, masked_logits
+from townlet_train.networks import build_network, field_shapes, masked_argmax, masked_logits
 from townlet_train.scripted import ScriptedPolicy
 
 
@@ -73,7 +73,8 @@ class SampledPolicy(_Stateless):
 
 
 class RecurrentGreedyPolicy:
-    """Recurrent DQN: greedy on the Q-values, carrying the LSTM state; an ended slot's is zeroed."""
+    """A recurrent network (DQN's Q-values, or a recurrent student's logits): the best legal
+    action, carrying the LSTM state; an ended slot's state is zeroed."""
 
     def __init__(self, network: nn.Module):
         self.network = network
@@ -83,12 +84,26 @@ class RecurrentGreedyPolicy:
 
     def act(self, obs: torch.Tensor, mask: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
         with torch.no_grad():
-            q, state = self.network(obs[:, None], state)
-        return masked_argmax(q[:, 0], mask), state
+            out, state = self.network(obs[:, None], state)
+        return self.choose(out[:, 0], mask), state
+
+    def choose(self, out: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return masked_argmax(out, mask)
 
     def reset(self, state: Any, done: torch.Tensor) -> Any:
         keep = (~done).float()[None, :, None]
         return state[0] * keep, state[1] * keep
+
+
+class RecurrentSampledPolicy(RecurrentGreedyPolicy):
+    """A draw from the masked softmax of a recurrent policy network's logits."""
+
+    def __init__(self, network: nn.Module, rng: torch.Generator | None = None):
+        super().__init__(network)
+        self.rng = rng
+
+    def choose(self, out: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return masked_sample(out, mask, self.rng)
 
 
 class ScriptedAgent(_Stateless):
@@ -147,6 +162,7 @@ def load_network(path: Path, device: torch.device | str) -> tuple[nn.Module, Tra
         net.field_embed,
         net.lstm_hidden,
         cfg.algorithm.kind,
+        field_shapes(env.level),
     )
     try:
         network.load_state_dict(payload["network"])
@@ -162,5 +178,7 @@ def load_policy(
     """The policy of a checkpoint of any algorithm: greedy, or (a policy network) sampled."""
     network, cfg = load_network(path, device)
     if sample and cfg.algorithm.kind != "dqn":
+        if getattr(network, "recurrent", False):
+            return RecurrentSampledPolicy(network, rng), cfg
         return SampledPolicy(network, rng), cfg
     return policy_for_network(network), cfg

@@ -19,6 +19,7 @@ annealed to zero over `kl_steps`, keeps the early updates from forgetting what w
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from townlet_env.core import compile_level
 from townlet_train.config import EpsilonSettings, PPOSettings
 from townlet_train.exploration import EpsilonGreedy
 from townlet_train.loop import Trainer
-from townlet_train.networks import ActorCritic, build_network, masked_logits
+from townlet_train.networks import ActorCritic, build_network, field_shapes, masked_logits
 from townlet_train.policy import load_network
 
 
@@ -77,7 +78,7 @@ def value_loss(
 class Rollout:
     """[T, N] storage for one iteration's steps; `t` is how many are filled."""
 
-    KEYS = ("obs", "mask", "action", "logprob", "value", "reward", "done")
+    KEYS: tuple[str, ...] = ("obs", "mask", "action", "logprob", "value", "reward", "done")
 
     def __init__(self, steps: int, n: int, obs_dim: int, n_actions: int, device: torch.device):
         def z(*shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -115,14 +116,23 @@ class PPOAgent:
         self.pending: dict[str, torch.Tensor] = {}  # what act() computed for the step being taken
         self.updates = self.iterations = 0
 
+    def policy(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, values) to act on; the recurrent agent also steps its LSTM state here."""
+        with torch.no_grad():
+            return self.online(obs), self.online.value(obs)
+
+    def value_of(self, obs: torch.Tensor) -> torch.Tensor:
+        """V(obs) of observations that follow the last one acted on (a truncation's final one,
+        the next rollout's first one), without acting on them."""
+        with torch.no_grad():
+            return self.online.value(obs)
+
     def store(self, step: dict[str, torch.Tensor]) -> None:
         r, s = self.rollout, self.settings
-        reward, truncated = step["reward"], step["truncated"]
-        if bool(truncated.any()):  # the value of the final observation, of the truncated rows only
-            rows = truncated.nonzero().squeeze(1)
-            with torch.inference_mode():
-                tail = self.online.value(step["final_obs"].index_select(0, rows))
-            reward = reward.index_add(0, rows, s.gamma * tail)
+        reward = step["reward"]
+        if bool(step["truncated"].any()):
+            tail = self.value_of(step["final_obs"])
+            reward = reward + s.gamma * tail * step["truncated"].float()
         r.obs[r.t], r.mask[r.t], r.reward[r.t], r.done[r.t] = step["obs"], step["mask"], reward, step["done"]
         pending = self.pending
         r.action[r.t], r.logprob[r.t], r.value[r.t] = pending["action"], pending["logprob"], pending["value"]
@@ -161,26 +171,41 @@ class PPOTrainer(Trainer):
         self.settings = settings
         net, env = self.cfg.network, self.env
         network = build_network(
-            net.kind, env.observation_layout, self.n_actions, net.hidden, net.field_embed, 0, "ppo"
+            net.kind,
+            env.observation_layout,
+            self.n_actions,
+            net.hidden,
+            net.field_embed,
+            net.lstm_hidden,
+            "ppo",
+            field_shapes(env.level),
         ).to(self.device)
-        assert isinstance(network, ActorCritic)
-        self.recurrent = False
+        self.recurrent = bool(getattr(network, "recurrent", False))
         self.batch = self.transitions_per_update = settings.minibatch_size
-        agent = PPOAgent(network, settings, self.cfg.env.num_envs, self.obs_dim, self.n_actions)
+        agent = self._make_agent(network)
         if settings.init_from is not None:
             self._start_from(agent, Path(settings.init_from))
         return agent
 
+    def _make_agent(self, network: nn.Module) -> PPOAgent:
+        """The agent around the policy network; the recurrent trainer makes its own."""
+        assert isinstance(network, ActorCritic)
+        return PPOAgent(network, self.settings, self.cfg.env.num_envs, self.obs_dim, self.n_actions)
+
     def _start_from(self, agent: PPOAgent, path: Path) -> None:
         source, cfg = load_network(path, self.device)
-        if cfg.algorithm.kind == "dqn" or not isinstance(source, ActorCritic):
+        if cfg.algorithm.kind == "dqn" or not hasattr(source, "ACTOR"):
             raise ValueError(f"init_from {path}: a {cfg.algorithm.kind} checkpoint has no policy network")
+        if type(source) is not type(agent.online):
+            raise ValueError(
+                f"init_from {path}: its network.kind is '{cfg.network.kind}', this config's is "
+                f"'{self.cfg.network.kind}' (a recurrent policy starts only a recurrent one)"
+            )
         if compile_level(cfg.level).content_hash != self.env.level.content_hash:
             raise ValueError(f"init_from {path}: trained on another level than {self.cfg.level}")
         try:
-            agent.online.actor_encoder.load_state_dict(source.actor_encoder.state_dict())
-            agent.online.actor.load_state_dict(source.actor.state_dict())
-            agent.online.logits.load_state_dict(source.logits.state_dict())
+            for name in agent.online.ACTOR:
+                getattr(agent.online, name).load_state_dict(getattr(source, name).state_dict())
         except RuntimeError as exc:
             first = (str(exc).strip().splitlines() or [""])[0]
             raise ValueError(f"init_from {path}: its network does not fit this config ({first})") from None
@@ -192,10 +217,10 @@ class PPOTrainer(Trainer):
         return EpsilonGreedy(EpsilonSettings(start=0.0, end=0.0), self.cfg.env.num_envs, self.device)
 
     def act(self) -> tuple[torch.Tensor, torch.Tensor]:
-        mask, network = self.info["action_mask"], self.agent.online
+        mask = self.info["action_mask"]
+        logits, value = self.agent.policy(self.obs)
         with torch.inference_mode():  # one log-softmax gives the sample, its log-prob and the entropy
-            log_probs = torch.log_softmax(masked_logits(network(self.obs), mask), dim=-1)
-            value = network.value(self.obs)
+            log_probs = torch.log_softmax(masked_logits(logits, mask), dim=-1)
             probs = log_probs.exp()
             action = torch.multinomial(probs, 1, generator=self.rng).squeeze(1)
             logprob = log_probs.gather(1, action[:, None]).squeeze(1)
@@ -206,9 +231,7 @@ class PPOTrainer(Trainer):
     def learn(self) -> dict[str, float]:
         if self.agent.rollout.t < self.settings.rollout_steps:
             return {}
-        with torch.inference_mode():
-            next_value = self.agent.online.value(self.obs)
-        stats = self.iterate(next_value)
+        stats = self.iterate(self.agent.value_of(self.obs))
         self.agent.rollout.t = 0
         self.agent.iterations += 1
         return stats
@@ -225,40 +248,56 @@ class PPOTrainer(Trainer):
     def iterate(self, next_value: torch.Tensor) -> dict[str, float]:
         s, r, agent = self.settings, self.agent.rollout, self.agent
         advantages, returns = gae(r.reward, r.value, r.done, next_value, s.gamma, s.gae_lambda)
-        flat = {k: getattr(r, k).flatten(0, 1) for k in ("obs", "mask", "action", "logprob", "value")}
-        flat["advantage"], flat["return"] = advantages.flatten(), returns.flatten()
+        data = {k: getattr(r, k) for k in ("obs", "mask", "action", "logprob", "value", "done")}
+        data["advantage"], data["return"] = advantages, returns
         lr_fraction, entropy_weight, kl_weight = self._schedules()
         for group, base in zip(agent.optimizer.param_groups, (s.lr * s.actor_lr_scale, s.lr), strict=True):
             group["lr"] = base * lr_fraction
         train_actor = agent.iterations >= s.critic_warmup
-        total, size = flat["action"].shape[0], min(s.minibatch_size, flat["action"].shape[0])
         stats: dict[str, float] = {}
         for _ in range(s.epochs):
-            order = torch.randperm(total, generator=self.rng, device=self.device)
-            for start in range(0, total - size + 1, size):
-                rows = order[start : start + size]  # index_select: a faster gather than v[rows]
-                batch = {k: v.index_select(0, rows) for k, v in flat.items()}
+            for batch in self._minibatches(data):
                 stats = self._minibatch(batch, entropy_weight, kl_weight, train_actor)
         return {**stats, "lr_fraction": lr_fraction, "entropy_weight": entropy_weight, "kl_weight": kl_weight}
+
+    def _minibatches(self, data: dict[str, torch.Tensor]) -> Iterator[dict[str, torch.Tensor]]:
+        """One epoch of shuffled minibatches of `minibatch_size` samples from [T, N] data."""
+        flat = {k: v.flatten(0, 1) for k, v in data.items()}
+        total = flat["action"].shape[0]
+        size = min(self.settings.minibatch_size, total)
+        order = torch.randperm(total, generator=self.rng, device=self.device)
+        for start in range(0, total - size + 1, size):
+            rows = order[start : start + size]  # index_select: a faster gather than v[rows]
+            yield {k: v.index_select(0, rows) for k, v in flat.items()}
+
+    def _outputs(
+        self, batch: dict[str, torch.Tensor], kl_weight: float
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """[M, A] logits, [M] values and (for the KL term) the teacher's [M, A] logits of a
+        minibatch's M samples."""
+        agent, teacher = self.agent, None
+        if agent.teacher is not None and kl_weight > 0:
+            with torch.no_grad():
+                teacher = agent.teacher(batch["obs"])
+        return agent.online(batch["obs"]), agent.online.value(batch["obs"]), teacher
 
     def _minibatch(
         self, batch: dict[str, torch.Tensor], entropy_weight: float, kl_weight: float, train_actor: bool
     ) -> dict[str, float]:
         s, agent = self.settings, self.agent
-        logits = masked_logits(agent.online(batch["obs"]), batch["mask"])
+        logits, new_value, teacher_logits = self._outputs(batch, kl_weight)
+        logits = masked_logits(logits, batch["mask"])
         log_probs = torch.log_softmax(logits, dim=-1)
         new_logprob = log_probs.gather(1, batch["action"][:, None]).squeeze(1)
         adv = batch["advantage"]
         adv = (adv - adv.mean()) / (adv.std() + 1e-8)
         policy_loss, clip_fraction = clipped_policy_loss(new_logprob, batch["logprob"], adv, s.clip)
         entropy = -(log_probs.exp() * log_probs).sum(dim=-1).mean()
-        new_value = agent.online.value(batch["obs"])
         v_loss = value_loss(new_value, batch["value"], batch["return"], s.clip if s.clip_value else None)
         loss = s.value_coef * v_loss
         kl = torch.zeros(())
-        if agent.teacher is not None and kl_weight > 0:
-            with torch.no_grad():
-                teacher = torch.log_softmax(masked_logits(agent.teacher(batch["obs"]), batch["mask"]), dim=-1)
+        if teacher_logits is not None:
+            teacher = torch.log_softmax(masked_logits(teacher_logits, batch["mask"]), dim=-1)
             kl = F.kl_div(log_probs, teacher, log_target=True, reduction="batchmean")
         if train_actor:
             loss = loss + policy_loss - entropy_weight * entropy + kl_weight * kl

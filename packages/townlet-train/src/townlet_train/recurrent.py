@@ -19,124 +19,36 @@ import torch
 from townlet_train.config import TrainConfig
 from townlet_train.learner import DQNLearner
 from townlet_train.networks import RecurrentQNetwork, masked_argmax
-
-STEP_KEYS = (
-    "obs",
-    "action",
-    "reward",
-    "terminated",
-    "truncated",
-    "mask",
-    "h",
-    "c",
-    "final_obs",
-    "final_mask",
-)
+from townlet_train.sequences import Fields, SequenceCollector, SequenceReplay, starts_of_lives, unroll_lstm
 
 
-class SequenceCollector:
-    """The last L steps of every slot in a ring; every `stride` steps, emits one window per slot."""
-
-    def __init__(
-        self,
-        length: int,
-        stride: int,
-        num_envs: int,
-        obs_dim: int,
-        n_actions: int,
-        hidden: int,
-        device: torch.device,
-    ):
-        self.length, self.stride = length, stride
-
-        def z(*shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-            return torch.zeros(length, num_envs, *shape, dtype=dtype, device=device)
-
-        self.buf = {
-            "obs": z(obs_dim),
-            "action": z(dtype=torch.long),
-            "reward": z(),
-            "terminated": z(dtype=torch.bool),
-            "truncated": z(dtype=torch.bool),
-            "mask": z(n_actions, dtype=torch.bool),
-            "h": z(hidden),
-            "c": z(hidden),
-            "final_obs": z(obs_dim),
-            "final_mask": z(n_actions, dtype=torch.bool),
-        }
-        self.steps = 0  # steps written so far
-
-    def push(self, step: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
-        head = self.steps % self.length
-        for key in STEP_KEYS:
-            self.buf[key][head] = step[key]
-        self.steps += 1
-        if self.steps < self.length or (self.steps - self.length) % self.stride:
-            return None
-        order = (head + 1 + torch.arange(self.length, device=self.buf["obs"].device)) % self.length
-        window = {key: self.buf[key][order].transpose(0, 1) for key in STEP_KEYS}  # [N, L, ...]
-        # keep only what learning needs: the start state, and one final obs (the truncation's)
-        truncated = window["truncated"]
-        position = truncated.float().argmax(dim=1)  # at most one truncation fits in a window
-        rows = torch.arange(truncated.shape[0], device=truncated.device)
-        window["final_obs"] = window["final_obs"][rows, position]
-        window["final_mask"] = window["final_mask"][rows, position]
-        window["h"], window["c"] = window["h"][:, 0], window["c"][:, 0]
-        return window
-
-    def state_dict(self) -> dict:
-        return {"buf": self.buf, "steps": self.steps}
-
-    def load_state_dict(self, state: dict) -> None:
-        for key in STEP_KEYS:
-            self.buf[key].copy_(state["buf"][key])
-        self.steps = int(state["steps"])
+def step_fields(obs_dim: int, n_actions: int, hidden: int) -> Fields:
+    """What a recurrent DQN window holds at each step."""
+    return {
+        "obs": ((obs_dim,), torch.float32),
+        "action": ((), torch.long),
+        "reward": ((), torch.float32),
+        "terminated": ((), torch.bool),
+        "truncated": ((), torch.bool),
+        "mask": ((n_actions,), torch.bool),
+        "h": ((hidden,), torch.float32),
+        "c": ((hidden,), torch.float32),
+        "final_obs": ((obs_dim,), torch.float32),
+        "final_mask": ((n_actions,), torch.bool),
+    }
 
 
-class SequenceReplay:
-    """Uniform replay of whole windows."""
-
-    def __init__(self, capacity: int, device: torch.device):
-        self.capacity, self.device = capacity, device
-        self.store: dict[str, torch.Tensor] = {}
-        self.cursor = self.size = 0
-
-    def __len__(self) -> int:
-        return self.size
-
-    def add(self, window: dict[str, torch.Tensor]) -> None:
-        count = min(next(iter(window.values())).shape[0], self.capacity)
-        if not self.store:
-            self.store = {
-                k: torch.zeros(self.capacity, *v.shape[1:], dtype=v.dtype, device=self.device)
-                for k, v in window.items()
-            }
-        rows = (self.cursor + torch.arange(count, device=self.device)) % self.capacity
-        for key, value in window.items():
-            self.store[key][rows] = value[-count:]
-        self.cursor = (self.cursor + count) % self.capacity
-        self.size = min(self.size + count, self.capacity)
-
-    def sample(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        rows = torch.randint(0, self.size, (batch_size,), device=self.device, generator=generator)
-        return {k: v[rows] for k, v in self.store.items()}
-
-    def state_dict(self) -> dict:
-        return {
-            "store": {k: v[: self.size] for k, v in self.store.items()},
-            "cursor": self.cursor,
-            "size": self.size,
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        self.cursor, self.size = int(state["cursor"]), int(state["size"])
-        saved = state["store"]
-        self.store = {
-            k: torch.zeros(self.capacity, *v.shape[1:], dtype=v.dtype, device=self.device)
-            for k, v in saved.items()
-        }
-        for key, value in saved.items():
-            self.store[key][: self.size] = value
+def keep_truncation(window: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Of the per-step final observations, keep only the one learning needs: the truncation's
+    (at most one truncation fits in a window, see the trainer's window check)."""
+    truncated = window["truncated"]
+    position = truncated.float().argmax(dim=1)
+    rows = torch.arange(truncated.shape[0], device=truncated.device)
+    return {
+        **window,
+        "final_obs": window["final_obs"][rows, position],
+        "final_mask": window["final_mask"][rows, position],
+    }
 
 
 def unroll(
@@ -145,23 +57,9 @@ def unroll(
     """Run the LSTM over [B, T] steps from state (h, c) [B, H], zeroing a row's state before
     the steps where `reset` is true.
 
-    Returns q [B, T, A], the hidden state after each step [B, T, H], and the cell state after
-    each step that ends a segment (the step before a reset, and the last), zeros elsewhere.
-    Boundaries are rare, so the LSTM runs over whole segments between the steps where any row
-    resets: a few calls per window instead of one per step.
+    Returns q [B, T, A], and the hidden and cell states of `unroll_lstm`.
     """
-    features = net.pre(net.encoder(obs))
-    steps = obs.shape[1]
-    cuts = reset[:, 1:].any(dim=0).nonzero().flatten().add(1).tolist()
-    outs = []
-    cells = torch.zeros(*obs.shape[:2], net.hidden_size, device=obs.device, dtype=features.dtype)
-    for start, stop in zip([0, *cuts], [*cuts, steps], strict=True):
-        keep = (~reset[:, start]).to(features.dtype)[:, None]
-        out, (h1, c1) = net.lstm(features[:, start:stop], ((h * keep)[None], (c * keep)[None]))
-        h, c = h1[0], c1[0]
-        outs.append(out)
-        cells[:, stop - 1] = c
-    hidden = torch.cat(outs, dim=1)
+    hidden, cells = unroll_lstm(net.lstm, net.pre(net.encoder(obs)), h, c, reset)
     return head(net, hidden), hidden, cells
 
 
@@ -196,9 +94,8 @@ class RecurrentDQN:
         self.online: RecurrentQNetwork = network
         self.target: RecurrentQNetwork = self.learner.target  # type: ignore[assignment]
         length = rep.burn_in + rep.sequence_length + alg.n_step
-        self.collector = SequenceCollector(
-            length, rep.sequence_length, num_envs, obs_dim, n_actions, network.hidden_size, device
-        )
+        fields = step_fields(obs_dim, n_actions, network.hidden_size)
+        self.collector = SequenceCollector(length, rep.sequence_length, num_envs, fields, device)
         self.replay = SequenceReplay(max(1, rep.capacity // rep.sequence_length), device)
         self.state = network.initial_state(num_envs, device)
 
@@ -212,7 +109,7 @@ class RecurrentDQN:
         h, c = self.state_before
         window = self.collector.push({**step, "h": h[0], "c": c[0]})
         if window is not None:
-            self.replay.add(window)
+            self.replay.add(keep_truncation(window))
         keep = (~step["done"]).float()[None, :, None]  # a new life starts from a zero state
         self.state = (self.state[0] * keep, self.state[1] * keep)
 
@@ -240,8 +137,7 @@ class RecurrentDQN:
         alg, rep = self.cfg.dqn, self.cfg.replay
         bi, seq, n, gamma = rep.burn_in, rep.sequence_length, alg.n_step, alg.gamma
         ended = batch["terminated"] | batch["truncated"]
-        reset = torch.zeros_like(ended)
-        reset[:, 1:] = ended[:, :-1]  # zero the state before the first step of a new life
+        reset = starts_of_lives(ended)  # zero the state before the first step of a new life
         h0, c0 = batch["h"], batch["c"]
         with torch.no_grad():
             _, hb, cb = (
