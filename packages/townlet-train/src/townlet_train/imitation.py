@@ -26,7 +26,7 @@ from townlet_env import TownletVectorEnv
 from townlet_train.config import DaggerSettings, EpsilonSettings
 from townlet_train.exploration import EpsilonGreedy
 from townlet_train.loop import Trainer
-from townlet_train.networks import ActorCritic, build_network, field_shapes, masked_argmax, masked_logits
+from townlet_train.networks import ActorCritic, build_network, masked_argmax, masked_logits, policy_network
 from townlet_train.scripted import ScriptedPolicy
 
 
@@ -173,16 +173,7 @@ class DaggerTrainer(Trainer):
         assert isinstance(settings, DaggerSettings)
         self.settings = settings
         net, env = cfg.network, self.env
-        network = build_network(
-            net.kind,
-            env.observation_layout,
-            self.n_actions,
-            net.hidden,
-            net.field_embed,
-            net.lstm_hidden,
-            "dagger",
-            field_shapes(env.level),
-        ).to(self.device)
+        network = policy_network(net, env, self.n_actions, "dagger").to(self.device)
         self.teacher = ScriptedPolicy(env.town)
         self.recurrent = bool(getattr(network, "recurrent", False))
         self.batch = self.transitions_per_update = settings.batch_size

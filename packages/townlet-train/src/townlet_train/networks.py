@@ -260,6 +260,20 @@ def build_network(
     return QNetwork(layout, n_actions, hidden, embed, dueling=kind == "dueling")
 
 
+def policy_network(net: Any, env: Any, n_actions: int, algorithm: str) -> nn.Module:
+    """The policy network that a config's `network` settings ask for, on a vector env's layout."""
+    return build_network(
+        net.kind,
+        env.observation_layout,
+        n_actions,
+        net.hidden,
+        net.field_embed,
+        net.lstm_hidden,
+        algorithm,
+        field_shapes(env.level),
+    )
+
+
 def field_shapes(level: Any) -> dict[str, tuple[int, ...]]:
     """{field name: shape} of a compiled level's observation layout."""
     return {field.name: tuple(field.shape) for field in level.layout.fields}

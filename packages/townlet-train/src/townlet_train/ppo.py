@@ -31,7 +31,7 @@ from townlet_env.core import compile_level
 from townlet_train.config import EpsilonSettings, PPOSettings
 from townlet_train.exploration import EpsilonGreedy
 from townlet_train.loop import Trainer
-from townlet_train.networks import ActorCritic, build_network, field_shapes, masked_logits
+from townlet_train.networks import ActorCritic, masked_logits, policy_network
 from townlet_train.policy import load_network
 
 
@@ -170,16 +170,7 @@ class PPOTrainer(Trainer):
         assert isinstance(settings, PPOSettings)
         self.settings = settings
         net, env = self.cfg.network, self.env
-        network = build_network(
-            net.kind,
-            env.observation_layout,
-            self.n_actions,
-            net.hidden,
-            net.field_embed,
-            net.lstm_hidden,
-            "ppo",
-            field_shapes(env.level),
-        ).to(self.device)
+        network = policy_network(net, env, self.n_actions, "ppo").to(self.device)
         self.recurrent = bool(getattr(network, "recurrent", False))
         self.batch = self.transitions_per_update = settings.minibatch_size
         agent = self._make_agent(network)
