@@ -127,10 +127,8 @@ def test_dagger_student_matches_the_teacher_on_the_states_it_visits(tmp_path: Pa
 
 
 def test_dagger_resume_matches_an_uninterrupted_run(tmp_path: Path) -> None:
-    from townlet_train.checkpoint import load_checkpoint
-
     from .helpers import short_level
-    from .test_resume import episodes_after
+    from .test_resume import resumed_beside_whole
 
     cfg = tiny_config(
         level=str(short_level(tmp_path, max_steps=40)),
@@ -139,16 +137,7 @@ def test_dagger_resume_matches_an_uninterrupted_run(tmp_path: Path) -> None:
         checkpoint__include_replay=True,
         checkpoint__every_steps=512,
     )
-    make_trainer(cfg, tmp_path / "a").run()
-    middle = tmp_path / "a" / "checkpoints" / f"step_{1024:012d}.pt"
-    b = make_trainer(cfg, tmp_path / "b")
-    b.load_state_dict(load_checkpoint(middle))
-    b.run()
-    rows = episodes_after(tmp_path / "a", 1024)
-    assert len(rows) >= 10 and episodes_after(tmp_path / "b", 1024) == rows
-    final = [
-        load_checkpoint(p / "checkpoints" / f"step_{1536:012d}.pt") for p in (tmp_path / "a", tmp_path / "b")
-    ]
+    final = resumed_beside_whole(cfg, tmp_path, 1024, 1536)
     for key, value in final[0]["network"].items():
         assert torch.equal(final[1]["network"][key], value), key
     assert final[0]["counters"] == final[1]["counters"]

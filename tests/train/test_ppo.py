@@ -16,7 +16,7 @@ from townlet_train.ppo import PPOAgent, PPOTrainer, clipped_policy_loss, gae, va
 from townlet_train.trainers import make_trainer
 
 from .helpers import short_level, tiny_config
-from .test_resume import episodes_after
+from .test_resume import resumed_beside_whole
 
 PPO = {"kind": "ppo", "rollout_steps": 16, "minibatch_size": 128, "epochs": 2}
 
@@ -101,16 +101,7 @@ def test_ppo_resume_matches_an_uninterrupted_run(tmp_path: Path) -> None:
         algorithm=PPO,
         checkpoint__every_steps=384,  # not a multiple of the 256-step rollout: saved mid-rollout
     )
-    make_trainer(cfg, tmp_path / "a").run()
-    middle = tmp_path / "a" / "checkpoints" / f"step_{768:012d}.pt"
-    b = make_trainer(cfg, tmp_path / "b")
-    b.load_state_dict(load_checkpoint(middle))
-    b.run()
-    rows = episodes_after(tmp_path / "a", 768)
-    assert len(rows) >= 10 and episodes_after(tmp_path / "b", 768) == rows
-    final = [
-        load_checkpoint(p / "checkpoints" / f"step_{1536:012d}.pt") for p in (tmp_path / "a", tmp_path / "b")
-    ]
+    final = resumed_beside_whole(cfg, tmp_path, 768, 1536)
     assert final[0]["iterations"] == final[1]["iterations"] == 6
     for key, value in final[0]["network"].items():
         assert torch.equal(final[1]["network"][key], value), key

@@ -12,7 +12,6 @@ import torch
 
 from townlet_env import TownletVectorEnv
 from townlet_train import cli
-from townlet_train.checkpoint import load_checkpoint
 from townlet_train.evaluate import evaluate
 from townlet_train.networks import RecurrentActorCritic, build_network
 from townlet_train.policy import RecurrentGreedyPolicy, RecurrentSampledPolicy, load_policy
@@ -26,7 +25,7 @@ from townlet_train.sequences import starts_of_lives, unroll_lstm
 from townlet_train.trainers import make_trainer
 
 from .helpers import short_level, tiny_config
-from .test_resume import episodes_after
+from .test_resume import resumed_beside_whole
 
 DAGGER = {"kind": "dagger", "beta_steps": 4096, "learning_starts": 256, "batch_size": 64, "capacity": 2048}
 LSTM = {"network__kind": "lstm", "network__lstm_hidden": 16}
@@ -119,17 +118,7 @@ def test_recurrent_dagger_resume_matches_an_uninterrupted_run(tmp_path: Path) ->
         checkpoint__include_replay=True,
         checkpoint__every_steps=512,
     )
-    a = make_trainer(cfg, tmp_path / "a")
-    a.run()
-    middle = tmp_path / "a" / "checkpoints" / f"step_{1024:012d}.pt"
-    b = make_trainer(cfg, tmp_path / "b")
-    b.load_state_dict(load_checkpoint(middle))
-    b.run()
-    rows = episodes_after(tmp_path / "a", 1024)
-    assert len(rows) >= 10 and episodes_after(tmp_path / "b", 1024) == rows
-    final = [
-        load_checkpoint(p / "checkpoints" / f"step_{1536:012d}.pt") for p in (tmp_path / "a", tmp_path / "b")
-    ]
+    final = resumed_beside_whole(cfg, tmp_path, 1024, 1536)
     assert final[0]["updates"] == final[1]["updates"] > 10
     assert final[0]["counters"] == final[1]["counters"]
     for part in ("network", "collector"):

@@ -17,7 +17,7 @@ from townlet_train.recurrent_ppo import RecurrentPPOTrainer
 from townlet_train.trainers import make_trainer
 
 from .helpers import short_level, tiny_config
-from .test_resume import episodes_after
+from .test_resume import resumed_beside_whole
 
 PPO = {"kind": "ppo", "rollout_steps": 16, "minibatch_size": 64, "epochs": 2}
 LSTM = {"network__kind": "lstm", "network__lstm_hidden": 16}
@@ -66,16 +66,7 @@ def test_recurrent_ppo_resume_matches_an_uninterrupted_run(tmp_path: Path) -> No
         total_steps=1536,
         checkpoint__every_steps=384,  # not a multiple of the 256-step rollout: saved mid-rollout
     )
-    make_trainer(cfg, tmp_path / "a").run()
-    middle = tmp_path / "a" / "checkpoints" / f"step_{768:012d}.pt"
-    b = make_trainer(cfg, tmp_path / "b")
-    b.load_state_dict(load_checkpoint(middle))
-    b.run()
-    rows = episodes_after(tmp_path / "a", 768)
-    assert len(rows) >= 10 and episodes_after(tmp_path / "b", 768) == rows
-    final = [
-        load_checkpoint(p / "checkpoints" / f"step_{1536:012d}.pt") for p in (tmp_path / "a", tmp_path / "b")
-    ]
+    final = resumed_beside_whole(cfg, tmp_path, 768, 1536)
     assert final[0]["iterations"] == final[1]["iterations"] == 6
     for key, value in final[0]["network"].items():
         assert torch.equal(final[1]["network"][key], value), key

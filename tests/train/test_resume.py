@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -27,6 +28,23 @@ def episodes_after(run_dir: Path, step: int) -> list[tuple]:
             f"SELECT {EPISODE_COLUMNS} FROM episodes WHERE agent_steps > ? ORDER BY agent_steps, slot",
             (step,),
         ).fetchall()
+
+
+def resumed_beside_whole(cfg: Any, tmp_path: Path, middle: int, end: int) -> tuple[dict, dict]:
+    """Train `cfg` to `end` agent-steps in a/, and again in b/ from a's checkpoint at `middle`;
+    check that b's episodes after `middle` are a's, and return (a's, b's) final checkpoints."""
+    from townlet_train.trainers import make_trainer
+
+    make_trainer(cfg, tmp_path / "a").run()
+    b = make_trainer(cfg, tmp_path / "b")
+    b.load_state_dict(load_checkpoint(tmp_path / "a" / "checkpoints" / f"step_{middle:012d}.pt"))
+    b.run()
+    rows = episodes_after(tmp_path / "a", middle)
+    assert len(rows) >= 10 and episodes_after(tmp_path / "b", middle) == rows
+    a_final, b_final = (
+        load_checkpoint(tmp_path / run / "checkpoints" / f"step_{end:012d}.pt") for run in ("a", "b")
+    )
+    return a_final, b_final
 
 
 def final_payload(run_dir: Path) -> dict:
