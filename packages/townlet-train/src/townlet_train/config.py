@@ -26,7 +26,9 @@ class EnvSettings(StrictModel):
 
 
 class NetworkSettings(StrictModel):
-    kind: Literal["mlp", "dueling", "lstm"] = "dueling"
+    kind: Literal["mlp", "dueling", "lstm", "map"] = Field(
+        default="dueling", description="map: DAgger's student with a map, for partial views"
+    )
     hidden: list[Annotated[int, Field(ge=1, le=8192)]] = Field(default_factory=lambda: [256, 256])
     field_embed: int = Field(default=64, ge=1, le=4096, description="width of each field encoder")
     lstm_hidden: int = Field(default=128, ge=1, le=4096)
@@ -125,6 +127,11 @@ class DaggerSettings(StrictModel):
         ge=0.0,
         le=1000.0,
         description="network.kind lstm: weight of the auxiliary loss of saying where each affordance is",
+    )
+    teacher_knows: Literal["town", "student_map"] = Field(
+        default="town",
+        description="town: the teacher reads the whole town; student_map (network.kind map): it "
+        "chooses among the affordances on the student's map and explores when that falls short",
     )
 
 
@@ -247,6 +254,16 @@ class TrainConfig(StrictModel):
         recurrent = self.network.kind == "lstm"
         if self.algorithm.kind == "bc" and recurrent:
             raise ValueError("algorithm.kind 'bc' has no recurrent network (use mlp, or dagger with lstm)")
+        if self.network.kind == "map" and self.algorithm.kind != "dagger":
+            raise ValueError(
+                f"network.kind 'map' is a DAgger student (algorithm.kind dagger), not "
+                f"{self.algorithm.kind}; for {self.algorithm.kind} use mlp, dueling or lstm"
+            )
+        teacher = getattr(self.algorithm, "teacher_knows", "town")
+        if teacher == "student_map" and self.network.kind != "map":
+            raise ValueError(
+                f"algorithm.teacher_knows 'student_map' needs network.kind 'map', not '{self.network.kind}'"
+            )
         if self.algorithm.kind == "dqn" and recurrent != (self.replay.kind == "sequence"):
             raise ValueError(
                 "network.kind 'lstm' needs replay.kind 'sequence' and vice versa "

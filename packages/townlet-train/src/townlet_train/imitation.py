@@ -191,14 +191,18 @@ class DaggerTrainer(Trainer):
 
     def act(self) -> tuple[torch.Tensor, torch.Tensor]:
         mask = self.info["action_mask"]
-        teacher = self.teacher(self.obs, self.info)
         logits = masked_logits(self.agent.logits(self.obs), mask)
+        teacher = self.label()
         student = masked_argmax(logits, mask)
         beta = self.explorer.per_slot(self.counters["agent_steps"])
         follow = torch.rand(mask.shape[0], generator=self.rng, device=self.device) < beta
         self.agent.labels = teacher
         entropy = torch.distributions.Categorical(logits=logits).entropy()
         return torch.where(follow, teacher, student), entropy
+
+    def label(self) -> torch.Tensor:
+        """The teacher's actions for the current observations (after the student has seen them)."""
+        return self.teacher(self.obs, self.info)
 
     def learn(self) -> dict[str, float]:
         s = self.settings

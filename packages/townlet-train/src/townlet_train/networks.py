@@ -248,9 +248,16 @@ def build_network(
     lstm_hidden: int,
     algorithm: str = "dqn",
     shapes: dict[str, tuple[int, ...]] | None = None,
+    grid: tuple[int, int] | None = None,
 ) -> nn.Module:
     """The network of a config; `shapes` (see `field_shapes`) lets a recurrent policy summarise
-    its window."""
+    its window, and with the level's `grid` (width, height) a map student maps it."""
+    if kind == "map":
+        from townlet_train.map_memory import MapStudent  # it builds on this module's ActorCritic
+
+        if shapes is None or grid is None:
+            raise ValueError("network.kind 'map' needs the level's field shapes and grid size")
+        return MapStudent(layout, n_actions, hidden, embed, shapes, grid)
     if algorithm != "dqn":  # PPO, BC and DAgger learn a policy, not Q-values
         if kind == "lstm":
             return RecurrentActorCritic(layout, n_actions, hidden, embed, lstm_hidden, shapes)
@@ -271,6 +278,7 @@ def policy_network(net: Any, env: Any, n_actions: int, algorithm: str) -> nn.Mod
         net.lstm_hidden,
         algorithm,
         field_shapes(env.level),
+        (env.level.width, env.level.height),
     )
 
 

@@ -163,6 +163,7 @@ def load_network(path: Path, device: torch.device | str) -> tuple[nn.Module, Tra
         net.lstm_hidden,
         cfg.algorithm.kind,
         field_shapes(env.level),
+        (env.level.width, env.level.height),
     )
     try:
         network.load_state_dict(payload["network"])

@@ -6,6 +6,11 @@ now and affordable, pick the one whose full use raises that meter most (nearest 
 there and INTERACT. In multi-tick levels, keep interacting until the use completes. With no
 urgent need, rest.
 
+Given a `Knowledge` (what a student with a map knows: `map_memory.py`), it chooses only among
+the affordances known, and explores (walks to the nearest cell not yet seen) when none of them
+serves an urgent need or when nothing is urgent, until the whole grid has been seen: its
+actions then depend only on what the student could know.
+
 On a social level (docs/social.md) it also follows social rules: chat when the social meter is
 low or when there is nothing urgent to do, but never with a neighbour it holds as a rival; walk
 toward the nearest agent that is not a rival when no one is near and the social meter is the
@@ -14,6 +19,8 @@ INTERACTing, which queues, instead of waiting.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
@@ -26,6 +33,16 @@ MONEY_LOW = 0.2  # below this, go to work first
 SOCIAL_LOW = 0.6  # below this, chat before anything but a use in progress
 SOCIAL_IDLE = 0.95  # with nothing urgent to do, seek company below this
 RIVAL = 0.4  # own rivalry above this: do not chat with or walk to that agent
+
+
+@dataclass(frozen=True)
+class Knowledge:
+    """What a slot's agent knows of its town: which affordances [N, A], the nearest cell it has
+    not seen [N, 2] (x, y), and whether any is left [N]."""
+
+    known: torch.Tensor
+    frontier: torch.Tensor
+    unexplored: torch.Tensor
 
 
 class ScriptedPolicy:
@@ -45,7 +62,7 @@ class ScriptedPolicy:
         self.can_earn = self.money >= 0 and bool((self.gain[:, self.money] > 0).any())
         self.names = list(level.action_names)
 
-    def __call__(self, obs: torch.Tensor, info: dict) -> torch.Tensor:
+    def __call__(self, obs: torch.Tensor, info: dict, knowledge: Knowledge | None = None) -> torch.Tensor:
         level, state = self.level, self.town.state
         mask = info["action_mask"]
         meters = state.meters
@@ -64,6 +81,8 @@ class ScriptedPolicy:
         usable = (meters[:, None, :] >= level.aff_required[None]).all(dim=2)  # [N, A]
         if level.day_cycle:
             usable &= level.aff_open[:, hour_of_day(state)].T
+        if knowledge is not None:
+            usable &= knowledge.known
         gain = self.gain[:, target_meter].T  # [N, A]
         pos = state.affordance_position[state.town]  # [N, A, 2]
         dist = (pos - state.position[:, None, :]).abs().sum(dim=2).float()
@@ -81,6 +100,10 @@ class ScriptedPolicy:
             seek = alone & (lonely | (~has_choice & (social_level < SOCIAL_IDLE)))
             target = torch.where(seek[:, None], company, target)
             has_choice = has_choice & ~seek
+        explore = torch.zeros_like(urgent)
+        if knowledge is not None:
+            explore = knowledge.unexplored & ~has_choice & ~seek & ~(state.progress > 0)
+            target = torch.where(explore[:, None], knowledge.frontier.to(target.dtype), target)
         action = self._step_towards(target, mask)
         interact = level.interact_action
         at_target = (target == state.position).all(dim=1)
@@ -90,7 +113,7 @@ class ScriptedPolicy:
             wants_interact = wants_interact | ((state.queue_key >= 0) & has_choice & at_target)
         if interact >= 0:
             action = torch.where(wants_interact & mask[:, interact], interact, action)
-        idle = ~has_choice & ~continuing & ~seek
+        idle = ~has_choice & ~continuing & ~seek & ~explore
         rest = self.names.index("REST") if "REST" in self.names else level.wait_action
         action = torch.where(idle, rest, action)
         if social:

@@ -7,6 +7,7 @@ from pathlib import Path
 from townlet_train.config import TrainConfig
 from townlet_train.imitation import DaggerTrainer
 from townlet_train.loop import Trainer
+from townlet_train.map_memory import MapDaggerTrainer
 from townlet_train.ppo import PPOTrainer
 from townlet_train.recurrent_imitation import RecurrentDaggerTrainer
 from townlet_train.recurrent_ppo import RecurrentPPOTrainer
@@ -14,6 +15,8 @@ from townlet_train.recurrent_ppo import RecurrentPPOTrainer
 
 def make_trainer(cfg: TrainConfig, run_dir: Path) -> Trainer:
     if cfg.algorithm.kind == "dagger":
+        if cfg.network.kind == "map":
+            return MapDaggerTrainer(cfg, run_dir)
         recurrent = cfg.network.kind == "lstm"
         return (RecurrentDaggerTrainer if recurrent else DaggerTrainer)(cfg, run_dir)
     if cfg.algorithm.kind == "ppo":
