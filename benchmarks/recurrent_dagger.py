@@ -89,7 +89,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--recipes", nargs="*", default=["L2_dagger", "L3_dagger"])
+    parser.add_argument("--recipes", nargs="*", default=["L2_dagger_lstm", "L3_dagger_lstm"])
     parser.add_argument("--episodes", type=int, default=200, help="evaluation episodes per policy")
     parser.add_argument("--out", type=Path, default=Path("runs/recurrent-dagger-benchmark"))
     parser.add_argument("--evaluate", type=Path, help="a run directory of the (one) recipe, trained before")

@@ -246,6 +246,10 @@ def test_algorithm_kind_defaults_to_dqn_and_recipes_load() -> None:
     # each level's default config is its best recipe measured so far (docs/results.md)
     for level in ("L0_minimal", "L0_5_dual_resource", "L1_full_observability"):
         assert load_config(None, level=level).algorithm.kind == "dagger"
+    for level in ("L2_partial_observability", "L3_temporal_mechanics"):  # the map student
+        cfg = load_config(None, level=level)
+        assert (cfg.algorithm.kind, cfg.network.kind) == ("dagger", "map")
+        assert cfg.algorithm.teacher_knows == "student_map"  # type: ignore[union-attr]
     with pytest.raises(ConfigError, match="lr"):
         load_config(None, algorithm={"kind": "dagger", "lr": float("nan")})
     with pytest.raises(ConfigError, match="recurrent"):  # dagger and ppo have one, bc not
