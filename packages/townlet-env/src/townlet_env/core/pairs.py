@@ -16,6 +16,7 @@ observation, the mask, `info` and the next tick read the same ones (`Town` passe
 from __future__ import annotations
 
 import functools
+import math
 from functools import cached_property
 
 import torch
@@ -88,32 +89,30 @@ class Pairs:
         if ties is not None:
             self.__dict__["ties"] = ties  # the cached_property's value
 
-    def with_towns(self, state: TownState, aff: torch.Tensor, towns: torch.Tensor, sub: Pairs) -> Pairs:
-        """The `Pairs` of `state`, which differs from this one's state only in `towns`, whose
-        facts are `sub`'s (an autoreset's re-observed towns): each fact already computed for
-        both is patched in place, so these `Pairs` must not be used any more."""
+    def head(self, state: TownState, aff: torch.Tensor) -> Pairs:
+        """The `Pairs` of `state`, the first towns of this one's state (`aff`: its slots' rows of
+        this one's): every fact computed so far, as a view of this one's."""
+        t, n = state.num_towns, state.num_slots
         new = Pairs(state, aff, self.max_steps, self.scratch)
-        slots = state.slots_of(towns)
-        for name in self.__dict__.keys() & sub.__dict__.keys() & FACTS:
-            mine, theirs = self.__dict__[name], sub.__dict__[name]
-            pieces = zip(mine, theirs, strict=True) if isinstance(mine, tuple) else [(mine, theirs)]
-            for value, patch in pieces:
-                if name in SLOT_FACTS:
-                    value.index_copy_(0, slots, patch)
-                else:
-                    value.index_copy_(value.dim() - 1, towns, patch)
-            new.__dict__[name] = mine
+        for name in self.__dict__.keys() & FACTS:
+            value = self.__dict__[name]
+            pieces = value if isinstance(value, tuple) else (value,)
+            cut = tuple(v[:n] if name in SLOT_FACTS else v[..., :t] for v in pieces)
+            new.__dict__[name] = cut if isinstance(value, tuple) else cut[0]
         return new
 
     def buffer(self, name: str, shape: tuple[int, ...]) -> torch.Tensor:
-        """An uninitialised float32 tensor, from `scratch` when there is one."""
+        """An uninitialised float32 tensor, from `scratch` when there is one. A scratch buffer
+        only grows, with some room to spare: an autoreset observes a few more towns than the
+        batch holds, a different few every step."""
         device = self.aff.device
         if self.scratch is None:
             return torch.empty(shape, device=device)
+        size = math.prod(shape)
         found = self.scratch.get(name)
-        if found is None or found.shape != shape or found.device != device:
-            found = self.scratch[name] = torch.empty(shape, device=device)
-        return found
+        if found is None or found.numel() < size or found.device != device:
+            found = self.scratch[name] = torch.empty(size + size // 4, device=device)
+        return found[:size].view(shape)
 
     @cached_property
     def agents(self) -> torch.Tensor:
