@@ -69,7 +69,8 @@ def nearest_order(pairs: Pairs, width: int) -> torch.Tensor:
     # living others by distance then slot, the dead after them by slot (as if FAR away), oneself
     # last; torch.sort is fastest along the last dimension, so the keys go town-first
     distance = pairs.distance.masked_fill(~pairs.alive[None, :, :], FAR)
-    key = distance * k + columns(k, pairs.aff.device)
+    # int32 like the distance: torch sorts int32 keys nearly twice as fast as int64 ones
+    key = distance * k + columns(k, pairs.aff.device, torch.int32)
     key.diagonal(dim1=0, dim2=1).fill_((FAR + 1) * k)
     order = key.permute(2, 0, 1).contiguous().argsort(dim=2)[:, :, :width]
     slot = torch.arange(pairs.state.num_slots, device=key.device).view(-1, k, 1)

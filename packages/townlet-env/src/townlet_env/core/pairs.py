@@ -16,6 +16,7 @@ observation, the mask, `info` and the next tick read the same ones (`Town` passe
 from __future__ import annotations
 
 import functools
+import math
 from functools import cached_property
 
 import torch
@@ -55,9 +56,15 @@ def rows(k: int, device: torch.device) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=64)
-def columns(k: int, device: torch.device) -> torch.Tensor:
+def columns(k: int, device: torch.device, dtype: torch.dtype = torch.long) -> torch.Tensor:
     """[1, K, 1]: j, to compare with a [K, 1, T] per-agent slot index."""
-    return torch.arange(k, device=device).view(1, k, 1)
+    return torch.arange(k, device=device, dtype=dtype).view(1, k, 1)
+
+
+def any_other(values: torch.Tensor) -> torch.Tensor:
+    """[K, T] `values.any(dim=1)` of a [K (i), K (j), T] bool tensor, as the largest of its
+    bytes: torch's `any` over that middle dimension costs about four times `amax`."""
+    return values.view(torch.uint8).amax(dim=1).view(torch.bool)
 
 
 X, Y, AFF, ALIVE, QUEUE_KEY, PROGRESS = range(6)
@@ -88,32 +95,30 @@ class Pairs:
         if ties is not None:
             self.__dict__["ties"] = ties  # the cached_property's value
 
-    def with_towns(self, state: TownState, aff: torch.Tensor, towns: torch.Tensor, sub: Pairs) -> Pairs:
-        """The `Pairs` of `state`, which differs from this one's state only in `towns`, whose
-        facts are `sub`'s (an autoreset's re-observed towns): each fact already computed for
-        both is patched in place, so these `Pairs` must not be used any more."""
+    def head(self, state: TownState, aff: torch.Tensor) -> Pairs:
+        """The `Pairs` of `state`, the first towns of this one's state (`aff`: its slots' rows of
+        this one's): every fact computed so far, as a view of this one's."""
+        t, n = state.num_towns, state.num_slots
         new = Pairs(state, aff, self.max_steps, self.scratch)
-        slots = state.slots_of(towns)
-        for name in self.__dict__.keys() & sub.__dict__.keys() & FACTS:
-            mine, theirs = self.__dict__[name], sub.__dict__[name]
-            pieces = zip(mine, theirs, strict=True) if isinstance(mine, tuple) else [(mine, theirs)]
-            for value, patch in pieces:
-                if name in SLOT_FACTS:
-                    value.index_copy_(0, slots, patch)
-                else:
-                    value.index_copy_(value.dim() - 1, towns, patch)
-            new.__dict__[name] = mine
+        for name in self.__dict__.keys() & FACTS:
+            value = self.__dict__[name]
+            pieces = value if isinstance(value, tuple) else (value,)
+            cut = tuple(v[:n] if name in SLOT_FACTS else v[..., :t] for v in pieces)
+            new.__dict__[name] = cut if isinstance(value, tuple) else cut[0]
         return new
 
     def buffer(self, name: str, shape: tuple[int, ...]) -> torch.Tensor:
-        """An uninitialised float32 tensor, from `scratch` when there is one."""
+        """An uninitialised float32 tensor, from `scratch` when there is one. A scratch buffer
+        only grows, with some room to spare: an autoreset observes a few more towns than the
+        batch holds, a different few every step."""
         device = self.aff.device
         if self.scratch is None:
             return torch.empty(shape, device=device)
+        size = math.prod(shape)
         found = self.scratch.get(name)
-        if found is None or found.shape != shape or found.device != device:
-            found = self.scratch[name] = torch.empty(shape, device=device)
-        return found
+        if found is None or found.numel() < size or found.device != device:
+            found = self.scratch[name] = torch.empty(size + size // 4, device=device)
+        return found[:size].view(shape)
 
     @cached_property
     def agents(self) -> torch.Tensor:
@@ -157,7 +162,7 @@ class Pairs:
     @cached_property
     def has_neighbour(self) -> torch.Tensor:
         """[N] bool: someone to CHAT with."""
-        return slot_major(self.near.any(dim=1))
+        return slot_major(any_other(self.near))
 
     @cached_property
     def busy(self) -> torch.Tensor:

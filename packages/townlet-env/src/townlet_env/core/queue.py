@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from townlet_env.core.pairs import NOT_QUEUED, Pairs, slot_major
+from townlet_env.core.pairs import NOT_QUEUED, Pairs, any_other, slot_major
 
 __all__ = ["NOT_QUEUED", "QueueOutcome", "advance", "first_in_line"]
 
@@ -56,8 +56,8 @@ def advance(
     key becomes this tick).
     """
     state = pairs.state
-    holder = slot_major((pairs.standing >= 0) & ~pairs.served_before.any(dim=1))
-    crowded = pairs.queued_with.any(dim=1)
+    holder = slot_major((pairs.standing >= 0) & ~any_other(pairs.served_before))
+    crowded = any_other(pairs.queued_with)
     acts = executed == interact
     using = acts & holder
     clock = state.per_slot(state.clock)

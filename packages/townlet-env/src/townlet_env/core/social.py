@@ -15,7 +15,7 @@ import torch
 
 from townlet_env.config import LevelConfig
 from townlet_env.config.social import TRAITS, SocialFile
-from townlet_env.core.pairs import Pairs, columns, slot_major
+from townlet_env.core.pairs import Pairs, any_other, columns, slot_major
 
 EXTROVERSION, FORGIVENESS, AMBITION = range(3)
 TIES = ("trust", "familiarity", "rivalry")
@@ -117,7 +117,7 @@ def converse(
     pick = partner[:, None, :] == columns(pairs.k, partner.device)  # [K, K, T]: j is i's partner
     # the partner refuses a rival above the threshold, and is not interrupted mid-use
     refuses = (riv.transpose(0, 1) > spec.avoid_rivalry) | busy[None, :, :]
-    success = chatting & ~(pick & refuses).any(dim=1)
+    success = chatting & ~any_other(pick & refuses)
     failure = chatting & ~success
     s = (pick & success[:, None, :]).float()
     f = (pick & failure[:, None, :]).float()

@@ -75,6 +75,18 @@ class TownState:
             }
         )
 
+    def followed_by(self, other: TownState, towns: torch.Tensor) -> TownState:
+        """This state's towns, then `other`'s `towns` with their slots: T + len(towns) towns that
+        one pass can observe (an autoreset's renewed state, and the ended towns' last tick)."""
+        slots = other.slots_of(towns)
+        tail = {name: towns if name in PER_TOWN else slots for name in self.tensors()}
+        return TownState(
+            **{
+                name: torch.cat((value, getattr(other, name).index_select(0, tail[name])))
+                for name, value in self.tensors().items()
+            }
+        )
+
     def tensors(self) -> dict[str, torch.Tensor]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
