@@ -101,3 +101,31 @@ def test_observe_rejects_a_buffer_of_the_wrong_shape() -> None:
     env.reset(seed=0)
     with pytest.raises(ValueError, match=r"out must be a float32 tensor of shape \(4, 479\)"):
         observe(env.level, env.state, out=torch.zeros(4, 464))
+
+
+@pytest.mark.parametrize(("level", "k"), [("L1_full_observability", 1), ("L4_social", 6)])
+def test_with_copy_a_client_scribbling_on_what_it_got_changes_nothing(level: str, k: int) -> None:
+    """The default hands out tensors of the caller's own: writing into every one of them (obs,
+    reward, flags, every info entry) leaves the simulation exactly as a twin left alone."""
+    clean, scribbled = (TownletVectorEnv(level, 2 * k, agents_per_town=k) for _ in range(2))
+    gen = torch.Generator().manual_seed(0)
+    _, info = clean.reset(seed=4)
+    scribbled.reset(seed=4)
+    for _ in range(60):
+        actions = random_legal(info["action_mask"], gen)
+        want = clean.step(actions)
+        got = scribbled.step(actions)
+        assert torch.equal(want[0], got[0]) and torch.equal(want[1], got[1])
+        for name, value in want[4].items():
+            if isinstance(value, torch.Tensor):
+                assert torch.equal(value, got[4][name]), name
+        for tensor in _tensors(got):
+            tensor.fill_(True if tensor.dtype == torch.bool else 7)
+        info = want[4]
+
+
+def _tensors(tree: object) -> list[torch.Tensor]:
+    if isinstance(tree, torch.Tensor):
+        return [tree]
+    items = tree.values() if isinstance(tree, dict) else tree if isinstance(tree, tuple | list) else []
+    return [t for item in items for t in _tensors(item)]

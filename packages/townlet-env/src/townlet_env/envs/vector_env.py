@@ -153,10 +153,10 @@ class TownletVectorEnv(LevelNames, VectorEnv):
         return out.obs, out.reward, out.terminated, out.truncated, info
 
     def _info(self, now: Observation) -> dict[str, Any]:
-        facts = self.town.slot_info()
+        facts = {"affordance_at": now.affordance, **self.town.slot_info()}  # the town keeps both
         if self.copy:  # a client writing into its info must never corrupt the simulation
             facts = {name: value.clone() for name, value in facts.items()}
-        return {"action_mask": now.mask, "affordance_at": now.affordance, **facts}
+        return {"action_mask": now.mask, **facts}
 
     # --- curriculum, persistence, rendering --------------------------------------------------
 
