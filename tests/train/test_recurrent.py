@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from townlet_env import TownletVectorEnv
-from townlet_train.config import load_config
+from townlet_train.config import CONFIG_DIR, load_config
 from townlet_train.networks import RecurrentQNetwork
 from townlet_train.recurrent import RecurrentDQN, unroll
 
@@ -54,8 +54,7 @@ def test_segmented_unroll_equals_stepping_one_step_at_a_time() -> None:
 
 def test_truncation_bootstraps_through_the_state_the_episode_reached() -> None:
     cfg = load_config(
-        None,
-        level=LEVEL,
+        CONFIG_DIR / "recipes" / f"{LEVEL}_dqn.yaml",  # L2's default is DAgger
         network__kind="lstm",
         network__hidden=[32],
         network__field_embed=16,

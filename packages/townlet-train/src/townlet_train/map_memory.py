@@ -13,25 +13,22 @@ Before each step the map fills the observation's `affordances` field, which the 
 leaves at zero, in the full view's format (offset from the agent in grid sizes, and a flag),
 for the affordances seen so far, and appends an `explore` field: the unexplored fraction of the
 grid, the mean offset of its cells and the offset of the nearest one. A feed-forward
-`ActorCritic` reads the result, so DAgger stores the filled observations and learns like the
-L1 student. Mapping is an engineered memory (as in Neural Map or Active Neural SLAM), not a
-learned one; the LSTM student (`network.kind: lstm`) remains for comparison.
+`ActorCritic` reads the result (`networks.MapStudent`), so DAgger stores the filled observations
+and learns like the L1 student (`map_dagger.py`). Mapping is an engineered memory (as in
+Neural Map or Active Neural SLAM), not a learned one; the LSTM student (`network.kind: lstm`)
+remains for comparison.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
-from townlet_train.config import DaggerSettings
-from townlet_train.imitation import DaggerAgent, DaggerTrainer, LabelBuffer, clone_step
-from townlet_train.networks import ActorCritic, Layout
 from townlet_train.scripted import Knowledge
 
 EXPLORE = 5  # unexplored fraction, mean offset (2), nearest offset (2)
 State = tuple[torch.Tensor, torch.Tensor]
+Layout = list[tuple[str, int, int]]  # (name, offset, size), as in networks.py
 
 
 def _field(layout: Layout, name: str) -> tuple[int, int]:
@@ -136,98 +133,3 @@ class MapMemory(nn.Module):
         known = state[0][0].view(n, self.channels, 3)[..., 2] > 0
         unseen, nearest = self.unexplored(here, state[1][0])
         return Knowledge(known[:, aff_channel], nearest.long(), unseen.sum(dim=1) > 0)
-
-
-class MapStudent(nn.Module):
-    """`MapMemory` then a feed-forward `ActorCritic` over its filled observations. Recurrent as
-    far as acting goes: `forward(obs [B, T, D], state)` returns logits [B, T, A] and the new
-    state, as `RecurrentActorCritic` does, so eval, recording and the observer carry it alike."""
-
-    recurrent = True
-
-    def __init__(
-        self,
-        layout: Layout,
-        n_actions: int,
-        hidden: list[int],
-        embed: int,
-        shapes: dict[str, tuple[int, ...]],
-        grid: tuple[int, int],
-    ):
-        super().__init__()
-        self.memory = MapMemory(layout, shapes, grid)
-        obs_dim = sum(size for _, _, size in layout)
-        self.policy = ActorCritic([*layout, ("explore", obs_dim, EXPLORE)], n_actions, hidden, embed)
-        self.inputs = obs_dim + EXPLORE
-
-    def initial_state(self, batch: int, device: torch.device) -> State:
-        return self.memory.initial_state(batch, device)
-
-    def forward(self, obs: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        logits = []
-        for t in range(obs.shape[1]):
-            inputs, state = self.memory.step(obs[:, t], state)
-            logits.append(self.policy(inputs))
-        return torch.stack(logits, dim=1), state
-
-
-class MapDaggerAgent(DaggerAgent):
-    """DAgger's student with a map: it stores the filled observations it acted on, so learning
-    is the feed-forward student's."""
-
-    def __init__(self, network: MapStudent, settings: DaggerSettings, num_envs: int, n_actions: int):
-        device = next(network.parameters()).device
-        self.student, self.settings = network, settings
-        self.online = network  # type: ignore[assignment]  # checkpoints hold the whole student
-        self.optimizer = torch.optim.Adam(network.policy.actor_parameters(), lr=settings.lr, fused=True)
-        self.replay = LabelBuffer(settings.capacity, network.inputs, n_actions, device)
-        self.labels: torch.Tensor | None = None
-        self.updates = 0
-        self.state = network.initial_state(num_envs, device)
-        self.inputs = torch.zeros(num_envs, network.inputs, device=device)
-
-    def logits(self, obs: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            self.inputs, self.state = self.student.memory.step(obs, self.state)
-            return self.student.policy(self.inputs)
-
-    def store(self, step: dict[str, torch.Tensor]) -> None:
-        assert self.labels is not None, "act() labels each state before it is stored"
-        self.replay.add(self.inputs, step["mask"], self.labels)
-        keep = (~step["done"]).float()[None, :, None]  # a new life starts with an empty map
-        self.state = (self.state[0] * keep, self.state[1] * keep)
-
-    def update(self, batch_size: int, rng: torch.Generator) -> dict[str, float]:
-        batch = self.replay.sample(batch_size, rng)
-        stats = clone_step(self.student.policy, self.optimizer, batch, self.settings.grad_clip)
-        self.updates += 1
-        return stats
-
-    def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "actor_state": list(self.state)}
-
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
-        self.state = (state["actor_state"][0].clone(), state["actor_state"][1].clone())
-
-
-class MapDaggerTrainer(DaggerTrainer):
-    """DAgger's acting and labelling with the map student (`network.kind: map`)."""
-
-    def _student(self, network: nn.Module) -> MapDaggerAgent:
-        assert isinstance(network, MapStudent)
-        level = self.env.level
-        if level.layout.encoding != "partial":
-            raise ValueError(
-                f"network.kind 'map' maps a partial view (levels L2_partial_observability, "
-                f"L3_temporal_mechanics); level '{level.name}' shows the whole town: use mlp"
-            )
-        return MapDaggerAgent(network, self.settings, self.cfg.env.num_envs, self.n_actions)
-
-    def label(self) -> torch.Tensor:
-        if self.settings.teacher_knows == "town":
-            return super().label()
-        agent: MapDaggerAgent = self.agent  # type: ignore[assignment]
-        memory = agent.student.memory
-        knowledge = memory.knowledge(self.obs, agent.state, self.env.level.aff_channel)
-        return self.teacher(self.obs, self.info, knowledge)

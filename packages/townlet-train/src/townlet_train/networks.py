@@ -13,6 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from townlet_train.map_memory import EXPLORE, MapMemory, State
+
 Layout = list[tuple[str, int, int]]  # (name, offset, size), as TownletVectorEnv.observation_layout
 
 
@@ -239,6 +241,39 @@ class RecurrentActorCritic(nn.Module):
         return [*self.critic_encoder.parameters(), *self.critic.parameters(), *self.values.parameters()]
 
 
+class MapStudent(nn.Module):
+    """`MapMemory` then a feed-forward `ActorCritic` over its filled observations. Recurrent as
+    far as acting goes: `forward(obs [B, T, D], state)` returns logits [B, T, A] and the new
+    state, as `RecurrentActorCritic` does, so eval, recording and the observer carry it alike."""
+
+    recurrent = True
+
+    def __init__(
+        self,
+        layout: Layout,
+        n_actions: int,
+        hidden: list[int],
+        embed: int,
+        shapes: dict[str, tuple[int, ...]],
+        grid: tuple[int, int],
+    ):
+        super().__init__()
+        self.memory = MapMemory(layout, shapes, grid)
+        obs_dim = sum(size for _, _, size in layout)
+        self.policy = ActorCritic([*layout, ("explore", obs_dim, EXPLORE)], n_actions, hidden, embed)
+        self.inputs = obs_dim + EXPLORE
+
+    def initial_state(self, batch: int, device: torch.device) -> State:
+        return self.memory.initial_state(batch, device)
+
+    def forward(self, obs: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        logits = []
+        for t in range(obs.shape[1]):
+            inputs, state = self.memory.step(obs[:, t], state)
+            logits.append(self.policy(inputs))
+        return torch.stack(logits, dim=1), state
+
+
 def build_network(
     kind: str,
     layout: Layout,
@@ -253,8 +288,6 @@ def build_network(
     """The network of a config; `shapes` (see `field_shapes`) lets a recurrent policy summarise
     its window, and with the level's `grid` (width, height) a map student maps it."""
     if kind == "map":
-        from townlet_train.map_memory import MapStudent  # it builds on this module's ActorCritic
-
         if shapes is None or grid is None:
             raise ValueError("network.kind 'map' needs the level's field shapes and grid size")
         return MapStudent(layout, n_actions, hidden, embed, shapes, grid)

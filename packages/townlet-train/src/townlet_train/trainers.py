@@ -7,7 +7,7 @@ from pathlib import Path
 from townlet_train.config import TrainConfig
 from townlet_train.imitation import DaggerTrainer
 from townlet_train.loop import Trainer
-from townlet_train.map_memory import MapDaggerTrainer
+from townlet_train.map_dagger import MapDaggerTrainer
 from townlet_train.ppo import PPOTrainer
 from townlet_train.recurrent_imitation import RecurrentDaggerTrainer
 from townlet_train.recurrent_ppo import RecurrentPPOTrainer
