@@ -207,3 +207,11 @@ def test_memory_estimate_counts_what_each_algorithm_stores() -> None:
     huge = config(kind="dagger", capacity=10**11)
     with pytest.raises(resources.InsufficientMemory, match=r"per labelled state.*lower algorithm\.capacity"):
         resources.check_memory(huge, compile_level(huge.level, "cpu"), torch.device("cpu"))
+
+
+def test_eval_sample_needs_a_policy_network(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    checkpoint = str(latest_checkpoint(run / "checkpoints"))
+    message = one_error(["eval", "--checkpoint", checkpoint, "--sample"], capsys)
+    assert "--sample needs a policy network (ppo, dagger or bc)" in message and "DQN" in message
+    message = one_error(["eval", "--level", "L0_minimal", "--policy", "scripted", "--sample"], capsys)
+    assert "give --checkpoint PATH" in message

@@ -114,3 +114,10 @@ def test_policy_network_checkpoints_play_in_eval(
         printed["mean_survival"]
         == evaluate("L0_minimal", "learned", 3, agent=greedy, seed=1)["mean_survival"]
     )
+    command = ["eval", "--checkpoint", str(path), "--episodes", "3", "--json", "--seed", "1", "--sample"]
+    assert cli.main(command) == 0
+    printed = json.loads(capsys.readouterr().out)
+    again, _ = load_policy(path, sample=True, rng=torch.Generator().manual_seed(1))
+    assert printed["sampled"] is True
+    sampled_result = evaluate("L0_minimal", "learned", 3, agent=again, seed=1)
+    assert printed["mean_survival"] == sampled_result["mean_survival"]

@@ -4,7 +4,7 @@ townlet-train train --level L1_full_observability [--config FILE] [--total-steps
                     [--num-envs N] [--device auto|cpu|cuda] [--seed S] [--run-dir DIR]
 townlet-train train --resume DIR [--total-steps N] [--device auto|cpu|cuda]
 townlet-train eval --checkpoint PATH [--episodes K] [--policy learned|scripted|random]
-                   [--difficulty 1.0] [--json] [--details] [--record DIR]
+                   [--difficulty 1.0] [--sample] [--json] [--details] [--record DIR]
 townlet-train capture --level L --policy scripted --agent-steps N --out DIR [--seed S] [--num-envs N]
 townlet-train bc --dataset DIR [--run-dir DIR] [--updates N] [--seed S] [--device auto|cpu|cuda]
 
@@ -76,6 +76,11 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--difficulty", type=float, default=1.0)
     ev.add_argument("--seed", type=int, default=12345)
     ev.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
+    ev.add_argument(
+        "--sample",
+        action="store_true",
+        help="draw each action from a policy network's masked softmax instead of its best one",
+    )
     ev.add_argument("--json", action="store_true", help="print one JSON line")
     ev.add_argument(
         "--details", action="store_true", help="also report action shares, affordance uses and deaths"
@@ -269,6 +274,7 @@ def _eval(args: argparse.Namespace) -> int:
         raise ValueError("--policy learned needs --checkpoint PATH")
     if level is None:
         raise ValueError("give --checkpoint or --level")
+    agent = _sampled(args, device) if args.sample else None
     result = evaluate(
         level,
         args.policy,
@@ -279,7 +285,10 @@ def _eval(args: argparse.Namespace) -> int:
         device,
         args.details,
         args.record,
+        agent,
     )
+    if args.sample:
+        result = {"policy": result["policy"], "sampled": True, **result}
     if args.json:
         print(_json_line(result))
     else:
@@ -289,6 +298,21 @@ def _eval(args: argparse.Namespace) -> int:
                 value = ", ".join(f"{k} {v}" for k, v in shown.items()) or "-"
             print(f"{key:>26}: {value}")
     return 0
+
+
+def _sampled(args: argparse.Namespace, device: torch.device) -> Any:
+    """The checkpoint's policy network, sampled with a generator seeded by --seed."""
+    from townlet_train.policy import load_policy
+
+    if args.checkpoint is None or args.policy != "learned":
+        raise ValueError("--sample plays a checkpoint's policy: give --checkpoint PATH (--policy learned)")
+    rng = torch.Generator(device=device).manual_seed(args.seed)
+    agent, cfg = load_policy(args.checkpoint, device, sample=True, rng=rng)
+    if cfg.algorithm.kind == "dqn":
+        raise ValueError(
+            f"--sample needs a policy network (ppo, dagger or bc); {args.checkpoint} holds DQN Q-values"
+        )
+    return agent
 
 
 def _capture(args: argparse.Namespace) -> int:
