@@ -137,3 +137,33 @@ def test_init_from_refuses_a_dqn_checkpoint(tmp_path: Path) -> None:
     dqn = Path(Trainer(tiny_config(total_steps=256), tmp_path / "q").run()["checkpoint"])
     with pytest.raises(ValueError, match="a dqn checkpoint has no policy network"):
         make_trainer(tiny_config(algorithm={**PPO, "init_from": str(dqn)}), tmp_path / "p")
+
+
+def test_ppo_learns_the_rnd_bonus_it_is_paid_and_resumes_exactly(tmp_path: Path) -> None:
+    """With exploration.rnd, the rollout's rewards carry the novelty bonus and each iteration
+    trains RND's predictor on the rollout's states (it used to stay untrained under PPO)."""
+    from townlet_train.trainers import make_trainer
+
+    cfg = tiny_config(
+        level=str(short_level(tmp_path, max_steps=40)),
+        total_steps=1536,
+        algorithm=PPO,
+        exploration__rnd__enabled=True,
+        exploration__rnd__lr=0.01,
+        checkpoint__every_steps=384,
+    )
+    fresh = make_trainer(cfg, tmp_path / "fresh")
+    assert fresh.rnd is not None
+    before = {k: v.clone() for k, v in fresh.rnd.predictor.state_dict().items()}
+    with torch.no_grad():
+        error_before = float(fresh.rnd.error(fresh.obs).mean())
+    a, b = resumed_beside_whole(cfg, tmp_path, 768, 1536)
+    for key, value in a["rnd"]["modules"].items():
+        assert torch.equal(b["rnd"]["modules"][key], value), key
+    learned = {k.removeprefix("predictor."): v for k, v in a["rnd"]["modules"].items() if "predictor" in k}
+    assert any(not torch.equal(learned[k], v) for k, v in before.items())
+    fresh.rnd.load_state_dict(a["rnd"]["modules"])
+    with torch.no_grad():
+        assert float(fresh.rnd.error(fresh.obs).mean()) < error_before
+    with pytest.raises(ValueError, match="exploration.rnd adds a bonus"):
+        tiny_config(algorithm={"kind": "dagger"}, exploration__rnd__enabled=True)

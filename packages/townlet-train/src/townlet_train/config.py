@@ -259,6 +259,11 @@ class TrainConfig(StrictModel):
                 f"network.kind 'map' is a DAgger student (algorithm.kind dagger), not "
                 f"{self.algorithm.kind}; for {self.algorithm.kind} use mlp, dueling or lstm"
             )
+        if self.exploration.rnd.enabled and self.algorithm.kind not in ("dqn", "ppo"):
+            raise ValueError(
+                f"exploration.rnd adds a bonus to the reward, which {self.algorithm.kind} does not "
+                "learn from: it is for algorithm.kind dqn and ppo"
+            )
         teacher = getattr(self.algorithm, "teacher_knows", "town")
         if teacher == "student_map" and self.network.kind != "map":
             raise ValueError(

@@ -223,9 +223,21 @@ class PPOTrainer(Trainer):
         if self.agent.rollout.t < self.settings.rollout_steps:
             return {}
         stats = self.iterate(self.agent.value_of(self.obs))
+        if self.rnd is not None:  # the bonus went into the rollout's rewards: now learn its states
+            stats["rnd_loss"] = self._learn_novelty(self.agent.rollout.obs.flatten(0, 1))
         self.agent.rollout.t = 0
         self.agent.iterations += 1
         return stats
+
+    def _learn_novelty(self, obs: torch.Tensor) -> float:
+        """One pass of RND's predictor over the rollout's observations, in shuffled minibatches."""
+        assert self.rnd is not None
+        size = min(self.settings.minibatch_size, obs.shape[0])
+        order = torch.randperm(obs.shape[0], generator=self.rng, device=self.device)
+        loss = 0.0
+        for start in range(0, obs.shape[0] - size + 1, size):
+            loss = self.rnd.learn(obs.index_select(0, order[start : start + size]))
+        return loss
 
     def _schedules(self) -> tuple[float, float, float]:
         """(learning-rate fraction, entropy weight, KL weight) at this point of the run."""
