@@ -165,5 +165,5 @@ def test_ppo_learns_the_rnd_bonus_it_is_paid_and_resumes_exactly(tmp_path: Path)
     fresh.rnd.load_state_dict(a["rnd"]["modules"])
     with torch.no_grad():
         assert float(fresh.rnd.error(fresh.obs).mean()) < error_before
-    with pytest.raises(ValueError, match="exploration.rnd adds a bonus"):
+    with pytest.raises(ValueError, match=r"exploration\.rnd adds a bonus"):
         tiny_config(algorithm={"kind": "dagger"}, exploration__rnd__enabled=True)
