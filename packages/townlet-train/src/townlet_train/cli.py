@@ -263,10 +263,15 @@ def _eval(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     if args.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
-    network = None
+    network = agent = None
     level = args.level
+    if args.sample and (args.checkpoint is None or args.policy != "learned"):
+        raise ValueError("--sample plays a checkpoint's policy: give --checkpoint PATH (--policy learned)")
     if args.checkpoint is not None:
-        network, cfg = load_policy_network(args.checkpoint, device)
+        if args.sample:
+            agent, cfg = _sampled(args.checkpoint, args.seed, device)
+        else:
+            network, cfg = load_policy_network(args.checkpoint, device)
         if level is not None:
             check_level_fits(level, cfg.level, args.checkpoint)
         level = level or cfg.level
@@ -274,7 +279,6 @@ def _eval(args: argparse.Namespace) -> int:
         raise ValueError("--policy learned needs --checkpoint PATH")
     if level is None:
         raise ValueError("give --checkpoint or --level")
-    agent = _sampled(args, device) if args.sample else None
     result = evaluate(
         level,
         args.policy,
@@ -300,19 +304,17 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sampled(args: argparse.Namespace, device: torch.device) -> Any:
-    """The checkpoint's policy network, sampled with a generator seeded by --seed."""
+def _sampled(checkpoint: Path, seed: int, device: torch.device) -> tuple[Any, TrainConfig]:
+    """The checkpoint's policy network, sampled with a generator seeded by --seed, and its config."""
     from townlet_train.policy import load_policy
 
-    if args.checkpoint is None or args.policy != "learned":
-        raise ValueError("--sample plays a checkpoint's policy: give --checkpoint PATH (--policy learned)")
-    rng = torch.Generator(device=device).manual_seed(args.seed)
-    agent, cfg = load_policy(args.checkpoint, device, sample=True, rng=rng)
+    rng = torch.Generator(device=device).manual_seed(seed)
+    agent, cfg = load_policy(checkpoint, device, sample=True, rng=rng)
     if cfg.algorithm.kind == "dqn":
         raise ValueError(
-            f"--sample needs a policy network (ppo, dagger or bc); {args.checkpoint} holds DQN Q-values"
+            f"--sample needs a policy network (ppo, dagger or bc); {checkpoint} holds DQN Q-values"
         )
-    return agent
+    return agent, cfg
 
 
 def _capture(args: argparse.Namespace) -> int:

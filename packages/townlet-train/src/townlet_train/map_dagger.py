@@ -11,8 +11,9 @@ import torch
 from torch import nn
 
 from townlet_train.config import DaggerSettings
-from townlet_train.imitation import DaggerAgent, DaggerTrainer, LabelBuffer, clone_step
+from townlet_train.imitation import DaggerAgent, DaggerTrainer, clone_step
 from townlet_train.networks import MapStudent
+from townlet_train.sequences import zero_ended
 
 
 class MapDaggerAgent(DaggerAgent):
@@ -20,13 +21,10 @@ class MapDaggerAgent(DaggerAgent):
     is the feed-forward student's."""
 
     def __init__(self, network: MapStudent, settings: DaggerSettings, num_envs: int, n_actions: int):
-        device = next(network.parameters()).device
-        self.student, self.settings = network, settings
+        super().__init__(network.policy, settings, network.inputs, n_actions)
+        self.student = network
         self.online = network  # type: ignore[assignment]  # checkpoints hold the whole student
-        self.optimizer = torch.optim.Adam(network.policy.actor_parameters(), lr=settings.lr, fused=True)
-        self.replay = LabelBuffer(settings.capacity, network.inputs, n_actions, device)
-        self.labels: torch.Tensor | None = None
-        self.updates = 0
+        device = next(network.parameters()).device
         self.state = network.initial_state(num_envs, device)
         self.inputs = torch.zeros(num_envs, network.inputs, device=device)
 
@@ -38,8 +36,7 @@ class MapDaggerAgent(DaggerAgent):
     def store(self, step: dict[str, torch.Tensor]) -> None:
         assert self.labels is not None, "act() labels each state before it is stored"
         self.replay.add(self.inputs, step["mask"], self.labels)
-        keep = (~step["done"]).float()[None, :, None]  # a new life starts with an empty map
-        self.state = (self.state[0] * keep, self.state[1] * keep)
+        self.state = zero_ended(self.state, step["done"])  # a new life starts from nothing
 
     def update(self, batch_size: int, rng: torch.Generator) -> dict[str, float]:
         batch = self.replay.sample(batch_size, rng)

@@ -86,9 +86,13 @@ class MapMemory(nn.Module):
             torch.zeros(1, batch, self.padded_cells, device=device),
         )
 
+    def cell_of(self, obs: torch.Tensor) -> torch.Tensor:
+        """[B, 2] the agent's cell (x, y), from the observation's normalised `position`."""
+        return torch.round(obs[:, self.position : self.position + 2] * self.scale)
+
     def step(self, obs: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         n, c = obs.shape[0], self.channels
-        here = torch.round(obs[:, self.position : self.position + 2] * self.scale)  # [B, 2] (x, y)
+        here = self.cell_of(obs)
         view = obs[:, self.window : self.window + self.cells * self.stride].view(n, self.cells, self.stride)
         view = view[:, :, :c]
         count = view.sum(dim=1)  # [B, C]
@@ -129,7 +133,7 @@ class MapMemory(nn.Module):
         """What the map in `state` knows, for the scripted teacher (`teacher_knows: student_map`);
         `aff_channel` [A] is each affordance's channel."""
         n = obs.shape[0]
-        here = torch.round(obs[:, self.position : self.position + 2] * self.scale)
+        here = self.cell_of(obs)
         known = state[0][0].view(n, self.channels, 3)[..., 2] > 0
         unseen, nearest = self.unexplored(here, state[1][0])
         return Knowledge(known[:, aff_channel], nearest.long(), unseen.sum(dim=1) > 0)

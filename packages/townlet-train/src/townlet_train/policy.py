@@ -26,6 +26,7 @@ from townlet_train.checkpoint import CheckpointError, load_checkpoint
 from townlet_train.config import TrainConfig
 from townlet_train.networks import build_network, field_shapes, masked_argmax, masked_logits
 from townlet_train.scripted import ScriptedPolicy
+from townlet_train.sequences import zero_ended
 
 
 class Policy(Protocol):
@@ -91,8 +92,7 @@ class RecurrentGreedyPolicy:
         return masked_argmax(out, mask)
 
     def reset(self, state: Any, done: torch.Tensor) -> Any:
-        keep = (~done).float()[None, :, None]
-        return state[0] * keep, state[1] * keep
+        return zero_ended(state, done)
 
 
 class RecurrentSampledPolicy(RecurrentGreedyPolicy):

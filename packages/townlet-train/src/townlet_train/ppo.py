@@ -56,6 +56,14 @@ def gae(
     return advantages, advantages + values
 
 
+def shuffled(total: int, size: int, rng: torch.Generator, device: torch.device) -> Iterator[torch.Tensor]:
+    """One epoch of row indices: a permutation of range(total) in whole batches of `size` (the
+    remainder is left out)."""
+    order = torch.randperm(total, generator=rng, device=device)
+    for start in range(0, total - size + 1, size):
+        yield order[start : start + size]
+
+
 def clipped_policy_loss(
     new_logprob: torch.Tensor, old_logprob: torch.Tensor, advantages: torch.Tensor, clip: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -233,10 +241,9 @@ class PPOTrainer(Trainer):
         """One pass of RND's predictor over the rollout's observations, in shuffled minibatches."""
         assert self.rnd is not None
         size = min(self.settings.minibatch_size, obs.shape[0])
-        order = torch.randperm(obs.shape[0], generator=self.rng, device=self.device)
         loss = 0.0
-        for start in range(0, obs.shape[0] - size + 1, size):
-            loss = self.rnd.learn(obs.index_select(0, order[start : start + size]))
+        for rows in shuffled(obs.shape[0], size, self.rng, self.device):
+            loss = self.rnd.learn(obs.index_select(0, rows))
         return loss
 
     def _schedules(self) -> tuple[float, float, float]:
@@ -268,10 +275,8 @@ class PPOTrainer(Trainer):
         flat = {k: v.flatten(0, 1) for k, v in data.items()}
         total = flat["action"].shape[0]
         size = min(self.settings.minibatch_size, total)
-        order = torch.randperm(total, generator=self.rng, device=self.device)
-        for start in range(0, total - size + 1, size):
-            rows = order[start : start + size]  # index_select: a faster gather than v[rows]
-            yield {k: v.index_select(0, rows) for k, v in flat.items()}
+        for rows in shuffled(total, size, self.rng, self.device):
+            yield {k: v.index_select(0, rows) for k, v in flat.items()}  # faster than v[rows]
 
     def _outputs(
         self, batch: dict[str, torch.Tensor], kl_weight: float

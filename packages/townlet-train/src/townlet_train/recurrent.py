@@ -19,7 +19,14 @@ import torch
 from townlet_train.config import TrainConfig
 from townlet_train.learner import DQNLearner
 from townlet_train.networks import RecurrentQNetwork, masked_argmax
-from townlet_train.sequences import Fields, SequenceCollector, SequenceReplay, starts_of_lives, unroll_lstm
+from townlet_train.sequences import (
+    Fields,
+    SequenceCollector,
+    SequenceReplay,
+    starts_of_lives,
+    unroll_lstm,
+    zero_ended,
+)
 
 
 def step_fields(obs_dim: int, n_actions: int, hidden: int) -> Fields:
@@ -110,8 +117,7 @@ class RecurrentDQN:
         window = self.collector.push({**step, "h": h[0], "c": c[0]})
         if window is not None:
             self.replay.add(keep_truncation(window))
-        keep = (~step["done"]).float()[None, :, None]  # a new life starts from a zero state
-        self.state = (self.state[0] * keep, self.state[1] * keep)
+        self.state = zero_ended(self.state, step["done"])  # a new life starts from nothing
 
     def ready(self) -> bool:
         return len(self.replay) >= 1

@@ -29,7 +29,14 @@ from townlet_env.core import Town
 from townlet_train.config import DaggerSettings
 from townlet_train.imitation import DaggerTrainer, descend
 from townlet_train.networks import RecurrentActorCritic
-from townlet_train.sequences import Fields, SequenceCollector, SequenceReplay, starts_of_lives, unroll_lstm
+from townlet_train.sequences import (
+    Fields,
+    SequenceCollector,
+    SequenceReplay,
+    starts_of_lives,
+    unroll_lstm,
+    zero_ended,
+)
 
 
 def label_fields(obs_dim: int, n_actions: int, n_affordances: int, hidden: int) -> Fields:
@@ -126,8 +133,7 @@ class RecurrentDaggerAgent:
         )
         if window is not None:
             self.replay.add(window)
-        keep = (~step["done"]).float()[None, :, None]  # a new life starts from a zero state
-        self.state = (self.state[0] * keep, self.state[1] * keep)
+        self.state = zero_ended(self.state, step["done"])  # a new life starts from nothing
 
     def update(self, batch_size: int, rng: torch.Generator) -> dict[str, float]:
         """One step on about `batch_size` labelled states: batch_size // sequence_length windows."""

@@ -21,8 +21,8 @@ import torch
 
 from townlet_train.config import PPOSettings
 from townlet_train.networks import RecurrentActorCritic
-from townlet_train.ppo import PPOAgent, PPOTrainer, Rollout
-from townlet_train.sequences import starts_of_lives, unroll_lstm
+from townlet_train.ppo import PPOAgent, PPOTrainer, Rollout, shuffled
+from townlet_train.sequences import starts_of_lives, unroll_lstm, zero_ended
 
 
 class RecurrentRollout(Rollout):
@@ -82,8 +82,7 @@ class RecurrentPPOAgent(PPOAgent):
 
     def store(self, step: dict[str, torch.Tensor]) -> None:
         super().store(step)  # a truncation's final obs is valued through the state reached
-        keep = (~step["done"]).float()[None, :, None]  # a new life starts from a zero state
-        self.state = (self.state[0] * keep, self.state[1] * keep)
+        self.state = zero_ended(self.state, step["done"])  # a new life starts from nothing
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "actor_state": list(self.state)}
@@ -105,10 +104,8 @@ class RecurrentPPOTrainer(PPOTrainer):
     def _minibatches(self, data: dict[str, torch.Tensor]) -> Iterator[dict[str, torch.Tensor]]:
         n, steps = data["action"].shape[1], data["action"].shape[0]
         per_batch = min(n, max(1, self.settings.minibatch_size // steps))
-        order = torch.randperm(n, generator=self.rng, device=self.device)
         r = self.agent.rollout
-        for start in range(0, n - per_batch + 1, per_batch):
-            slots = order[start : start + per_batch]
+        for slots in shuffled(n, per_batch, self.rng, self.device):
             batch = {k: v[:, slots].transpose(0, 1).flatten(0, 1) for k, v in data.items()}  # slot-major
             batch["sequence_obs"] = data["obs"][:, slots].transpose(0, 1)
             batch["sequence_done"] = data["done"][:, slots].transpose(0, 1)

@@ -101,6 +101,15 @@ class SequenceReplay:
             self.store[key][: self.size] = value
 
 
+def zero_ended(
+    state: tuple[torch.Tensor, torch.Tensor], done: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A carried per-slot state (two [1, N, ...] tensors: an LSTM's (h, c), a map student's map)
+    with the rows of the slots whose episode ended zeroed: a new life starts from nothing."""
+    keep = (~done).float()[None, :, None]
+    return state[0] * keep, state[1] * keep
+
+
 def starts_of_lives(done: torch.Tensor) -> torch.Tensor:
     """[B, T] true at the steps that begin a new life: those right after a step that ended one.
     The first step of a window is never one: its stored state was already zeroed by the actor."""
