@@ -100,14 +100,14 @@ class ScriptedPolicy:
             seek = alone & (lonely | (~has_choice & (social_level < SOCIAL_IDLE)))
             target = torch.where(seek[:, None], company, target)
             has_choice = has_choice & ~seek
+        continuing = state.progress > 0  # finish a multi-tick use once started
         explore = torch.zeros_like(urgent)
         if knowledge is not None:
-            explore = knowledge.unexplored & ~has_choice & ~seek & ~(state.progress > 0)
+            explore = knowledge.unexplored & ~has_choice & ~seek & ~continuing
             target = torch.where(explore[:, None], knowledge.frontier.to(target.dtype), target)
         action = self._step_towards(target, mask)
         interact = level.interact_action
         at_target = (target == state.position).all(dim=1)
-        continuing = state.progress > 0  # finish a multi-tick use once started
         wants_interact = (has_choice & at_target) | continuing
         if social:  # a queued agent keeps its place by INTERACTing rather than waiting idle
             wants_interact = wants_interact | ((state.queue_key >= 0) & has_choice & at_target)
