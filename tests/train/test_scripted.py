@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from townlet_env import TownletVectorEnv
+from townlet_env.core import action_mask
 from townlet_train.evaluate import evaluate
 from townlet_train.scripted import ScriptedPolicy
 
@@ -66,3 +67,30 @@ def test_scripted_spaces_its_bed_uses_where_nothing_earns_money() -> None:
     stops after two uses (money below the work threshold) dies near 200."""
     scripted = evaluate("L0_minimal", "scripted", 32, difficulty=1.0, seed=7)
     assert scripted["mean_survival"] > 320, scripted
+
+
+def _choice_on(affordance: str, **levels: float) -> tuple[int, bool]:
+    """(the teacher's action, whether INTERACT is legal) for one L1 agent standing on
+    `affordance` with the named meters set."""
+    env = TownletVectorEnv("L1_full_observability", 1)
+    env.reset(seed=0)
+    state = env.state
+    names = list(env.level.meter_names)
+    meters = state.meters.clone()
+    for name, value in levels.items():
+        meters[:, names.index(name)] = value
+    where = state.affordance_position[0, env.level.affordance_names.index(affordance)]
+    env.town.set_state(state.replace(meters=meters, position=where[None].clone()))
+    mask = action_mask(env.level, env.state)
+    action = ScriptedPolicy(env.town)(torch.empty(1, 0), {"action_mask": mask})
+    return int(action), bool(mask[0, env.level.interact_action])
+
+
+def test_scripted_does_not_work_itself_to_death() -> None:
+    """Broke and tired on Labor (energy -0.2 a use): working would leave energy too low to reach
+    a bed, so it goes for energy instead; rested, it works."""
+    interact = TownletVectorEnv("L1_full_observability", 1).level.interact_action
+    action, legal = _choice_on("Labor", energy=0.3, money=0.1)
+    assert legal and action != interact  # INTERACT is allowed, and would soon be fatal
+    action, legal = _choice_on("Labor", energy=0.9, money=0.1)
+    assert legal and action == interact

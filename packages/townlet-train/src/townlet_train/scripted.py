@@ -1,9 +1,10 @@
 """A scripted baseline: walk to the affordance that best serves the most urgent need.
 
 Rules, for every slot at once: find the need meter furthest below its target; if money is short
-and the level has a way to earn it, the need is money (work). Among affordances that are open
-now and affordable, pick the one whose full use raises that meter most (nearest on ties); walk
-there and INTERACT. In multi-tick levels, keep interacting until the use completes. With no
+and the level has a way to earn it safely, the need is money (work). Among affordances that are
+open now, affordable and safe (a full use leaves every terminal meter above SAFE, so that Labor
+never spends the energy needed to walk to a bed), pick the one whose full use raises that meter
+most (nearest on ties); walk there and INTERACT. In multi-tick levels, keep interacting until the use completes. With no
 urgent need, rest.
 
 Given a `Knowledge` (what a student with a map knows: `map_memory.py`), it chooses only among
@@ -30,6 +31,7 @@ from townlet_env.core.social import chat_partner
 
 URGENT = 0.5  # a need below this is worth walking for
 MONEY_LOW = 0.2  # below this, go to work first
+SAFE = 0.15  # keep terminal meters above this after a use: enough to cross an 8x8 town
 SOCIAL_LOW = 0.6  # below this, chat before anything but a use in progress
 SOCIAL_IDLE = 0.95  # with nothing urgent to do, seek company below this
 RIVAL = 0.4  # own rivalry above this: do not chat with or walk to that agent
@@ -70,25 +72,31 @@ class ScriptedPolicy:
         need_levels = meters[:, self.needs]
         most_urgent = self.needs[need_levels.argmin(dim=1)]  # [N] meter index
         urgent = need_levels.min(dim=1).values < URGENT
-        target_meter = most_urgent
-        broke = torch.zeros_like(urgent)
-        if self.can_earn:
-            broke = meters[:, self.money] < MONEY_LOW
-            target_meter = torch.where(broke, self.money, most_urgent)
-            urgent = urgent | broke
-
-        # affordances usable now: open at this hour and affordable
+        # affordances usable now: open at this hour, affordable, and safe: a use that leaves a
+        # terminal meter (energy after Labor, say) too low to walk to its remedy kills later
         usable = (meters[:, None, :] >= level.aff_required[None]).all(dim=2)  # [N, A]
+        after = meters[:, None, level.terminal_index] + self.gain[None, :, level.terminal_index]
+        usable &= (after > SAFE).all(dim=2)
         if level.day_cycle:
             usable &= level.aff_open[:, hour_of_day(state)].T
         if knowledge is not None:
             usable &= knowledge.known
-        gain = self.gain[:, target_meter].T  # [N, A]
         pos = state.affordance_position[state.town]  # [N, A, 2]
         dist = (pos - state.position[:, None, :]).abs().sum(dim=2).float()
-        score = torch.where(usable & (gain > 0), gain - 1e-3 * dist, float("-inf"))
-        choice = score.argmax(dim=1)
-        has_choice = torch.isfinite(score.max(dim=1).values) & urgent
+
+        def best_for(meter: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            gain = self.gain[:, meter].T  # [N, A]
+            score = torch.where(usable & (gain > 0), gain - 1e-3 * dist, float("-inf"))
+            return score.argmax(dim=1), torch.isfinite(score.max(dim=1).values)
+
+        choice, found = best_for(most_urgent)
+        broke = torch.zeros_like(urgent)
+        if self.can_earn:  # short of money: work first, when any work is safe
+            work, can_work = best_for(torch.full_like(most_urgent, self.money))
+            broke = (meters[:, self.money] < MONEY_LOW) & can_work
+            choice, found = torch.where(broke, work, choice), found | broke
+            urgent = urgent | broke
+        has_choice = found & urgent
         target = pos[torch.arange(n, device=pos.device), choice]  # [N, 2]
 
         social = level.social is not None
