@@ -124,6 +124,7 @@ def test_eval_details(capsys: pytest.CaptureFixture[str]) -> None:
         (["eval", "--policy", "random", "--episodes", "2"], "--level"),
         (["eval", "--policy", "random", "--level", "L0_minimal", "--episodes", "0"], "--episodes"),
         (["eval", "--policy", "random", "--level", "no_such_level", "--episodes", "2"], "no_such_level"),
+        (["eval", "--policy", "random", "--level", "L4_social", "--episodes", "10"], "multiple of 6"),
         (
             ["eval", "--policy", "random", "--level", "L0_minimal", "--episodes", "2", "--difficulty", "-1"],
             "difficult",

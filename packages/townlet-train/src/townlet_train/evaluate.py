@@ -10,6 +10,8 @@ from typing import Any
 import torch
 
 from townlet_env import TownletVectorEnv
+from townlet_env.core import compile_level
+from townlet_env.core.town import default_agents_per_town
 from townlet_env.recording import Recorder
 from townlet_train.config import TrainConfig
 from townlet_train.policy import Policy, RandomPolicy, ScriptedAgent, load_network, policy_for_network
@@ -86,8 +88,6 @@ def make_policy(
 def check_level_fits(level: str, trained_on: str, path: Path) -> None:
     """A learned policy plays another level only where that level has the same observation layout
     and actions (L1, L2 and L3 share theirs); anything else is refused before it is played."""
-    from townlet_env.core import compile_level
-
     if level == trained_on:
         return
     asked, own = compile_level(level), compile_level(trained_on)
@@ -120,6 +120,13 @@ def evaluate(
         raise ValueError(f"policy '{policy}' is not one of {', '.join(POLICIES)}")
     if policy == "learned" and network is None and agent is None:
         raise ValueError("policy 'learned' needs a network (pass --checkpoint)")
+    per_town = default_agents_per_town(compile_level(level))
+    if episodes % per_town:
+        fits = max(per_town, episodes // per_town * per_town)
+        raise ValueError(
+            f"--episodes {episodes}: {level} has {per_town} agents a town and each agent plays one "
+            f"episode, so give a multiple of {per_town} (e.g. {fits} or {fits + per_town})"
+        )
     env = TownletVectorEnv(level, episodes, device=device)
     env.set_difficulty(difficulty)
     obs, info = env.reset(seed=seed)

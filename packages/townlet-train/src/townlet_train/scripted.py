@@ -4,8 +4,8 @@ Rules, for every slot at once: find the need meter furthest below its target; if
 and the level has a way to earn it safely, the need is money (work). Among affordances that are
 open now, affordable and safe (a full use leaves every terminal meter above SAFE, so that Labor
 never spends the energy needed to walk to a bed), pick the one whose full use raises that meter
-most (nearest on ties); walk there and INTERACT. In multi-tick levels, keep interacting until the use completes. With no
-urgent need, rest.
+most (nearest on ties); walk there and INTERACT. In multi-tick levels, keep interacting until
+the use completes. With no urgent need, rest.
 
 Given a `Knowledge` (what a student with a map knows: `map_memory.py`), it chooses only among
 the affordances known, and explores (walks to the nearest cell not yet seen) when none of them
