@@ -90,7 +90,7 @@ def test_scripted_does_not_work_itself_to_death() -> None:
     """Broke and tired on Labor (energy -0.2 a use): working would leave energy too low to reach
     a bed, so it goes for energy instead; rested, it works."""
     interact = TownletVectorEnv("L1_full_observability", 1).level.interact_action
-    action, legal = _choice_on("Labor", energy=0.3, money=0.1)
+    action, legal = _choice_on("Labor", energy=0.25, money=0.1)
     assert legal and action != interact  # INTERACT is allowed, and would soon be fatal
     action, legal = _choice_on("Labor", energy=0.9, money=0.1)
     assert legal and action == interact

@@ -31,7 +31,7 @@ from townlet_env.core.social import chat_partner
 
 URGENT = 0.5  # a need below this is worth walking for
 MONEY_LOW = 0.2  # below this, go to work first
-SAFE = 0.15  # keep terminal meters above this after a use: enough to cross an 8x8 town
+SAFE = 0.1  # keep terminal meters above this after a use: about ten steps of walking to a remedy
 SOCIAL_LOW = 0.6  # below this, chat before anything but a use in progress
 SOCIAL_IDLE = 0.95  # with nothing urgent to do, seek company below this
 RIVAL = 0.4  # own rivalry above this: do not chat with or walk to that agent
