@@ -148,6 +148,8 @@ def train_stage(cfg: TrainConfig, run_dir: Path) -> tuple[Any, dict[str, Any], f
     started = time.perf_counter()
     trainer = make_trainer(cfg, run_dir)
     summary = trainer.run()
+    if "interrupted" in summary:  # a part-trained policy is not a result: record nothing more
+        raise SystemExit(f"{run_dir}: stopped by {summary['interrupted']}; this run is not recorded")
     return trainer, summary, time.perf_counter() - started
 
 

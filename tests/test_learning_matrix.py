@@ -192,3 +192,22 @@ def test_two_recipes_end_to_end_at_a_tiny_budget(tmp_path: Path) -> None:
     ppo_config = (tmp_path / "runs").glob("*/L0_minimal/dagger_ppo/seed0/ppo_from_dagger/config.yaml")
     assert dagger["checkpoint"] in next(ppo_config).read_text()  # PPO started from the student
     assert (tmp_path / "learning.png").is_file()
+
+
+def test_a_stopped_run_is_not_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run stopped by a signal ends with a part-trained policy: the matrix stops there and writes
+    nothing for it, rather than evaluating it as if it had finished."""
+    learning = load("learning")
+
+    class Stopped:
+        def run(self) -> dict[str, Any]:
+            return {"agent_steps": 512, "interrupted": "SIGTERM"}
+
+    monkeypatch.setattr(learning, "make_trainer", lambda cfg, run_dir: Stopped())
+    results = tmp_path / "learning.json"
+    args = ["--levels", "L0_minimal", "--recipes", "dagger", "--seeds", "0", "--total-steps", "4096"]
+    args += ["--num-envs", "16", "--episodes", "6", "--threads", "1", "--results", str(results)]
+    with pytest.raises(SystemExit, match="SIGTERM; this run is not recorded"):
+        learning.main([*args, "--out", str(tmp_path / "runs")])
+    recorded = json.loads(results.read_text())["levels"] if results.exists() else {}
+    assert "recipes" not in recorded.get("L0_minimal", {}) or not recorded["L0_minimal"]["recipes"]
