@@ -126,14 +126,17 @@ def test_dagger_student_matches_the_teacher_on_the_states_it_visits(tmp_path: Pa
     assert evaluate("L0_minimal", "learned", 4, agent=student)["mean_survival"] > 0
 
 
-def test_dagger_resume_matches_an_uninterrupted_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("anneal_lr", [False, True])
+def test_dagger_resume_matches_an_uninterrupted_run(tmp_path: Path, anneal_lr: bool) -> None:
+    from townlet_train.checkpoint import load_checkpoint
+
     from .helpers import short_level
     from .test_resume import resumed_beside_whole
 
     cfg = tiny_config(
         level=str(short_level(tmp_path, max_steps=40)),
         total_steps=1536,
-        algorithm=DAGGER,
+        algorithm={**DAGGER, "anneal_lr": anneal_lr},
         checkpoint__include_replay=True,
         checkpoint__every_steps=512,
     )
@@ -141,6 +144,10 @@ def test_dagger_resume_matches_an_uninterrupted_run(tmp_path: Path) -> None:
     for key, value in final[0]["network"].items():
         assert torch.equal(final[1]["network"][key], value), key
     assert final[0]["counters"] == final[1]["counters"]
+    middle = load_checkpoint(tmp_path / "a" / "checkpoints" / "step_000000001024.pt")
+    rates = [f["optimizer"]["param_groups"][0]["lr"] for f in (middle, *final)]
+    # annealed, the rate at a step is lr x the fraction of the run left (0 at its last update)
+    assert rates == (pytest.approx([1e-3 * 512 / 1536, 0.0, 0.0]) if anneal_lr else [1e-3] * 3)
 
 
 def test_cli_trains_and_resumes_dagger(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -110,6 +110,7 @@ class DaggerSettings(StrictModel):
     beta_steps: int = Field(default=500_000, ge=1, description="agent-steps of linear decay")
     capacity: int = Field(default=200_000, ge=1, description="labelled states kept (a ring)")
     lr: float = Field(default=1e-3, gt=0.0, le=1.0)
+    anneal_lr: bool = Field(default=False, description="decay the learning rate linearly to 0 at total_steps")
     grad_clip: float = Field(default=10.0, gt=0.0, le=1e6)
     batch_size: int = Field(default=1024, ge=1, le=1 << 20)
     updates_per_step: float = Field(

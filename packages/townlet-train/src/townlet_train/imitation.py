@@ -108,6 +108,7 @@ class Student(Protocol):
 
     labels: torch.Tensor | None
     updates: int
+    optimizer: torch.optim.Optimizer
 
     def logits(self, obs: torch.Tensor) -> torch.Tensor: ...
 
@@ -209,6 +210,10 @@ class DaggerTrainer(Trainer):
         if self.agent.labelled < max(s.learning_starts, 1):
             return {}
         self.update_debt += s.updates_per_step
+        if s.anneal_lr:  # read from the step count, so a resumed run decays exactly as before
+            left = max(0.0, 1.0 - self.counters["agent_steps"] / self.cfg.total_steps)
+            for group in self.agent.optimizer.param_groups:
+                group["lr"] = s.lr * left
         stats: dict[str, float] = {}
         while self.update_debt >= 1.0:
             self.update_debt -= 1.0
