@@ -94,21 +94,3 @@ def test_scripted_does_not_work_itself_to_death() -> None:
     assert legal and action != interact  # INTERACT is allowed, and would soon be fatal
     action, legal = _choice_on("Labor", energy=0.9, money=0.1)
     assert legal and action == interact
-
-
-def test_scripted_counts_the_walk_to_a_use_as_part_of_its_cost() -> None:
-    """Labor takes 0.2 energy; each step of the walk there 0.01 (drain and move). With 0.45
-    energy, Labor next door is safe (0.45 - 0.2 - 0.01 > 0.15) and Labor twelve steps away is
-    not (0.45 - 0.2 - 0.12 = 0.13), so the verdict stays the same as the agent walks: each step
-    spends what it brings Labor closer."""
-    env = TownletVectorEnv("L1_full_observability", 1)
-    env.reset(seed=0)
-    names, labor = list(env.level.meter_names), env.level.affordance_names.index("Labor")
-    meters = env.state.meters.clone()
-    meters[:, names.index("energy")] = 0.45
-    env.town.set_state(env.state.replace(meters=meters))
-    policy = ScriptedPolicy(env.town)
-    dist = torch.zeros(1, env.level.n_affordances)
-    for steps, safe in [(0, True), (1, True), (8, True), (12, False)]:
-        dist[0, labor] = steps
-        assert bool(policy.safe(dist)[0, labor]) is safe, steps

@@ -2,8 +2,8 @@
 
 Rules, for every slot at once: find the need meter furthest below its target; if money is short
 and the level has a way to earn it safely, the need is money (work). Among affordances that are
-open now, affordable and safe (the walk there and a full use leave every terminal meter above
-SAFE, so that Labor never spends the energy needed to walk on to a bed), pick the one whose full use raises that meter
+open now, affordable and safe (a full use leaves every terminal meter above SAFE, so that Labor
+never spends the energy needed to walk to a bed), pick the one whose full use raises that meter
 most (nearest on ties); walk there and INTERACT. In multi-tick levels, keep interacting until
 the use completes. With no urgent need, rest.
 
@@ -31,7 +31,7 @@ from townlet_env.core.social import chat_partner
 
 URGENT = 0.5  # a need below this is worth walking for
 MONEY_LOW = 0.2  # below this, go to work first
-SAFE = 0.15  # keep terminal meters above this after walking to a use and using it: 15 steps of walking
+SAFE = 0.1  # keep terminal meters above this after a use: about ten steps of walking to a remedy
 SOCIAL_LOW = 0.6  # below this, chat before anything but a use in progress
 SOCIAL_IDLE = 0.95  # with nothing urgent to do, seek company below this
 RIVAL = 0.4  # own rivalry above this: do not chat with or walk to that agent
@@ -59,8 +59,6 @@ class ScriptedPolicy:
         # meters an agent wants high: all but money, which is only a means
         self.needs = torch.tensor([i for i in range(len(names)) if i != self.money], device=town.device)
         self.gain = level.aff_instant_delta  # [A, M] what one full use changes
-        moves = level.move_actions
-        self.move_delta = level.action_delta[moves[0]] if moves.numel() else torch.zeros_like(level.drain)
         # where nothing earns money (L0_minimal), being short of it is no reason to stop using
         # what it still buys: chasing money there would idle the agent until it starves
         self.can_earn = self.money >= 0 and bool((self.gain[:, self.money] > 0).any())
@@ -74,14 +72,17 @@ class ScriptedPolicy:
         need_levels = meters[:, self.needs]
         most_urgent = self.needs[need_levels.argmin(dim=1)]  # [N] meter index
         urgent = need_levels.min(dim=1).values < URGENT
-        pos = state.affordance_position[state.town]  # [N, A, 2]
-        dist = (pos - state.position[:, None, :]).abs().sum(dim=2).float()
-        # affordances usable now: open at this hour, affordable and safe
-        usable = (meters[:, None, :] >= level.aff_required[None]).all(dim=2) & self.safe(dist)
+        # affordances usable now: open at this hour, affordable, and safe: a use that leaves a
+        # terminal meter (energy after Labor, say) too low to walk to its remedy kills later
+        usable = (meters[:, None, :] >= level.aff_required[None]).all(dim=2)  # [N, A]
+        after = meters[:, None, level.terminal_index] + self.gain[None, :, level.terminal_index]
+        usable &= (after > SAFE).all(dim=2)
         if level.day_cycle:
             usable &= level.aff_open[:, hour_of_day(state)].T
         if knowledge is not None:
             usable &= knowledge.known
+        pos = state.affordance_position[state.town]  # [N, A, 2]
+        dist = (pos - state.position[:, None, :]).abs().sum(dim=2).float()
 
         def best_for(meter: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             gain = self.gain[:, meter].T  # [N, A]
@@ -126,17 +127,6 @@ class ScriptedPolicy:
         if social:
             action = self._chat(action, mask, idle | seek, continuing)
         return torch.where(mask.gather(1, action[:, None]).squeeze(1), action, level.wait_action)
-
-    def safe(self, dist: torch.Tensor) -> torch.Tensor:
-        """[N, A] whether walking `dist` [N, A] to each affordance and using it leaves every
-        terminal meter above SAFE. A use that leaves one too low to walk on to its remedy (energy
-        after Labor, say) kills later. Counting the walk keeps the verdict steady along the way
-        (each step spends what it brings the use closer), so the teacher never turns back."""
-        level, state = self.level, self.town.state
-        terminal = level.terminal_index
-        per_step = state.difficulty[:, None] * level.drain[terminal] - self.move_delta[terminal]  # [N, T]
-        after = state.meters[:, None, terminal] + self.gain[None, :, terminal]
-        return (after - dist[..., None] * per_step[:, None] > SAFE).all(dim=2)
 
     def _chat(
         self, action: torch.Tensor, mask: torch.Tensor, idle: torch.Tensor, continuing: torch.Tensor
