@@ -210,10 +210,9 @@ class DaggerTrainer(Trainer):
         if self.agent.labelled < max(s.learning_starts, 1):
             return {}
         self.update_debt += s.updates_per_step
-        if s.anneal_lr:  # read from the step count, so a resumed run decays exactly as before
-            left = max(0.0, 1.0 - self.counters["agent_steps"] / self.cfg.total_steps)
+        if s.anneal_lr:
             for group in self.agent.optimizer.param_groups:
-                group["lr"] = s.lr * left
+                group["lr"] = s.lr * self.run_left()
         stats: dict[str, float] = {}
         while self.update_debt >= 1.0:
             self.update_debt -= 1.0

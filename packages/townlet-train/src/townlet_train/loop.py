@@ -208,6 +208,11 @@ class Trainer:
 
     # --- learning -----------------------------------------------------------------------------
 
+    def run_left(self) -> float:
+        """The fraction of `total_steps` still to run, in [0, 1]: a linear anneal's weight. Read
+        from the step count, so a resumed run anneals exactly as an uninterrupted one."""
+        return max(0.0, 1.0 - self.counters["agent_steps"] / self.cfg.total_steps)
+
     def learn(self) -> dict[str, float]:
         cfg = self.cfg.dqn
         if self.counters["agent_steps"] < cfg.learning_starts or not self.agent.ready():

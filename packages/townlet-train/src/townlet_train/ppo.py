@@ -248,8 +248,7 @@ class PPOTrainer(Trainer):
 
     def _schedules(self) -> tuple[float, float, float]:
         """(learning-rate fraction, entropy weight, KL weight) at this point of the run."""
-        s, done = self.settings, self.counters["agent_steps"] / self.cfg.total_steps
-        left = max(0.0, 1.0 - done)
+        s, left = self.settings, self.run_left()
         lr = left if s.anneal_lr else 1.0
         entropy = s.entropy_end + (s.entropy_start - s.entropy_end) * left
         kl = s.kl_start * max(0.0, 1.0 - self.counters["agent_steps"] / s.kl_steps)
