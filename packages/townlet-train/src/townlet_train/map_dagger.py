@@ -13,7 +13,7 @@ from torch import nn
 from townlet_train.config import DaggerSettings
 from townlet_train.imitation import DaggerAgent, DaggerTrainer, clone_step
 from townlet_train.networks import MapStudent
-from townlet_train.sequences import zero_ended
+from townlet_train.sequences import restored, zero_ended
 
 
 class MapDaggerAgent(DaggerAgent):
@@ -49,7 +49,7 @@ class MapDaggerAgent(DaggerAgent):
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
-        self.state = (state["actor_state"][0].clone(), state["actor_state"][1].clone())
+        self.state = restored(state["actor_state"])
 
 
 class MapDaggerTrainer(DaggerTrainer):

@@ -23,6 +23,7 @@ from townlet_train.sequences import (
     Fields,
     SequenceCollector,
     SequenceReplay,
+    restored,
     starts_of_lives,
     unroll_lstm,
     zero_ended,
@@ -210,4 +211,4 @@ class RecurrentDQN:
     def load_state_dict(self, state: dict) -> None:
         self.learner.load_state_dict(state)
         self.collector.load_state_dict(state["collector"])
-        self.state = (state["actor_state"][0].clone(), state["actor_state"][1].clone())
+        self.state = restored(state["actor_state"])

@@ -33,6 +33,7 @@ from townlet_train.sequences import (
     Fields,
     SequenceCollector,
     SequenceReplay,
+    restored,
     starts_of_lives,
     unroll_lstm,
     zero_ended,
@@ -165,7 +166,7 @@ class RecurrentDaggerAgent:
         self.updates = int(state["updates"])
         self.recall.load_state_dict(state["recall"])
         self.collector.load_state_dict(state["collector"])
-        self.state = (state["actor_state"][0].clone(), state["actor_state"][1].clone())
+        self.state = restored(state["actor_state"])
 
 
 class RecurrentDaggerTrainer(DaggerTrainer):

@@ -22,7 +22,7 @@ import torch
 from townlet_train.config import PPOSettings
 from townlet_train.networks import RecurrentActorCritic
 from townlet_train.ppo import PPOAgent, PPOTrainer, Rollout, shuffled
-from townlet_train.sequences import starts_of_lives, unroll_lstm, zero_ended
+from townlet_train.sequences import restored, starts_of_lives, unroll_lstm, zero_ended
 
 
 class RecurrentRollout(Rollout):
@@ -89,7 +89,7 @@ class RecurrentPPOAgent(PPOAgent):
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
-        self.state = (state["actor_state"][0].clone(), state["actor_state"][1].clone())
+        self.state = restored(state["actor_state"])
 
 
 class RecurrentPPOTrainer(PPOTrainer):

@@ -110,6 +110,12 @@ def zero_ended(
     return state[0] * keep, state[1] * keep
 
 
+def restored(saved: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """A carried state as a checkpoint's state dict holds it (`list(state)`), as the learner's
+    own tensors again."""
+    return saved[0].clone(), saved[1].clone()
+
+
 def starts_of_lives(done: torch.Tensor) -> torch.Tensor:
     """[B, T] true at the steps that begin a new life: those right after a step that ended one.
     The first step of a window is never one: its stored state was already zeroed by the actor."""
