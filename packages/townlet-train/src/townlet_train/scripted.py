@@ -59,6 +59,7 @@ class ScriptedPolicy:
         # meters an agent wants high: all but money, which is only a means
         self.needs = torch.tensor([i for i in range(len(names)) if i != self.money], device=town.device)
         self.gain = level.aff_instant_delta  # [A, M] what one full use changes
+        self.terminal_gain = self.gain[:, level.terminal_index]  # [A, T]
         # where nothing earns money (L0_minimal), being short of it is no reason to stop using
         # what it still buys: chasing money there would idle the agent until it starves
         self.can_earn = self.money >= 0 and bool((self.gain[:, self.money] > 0).any())
@@ -75,7 +76,7 @@ class ScriptedPolicy:
         # affordances usable now: open at this hour, affordable, and safe: a use that leaves a
         # terminal meter (energy after Labor, say) too low to walk to its remedy kills later
         usable = (meters[:, None, :] >= level.aff_required[None]).all(dim=2)  # [N, A]
-        after = meters[:, None, level.terminal_index] + self.gain[None, :, level.terminal_index]
+        after = meters[:, None, level.terminal_index] + self.terminal_gain[None]
         usable &= (after > SAFE).all(dim=2)
         if level.day_cycle:
             usable &= level.aff_open[:, hour_of_day(state)].T
