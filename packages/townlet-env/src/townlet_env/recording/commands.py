@@ -89,24 +89,20 @@ def _network_policy(args: argparse.Namespace, town: Town) -> Policy:
     _trainer("--policy checkpoint")
     from townlet_train.checkpoint import CheckpointError
     from townlet_train.evaluate import load_policy_network
-    from townlet_train.networks import masked_argmax
+    from townlet_train.policy import policy_for_network
 
     try:
-        network: Any = load_policy_network(args.checkpoint, town.device)[0]
+        network = load_policy_network(args.checkpoint, town.device)[0]
     except CheckpointError as exc:
         raise CommandError(str(exc)) from None
-    n = town.num_slots
-    memory = {"hidden": network.initial_state(n, town.device)} if getattr(network, "recurrent", False) else {}
+    policy = policy_for_network(network)  # greedy, carrying a recurrent network's state
+    carried = {"state": policy.initial_state(town.num_slots, town.device)}
 
     def act(now: Observation) -> torch.Tensor:
-        with torch.no_grad():
-            if memory:
-                if isinstance(now, StepOutput):  # newcomers start with a fresh memory
-                    keep = (~now.done).float()[None, :, None]
-                    memory["hidden"] = tuple(h * keep for h in memory["hidden"])
-                q, memory["hidden"] = network(now.obs[:, None], memory["hidden"])
-                return masked_argmax(q[:, 0], now.mask)
-            return masked_argmax(network(now.obs), now.mask)
+        if isinstance(now, StepOutput):  # newcomers start with a fresh memory
+            carried["state"] = policy.reset(carried["state"], now.done)
+        action, carried["state"] = policy.act(now.obs, now.mask, carried["state"])
+        return action
 
     return act
 
