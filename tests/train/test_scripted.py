@@ -94,3 +94,20 @@ def test_scripted_does_not_work_itself_to_death() -> None:
     assert legal and action != interact  # INTERACT is allowed, and would soon be fatal
     action, legal = _choice_on("Labor", energy=0.9, money=0.1)
     assert legal and action == interact
+
+
+RESTED = {"energy": 0.9, "hygiene": 1.0, "satiation": 1.0, "mood": 1.0, "health": 1.0, "fitness": 1.0}
+
+
+def test_scripted_works_before_a_use_that_would_leave_it_short_of_money() -> None:
+    """Lonely on the Bar (money -0.15 a use): with money to spare it drinks; with 0.3 the visit
+    would leave it under the work threshold, broke and tired after the Bar's energy cost, so it
+    goes to work first. A terminal need is never put off: tired on the LuxuryBed (money -0.11),
+    though rested enough to work, it sleeps."""
+    interact = TownletVectorEnv("L1_full_observability", 1).level.interact_action
+    action, legal = _choice_on("Bar", **{**RESTED, "social": 0.1, "money": 0.6})
+    assert legal and action == interact
+    action, legal = _choice_on("Bar", **{**RESTED, "social": 0.1, "money": 0.3})
+    assert legal and action != interact
+    action, legal = _choice_on("LuxuryBed", **{**RESTED, "energy": 0.45, "social": 1.0, "money": 0.21})
+    assert legal and action == interact

@@ -1,11 +1,12 @@
 """A scripted baseline: walk to the affordance that best serves the most urgent need.
 
-Rules, for every slot at once: find the need meter furthest below its target; if money is short
-and the level has a way to earn it safely, the need is money (work). Among affordances that are
-open now, affordable and safe (a full use leaves every terminal meter above SAFE, so that Labor
-never spends the energy needed to walk to a bed), pick the one whose full use raises that meter
-most (nearest on ties); walk there and INTERACT. In multi-tick levels, keep interacting until
-the use completes. With no urgent need, rest.
+Rules, for every slot at once: find the need meter furthest below its target; if money is short,
+or the use that need calls for would leave it short (unless the need is a terminal meter's), and
+the level has a way to earn it safely, the need is money (work). Among affordances that are open
+now, affordable and safe (a full use leaves every terminal meter above SAFE, so that Labor never
+spends the energy needed to walk to a bed), pick the one whose full use raises that meter most
+(nearest on ties); walk there and INTERACT. In multi-tick levels, keep interacting until the use
+completes. With no urgent need, rest.
 
 Given a `Knowledge` (what a student with a map knows: `map_memory.py`), it chooses only among
 the affordances known, and explores (walks to the nearest cell not yet seen) when none of them
@@ -60,6 +61,8 @@ class ScriptedPolicy:
         self.needs = torch.tensor([i for i in range(len(names)) if i != self.money], device=town.device)
         self.gain = level.aff_instant_delta  # [A, M] what one full use changes
         self.terminal_gain = self.gain[:, level.terminal_index]  # [A, T]
+        self.terminal = torch.zeros(len(names), dtype=torch.bool, device=town.device)
+        self.terminal[level.terminal_index] = True
         # where nothing earns money (L0_minimal), being short of it is no reason to stop using
         # what it still buys: chasing money there would idle the agent until it starves
         self.can_earn = self.money >= 0 and bool((self.gain[:, self.money] > 0).any())
@@ -94,7 +97,12 @@ class ScriptedPolicy:
         broke = torch.zeros_like(urgent)
         if self.can_earn:  # short of money: work first, when any work is safe
             work, can_work = best_for(torch.full_like(most_urgent, self.money))
-            broke = (meters[:, self.money] < MONEY_LOW) & can_work
+            # and before a use that would leave it short: a visit to the Bar that spends the last
+            # of its money and a fifth of its energy leaves it broke and tired, with work too
+            # costly and a bed the only way out; a terminal need is never put off
+            left = meters[:, self.money] + self.gain[choice, self.money]
+            spends_too_much = found & urgent & ~self.terminal[most_urgent] & (left < MONEY_LOW)
+            broke = ((meters[:, self.money] < MONEY_LOW) | spends_too_much) & can_work
             choice, found = torch.where(broke, work, choice), found | broke
             urgent = urgent | broke
         has_choice = found & urgent
