@@ -21,19 +21,19 @@ ALLOWED = {
     "townlet_env.testing": {"townlet_env.config", "townlet_env.core"},
     "townlet_env.envs": {"townlet_env.config", "townlet_env.core"},
     "townlet_env.registration": set(),
+    "townlet_env.policies": {"townlet_env.config", "townlet_env.core"},
     "townlet_env.recording": {"townlet_env.config", "townlet_env.core"},
-    # the record command plays a scripted or a checkpoint's policy when townlet-train is installed:
+    # the record command plays a checkpoint's policy when townlet-train is installed:
     # a tool, imported lazily, never by the simulation
     "townlet_env.recording.commands": {
         "townlet_env.config",
         "townlet_env.core",
+        "townlet_env.policies",
         "townlet_env.recording",
         "townlet_train",
     },
-    # the live observer reads a Town; its serve command may play townlet-train's scripted policy
-    # (imported lazily, like the record command)
     "townlet_env.observer": {"townlet_env.config", "townlet_env.core", "townlet_env.recording"},
-    "townlet_env.observer.cli": {"townlet_env.core", "townlet_env.observer", "townlet_train"},
+    "townlet_env.observer.cli": {"townlet_env.core", "townlet_env.observer", "townlet_env.policies"},
     "townlet_env.cli": {
         "townlet_env",
         "townlet_env.observer",
@@ -49,6 +49,7 @@ ALLOWED = {
         "townlet_env",
         "townlet_env.config",
         "townlet_env.core",
+        "townlet_env.policies",
         "townlet_env.recording",
         "townlet_env.observer",
     },

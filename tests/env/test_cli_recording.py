@@ -87,8 +87,12 @@ def test_missing_trainer_is_one_error(
     monkeypatch.setattr(builtins, "__import__", no_trainer)
     for module in [m for m in sys.modules if m.startswith("townlet_train")]:
         monkeypatch.delitem(sys.modules, module)
-    message = one_error(capsys, "record", "--level", "L0_minimal", "--policy", "scripted",
-                        "-o", str(tmp_path / "x"))  # fmt: skip
+    # the scripted baseline is part of townlet-env; only a trained checkpoint needs the trainer
+    code, _, err = run(capsys, "record", "--level", "L0_minimal", "--policy", "scripted", "--ticks", "20",
+                         "-o", str(tmp_path / "scripted.townlet"))  # fmt: skip
+    assert code == 0, err
+    message = one_error(capsys, "record", "--level", "L0_minimal", "--policy", "checkpoint",
+                        "--checkpoint", str(tmp_path / "c.pt"), "-o", str(tmp_path / "x"))  # fmt: skip
     assert "needs the townlet-train package" in message
 
 

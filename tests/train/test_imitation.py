@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from townlet_env import TownletVectorEnv
+from townlet_env.policies.scripted import ScriptedPolicy
 from townlet_train import cli
 from townlet_train.dataset import DatasetError, capture, load_dataset
 from townlet_train.evaluate import evaluate
 from townlet_train.imitation import DaggerTrainer, masked_cross_entropy
 from townlet_train.policy import GreedyPolicy, load_policy
-from townlet_train.scripted import ScriptedPolicy
 from townlet_train.trainers import make_trainer
 
 from .helpers import tiny_config

@@ -11,13 +11,13 @@ import pytest
 import torch
 
 from townlet_env import TownletVectorEnv
+from townlet_env.policies.scripted import Knowledge, ScriptedPolicy
 from townlet_train import cli
 from townlet_train.config import load_config
 from townlet_train.map_dagger import MapDaggerAgent
 from townlet_train.map_memory import EXPLORE
 from townlet_train.networks import MapStudent, field_shapes, policy_network
 from townlet_train.policy import RecurrentGreedyPolicy, RecurrentSampledPolicy, load_policy
-from townlet_train.scripted import Knowledge, ScriptedPolicy
 from townlet_train.trainers import make_trainer
 
 from .helpers import short_level, tiny_config

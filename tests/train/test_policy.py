@@ -8,15 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from townlet_env.policies import RandomPolicy, ScriptedAgent
 from townlet_train.evaluate import evaluate, load_policy_network
 from townlet_train.loop import Trainer
-from townlet_train.policy import (
-    GreedyPolicy,
-    RandomPolicy,
-    ScriptedAgent,
-    load_policy,
-    masked_sample,
-)
+from townlet_train.policy import GreedyPolicy, load_policy, masked_sample
 
 from .helpers import tiny_config
 
@@ -59,7 +54,7 @@ def test_scripted_and_random_are_policies(kind: str) -> None:
 
 def test_scripted_agent_matches_the_scripted_policy() -> None:
     from townlet_env import TownletVectorEnv
-    from townlet_train.scripted import ScriptedPolicy
+    from townlet_env.policies.scripted import ScriptedPolicy
 
     env = TownletVectorEnv("L1_full_observability", 8)
     obs, info = env.reset(seed=4)

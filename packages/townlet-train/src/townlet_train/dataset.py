@@ -22,7 +22,7 @@ import torch
 
 from townlet_env import TownletVectorEnv
 from townlet_env.core import compile_level
-from townlet_train.policy import Policy, RandomPolicy, ScriptedAgent
+from townlet_env.policies import Policy, RandomPolicy, ScriptedAgent
 
 FORMAT = 1
 FIELDS = ("obs", "mask", "action", "reward", "done")

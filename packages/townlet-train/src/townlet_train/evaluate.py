@@ -12,9 +12,10 @@ import torch
 from townlet_env import TownletVectorEnv
 from townlet_env.core import compile_level
 from townlet_env.core.town import default_agents_per_town
+from townlet_env.policies import Policy, RandomPolicy, ScriptedAgent
 from townlet_env.recording import Recorder
 from townlet_train.config import TrainConfig
-from townlet_train.policy import Policy, RandomPolicy, ScriptedAgent, load_network, policy_for_network
+from townlet_train.policy import load_network, policy_for_network
 
 POLICIES = ("learned", "scripted", "random")
 

@@ -23,11 +23,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from townlet_env import TownletVectorEnv
+from townlet_env.policies.scripted import ScriptedPolicy
 from townlet_train.config import DaggerSettings, EpsilonSettings
 from townlet_train.exploration import EpsilonGreedy
 from townlet_train.loop import Trainer
 from townlet_train.networks import ActorCritic, build_network, masked_argmax, masked_logits, policy_network
-from townlet_train.scripted import ScriptedPolicy
 
 
 def masked_cross_entropy(

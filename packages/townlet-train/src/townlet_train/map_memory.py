@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from townlet_train.scripted import Knowledge
+from townlet_env.policies.scripted import Knowledge
 
 EXPLORE = 5  # unexplored fraction, mean offset (2), nearest offset (2)
 State = tuple[torch.Tensor, torch.Tensor]

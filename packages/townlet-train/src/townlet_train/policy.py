@@ -1,5 +1,5 @@
-"""One policy protocol for every way of choosing actions: learned (DQN, recurrent DQN, PPO,
-BC/DAgger students), scripted and random.
+"""The learned policies (DQN, recurrent DQN, PPO, BC/DAgger students) in townlet_env's policy
+protocol (`townlet_env.policies.Policy`, which the scripted and random policies also speak):
 
     state = policy.initial_state(n, device)
     action, state = policy.act(obs, mask, state)
@@ -14,35 +14,18 @@ its algorithm).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from pydantic import ValidationError
 from torch import nn
 
 from townlet_env import TownletVectorEnv
-from townlet_env.core import Town
+from townlet_env.policies import Policy, Stateless
 from townlet_train.checkpoint import CheckpointError, load_checkpoint
 from townlet_train.config import TrainConfig
 from townlet_train.networks import build_network, field_shapes, masked_argmax, masked_logits
-from townlet_train.scripted import ScriptedPolicy
 from townlet_train.sequences import zero_ended
-
-
-class Policy(Protocol):
-    def initial_state(self, n: int, device: torch.device) -> Any: ...
-
-    def act(self, obs: torch.Tensor, mask: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]: ...
-
-    def reset(self, state: Any, done: torch.Tensor) -> Any: ...
-
-
-class _Stateless:
-    def initial_state(self, n: int, device: torch.device) -> Any:
-        return None
-
-    def reset(self, state: Any, done: torch.Tensor) -> Any:
-        return state
 
 
 def masked_sample(logits: torch.Tensor, mask: torch.Tensor, rng: torch.Generator | None) -> torch.Tensor:
@@ -51,7 +34,7 @@ def masked_sample(logits: torch.Tensor, mask: torch.Tensor, rng: torch.Generator
     return torch.multinomial(probs, 1, generator=rng).squeeze(1)
 
 
-class GreedyPolicy(_Stateless):
+class GreedyPolicy(Stateless):
     """The best legal action of a feed-forward network: Q-values (DQN) or logits (PPO, BC, DAgger)."""
 
     def __init__(self, network: nn.Module):
@@ -62,7 +45,7 @@ class GreedyPolicy(_Stateless):
             return masked_argmax(self.network(obs), mask), state
 
 
-class SampledPolicy(_Stateless):
+class SampledPolicy(Stateless):
     """A draw from the masked softmax of a policy network's logits (PPO acting as it trains)."""
 
     def __init__(self, network: nn.Module, rng: torch.Generator | None = None):
@@ -104,27 +87,6 @@ class RecurrentSampledPolicy(RecurrentGreedyPolicy):
 
     def choose(self, out: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return masked_sample(out, mask, self.rng)
-
-
-class ScriptedAgent(_Stateless):
-    """The scripted baseline; it reads the town's true state, so it must wrap the env's own town."""
-
-    def __init__(self, town: Town):
-        self.scripted = ScriptedPolicy(town)
-
-    def act(self, obs: torch.Tensor, mask: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
-        return self.scripted(obs, {"action_mask": mask}), state
-
-
-class RandomPolicy(_Stateless):
-    """Uniform over the legal actions."""
-
-    def __init__(self, rng: torch.Generator):
-        self.rng = rng
-
-    def act(self, obs: torch.Tensor, mask: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
-        noise = torch.rand(mask.shape, generator=self.rng, device=mask.device)
-        return noise.masked_fill(~mask, -1).argmax(1), state
 
 
 def policy_for_network(network: nn.Module) -> Policy:

@@ -50,10 +50,8 @@ def make_policy(name: str, town: Any, seed: int) -> Any:
 
     if name == "random":
         return random_policy(seed)
-    try:
-        from townlet_train.scripted import ScriptedPolicy
-    except ImportError:
-        raise ValueError("--policy scripted needs townlet-train (pip install townlet-train)") from None
+    from townlet_env.policies import ScriptedPolicy
+
     scripted = ScriptedPolicy(town)
     return lambda now: scripted(now.obs, {"action_mask": now.mask})
 

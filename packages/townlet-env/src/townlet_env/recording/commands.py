@@ -5,7 +5,7 @@
     townlet-env replay FILE [--level PACK]
     townlet-env video FILE -o out.mp4|out.gif [--town I] [--fps F]
 
-townlet-env does not depend on townlet-train: the scripted and checkpoint policies import it
+townlet-env does not depend on townlet-train: the checkpoint policy imports it
 only when asked for, and say how to install it when it is missing.
 """
 
@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from townlet_env.core.town import Observation, StepOutput, Town
+from townlet_env.policies import ScriptedPolicy
 from townlet_env.recording.format import DEFAULT_EVERY, RecordingError
 from townlet_env.recording.recorder import Recorder
 from townlet_env.recording.replay import verify_recording
@@ -77,9 +78,6 @@ def make_policy(args: argparse.Namespace, town: Town) -> Policy:
         draws = torch.Generator().manual_seed(args.seed)
         return lambda now: now.mask.float().cpu().multinomial(1, generator=draws).squeeze(1)
     if args.policy == "scripted":
-        _trainer("--policy scripted")
-        from townlet_train.scripted import ScriptedPolicy
-
         scripted = ScriptedPolicy(town)
         return lambda now: scripted(now.obs, {"action_mask": now.mask})
     return _network_policy(args, town)

@@ -8,8 +8,8 @@ import torch
 
 from townlet_env import TownletVectorEnv
 from townlet_env.core import action_mask
+from townlet_env.policies.scripted import ScriptedPolicy
 from townlet_train.evaluate import evaluate
-from townlet_train.scripted import ScriptedPolicy
 
 
 def test_scripted_beats_random_on_l1_at_full_difficulty() -> None:
