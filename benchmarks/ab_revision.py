@@ -1,7 +1,7 @@
 """A/B env throughput: this tree against an earlier git revision, measured alternately in one run.
 
-    python benchmarks/ab_revision.py --base 000d213                  # L1 and L3 at 64 and 4096 slots
-    python benchmarks/ab_revision.py --base HEAD~3 --cases L1_full_observability:4096:nocopy:cpu
+    python -m benchmarks.ab_revision --base 000d213                  # L1 and L3 at 64 and 4096 slots
+    python -m benchmarks.ab_revision --base HEAD~3 --cases L1_full_observability:4096:nocopy:cpu
 
 For a refactor that should not change speed, a table of figures from another day says little on a
 shared machine; two trees timed in alternation, in fresh processes with the same settings, say

@@ -1,7 +1,7 @@
 """Env throughput: agent-steps per second of TownletVectorEnv, against two yardsticks.
 
-    python benchmarks/env_throughput.py                       # all levels, CPU (+ CUDA if present)
-    python benchmarks/env_throughput.py --levels L1_full_observability --slots 4096 --repeats 3
+    python -m benchmarks.env_throughput                       # all levels, CPU (+ CUDA if present)
+    python -m benchmarks.env_throughput --levels L1_full_observability --slots 4096 --repeats 3
 
 For each level and slot count: random legal actions drawn on the device (random scores over
 the mask, argmax), a warm-up, then `--repeats` timed runs of `--steps` env steps; the median is

@@ -1,22 +1,23 @@
 """Learning results: every level x recipe, several seeds, evaluated at full difficulty.
 
-    python benchmarks/learning.py                       # the whole matrix, default budgets (hours)
-    python benchmarks/learning.py --plan                # what would run, and from which configs
-    python benchmarks/learning.py --levels L1_full_observability --recipes ppo dagger_ppo
-    python benchmarks/learning.py --levels L0_minimal --recipes dqn --seeds 3 4
+    python -m benchmarks.learning                       # the whole matrix, default budgets (hours)
+    python -m benchmarks.learning --plan                # what would run, and from which configs
+    python -m benchmarks.learning --levels L1_full_observability --recipes ppo dagger_ppo
+    python -m benchmarks.learning --levels L0_minimal --recipes dqn --seeds 3 4
 
 Recipes (`--recipes`, default all), each from configs/recipes/<level>_<stage>.yaml, or for dqn,
 ppo and dagger from the level's default config configs/<level>.yaml when that runs the same
 algorithm:
   dqn         DQN (e.g. configs/recipes/L1_full_observability_dqn.yaml, configs/L2_....yaml)
-  ppo         PPO from scratch (configs/recipes/L1_ppo.yaml)
+  ppo         PPO from scratch (configs/recipes/L1_full_observability_ppo.yaml)
   bc          behaviour cloning: capture a dataset with the scripted policy (--bc-steps agent-steps),
               then `train_bc` (--bc-updates)
   dagger      DAgger (configs/L1_full_observability.yaml)
-  dagger_ppo  DAgger as above, then stage ppo_from_dagger (configs/recipes/L1_ppo_from_dagger.yaml)
-              with `init_from` set to the DAgger run's final checkpoint (its budget is the sum of
-              both stages)
-A recipe file may also be named with the level's short prefix (L1_ppo.yaml). Where a level has
+  dagger_ppo  DAgger as above, then stage ppo_from_dagger
+              (configs/recipes/L1_full_observability_ppo_from_dagger.yaml) with `init_from` set
+              to the DAgger run's final checkpoint (its budget is the sum of both stages)
+Recipe files are named `<level>_<stage>[_<variant>].yaml` with the level's full name (see
+docs/training.md); a variant such as `_lstm` is not a stage this matrix runs. Where a level has
 no config for a stage, one is generated from the level's default config with the algorithm,
 network, curriculum, replay and exploration settings of L1's config for that stage, and marked
 as generated in the results (with --recipe-files-only it is not run, and recorded as missing).
@@ -45,7 +46,7 @@ from typing import Any
 
 import torch
 
-import learning_results as lr  # the scripts run from benchmarks/, beside each other
+from benchmarks import learning_results as lr
 from townlet_env import builtin_levels
 from townlet_env.config.bounded_yaml import read_yaml_mapping
 from townlet_env.core import compile_level
@@ -69,14 +70,10 @@ BC_STEPS = 200_000  # as many labelled states as the DAgger recipe keeps
 
 
 def recipe_file(level: str, name: str) -> Path | None:
-    """configs/recipes/<level>_<name>.yaml, or <short>_<name>.yaml where the level's short prefix
-    (L1 of L1_full_observability) names no other built-in level; only a file for this level."""
-    short = level.split("_")[0]
-    prefixes = [level] + ([short] if [lv.split("_")[0] for lv in builtin_levels()].count(short) == 1 else [])
-    for prefix in prefixes:
-        path = RECIPE_DIR / f"{prefix}_{name}.yaml"
-        if path.is_file() and read_yaml_mapping(path, TrainConfig.model_fields).get("level") == level:
-            return path
+    """configs/recipes/<level>_<name>.yaml, where that file is a config of this level."""
+    path = RECIPE_DIR / f"{level}_{name}.yaml"
+    if path.is_file() and read_yaml_mapping(path, TrainConfig.model_fields).get("level") == level:
+        return path
     return None
 
 
@@ -341,7 +338,7 @@ def save(results: dict[str, Any], args: argparse.Namespace) -> None:
     runs of other levels at the same time (one per core) keep theirs."""
     import fcntl
 
-    from learning_plot import plot
+    from benchmarks.learning_plot import plot
 
     args.results.parent.mkdir(parents=True, exist_ok=True)
     with open(args.results.with_suffix(".lock"), "w") as lock:

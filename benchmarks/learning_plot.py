@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import learning_results as lr
+from benchmarks import learning_results as lr
 from townlet_env import builtin_levels
 
 COLOURS = dict(zip(lr.RECIPES, ("tab:blue", "tab:green", "tab:purple", "tab:orange", "tab:red"), strict=True))

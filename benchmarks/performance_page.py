@@ -1,6 +1,6 @@
 """Write the measured tables of docs/performance.md from the throughput JSON files.
 
-    python benchmarks/performance_page.py   # rewrites the block between the markers
+    python -m benchmarks.performance_page   # rewrites the block between the markers
 
 Reads `benchmarks/results/env_throughput.json`, `train_throughput.json` and
 `step_profile.json`. Only the blocks between `<!-- performance:begin -->` and

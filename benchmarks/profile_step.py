@@ -1,7 +1,7 @@
 """Where the time of one `TownletVectorEnv.step` goes, phase by phase.
 
-    python benchmarks/profile_step.py                                   # L1-L3 at 4096 slots
-    python benchmarks/profile_step.py --levels L1_full_observability --slots 1 4096
+    python -m benchmarks.profile_step                                   # L1-L3 at 4096 slots
+    python -m benchmarks.profile_step --levels L1_full_observability --slots 1 4096
 
 Plays random legal actions until deaths and rebirths are in steady state, then times each
 phase of a step on the states the env really reaches (CPU time of this process on one thread, so

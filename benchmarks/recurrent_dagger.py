@@ -1,9 +1,10 @@
 """Recurrent students on the partial-observation levels: train a recipe, then evaluate at full
 difficulty.
 
-    python benchmarks/recurrent_dagger.py                          # L2 and L3 DAgger recipes
-    python benchmarks/recurrent_dagger.py --recipes L3_dagger --out runs/rd
-    python benchmarks/recurrent_dagger.py --recipes L2_dagger --evaluate runs/L2 --train-seconds 1800
+    python -m benchmarks.recurrent_dagger                          # L2 and L3 DAgger recipes
+    python -m benchmarks.recurrent_dagger --recipes L3_temporal_mechanics_dagger_lstm --out runs/rd
+    python -m benchmarks.recurrent_dagger --recipes L2_partial_observability_dagger_lstm \
+        --evaluate runs/L2 --train-seconds 1800
 
 For each recipe (`configs/recipes/<name>.yaml`): train it on this machine, timing the run; then
 evaluate the final checkpoint's greedy recurrent policy (through `load_policy`, as
@@ -89,7 +90,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--recipes", nargs="*", default=["L2_dagger_lstm", "L3_dagger_lstm"])
+    parser.add_argument(
+        "--recipes",
+        nargs="*",
+        default=["L2_partial_observability_dagger_lstm", "L3_temporal_mechanics_dagger_lstm"],
+    )
     parser.add_argument("--episodes", type=int, default=200, help="evaluation episodes per policy")
     parser.add_argument("--out", type=Path, default=Path("runs/recurrent-dagger-benchmark"))
     parser.add_argument("--evaluate", type=Path, help="a run directory of the (one) recipe, trained before")

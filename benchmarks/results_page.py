@@ -1,7 +1,7 @@
 """Write the measured tables of docs/results.md from benchmarks/results/learning.json and
 benchmarks/results/sb3_reference.json.
 
-    python benchmarks/results_page.py        # rewrites the blocks between the markers
+    python -m benchmarks.results_page        # rewrites the blocks between the markers
 
 Only the blocks between `<!-- results:begin -->` and `<!-- results:end -->`, and between
 `<!-- reference:begin -->` and `<!-- reference:end -->`, are generated; the prose around them is written by
@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import learning_results as lr  # the scripts run from benchmarks/, beside each other
+from benchmarks import learning_results as lr
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "learning.json"

@@ -1,7 +1,7 @@
 """Train sb3-contrib's MaskablePPO on L0_minimal and compare its episode length with random play.
 
-    python benchmarks/sb3_l0_minimal.py                      # the recorded run (a few minutes, CPU)
-    python benchmarks/sb3_l0_minimal.py --timesteps 20000    # quicker, weaker
+    python -m benchmarks.sb3_l0_minimal                      # the recorded run (a few minutes, CPU)
+    python -m benchmarks.sb3_l0_minimal --timesteps 20000    # quicker, weaker
 
 L0_minimal: a 3x3 town with one Bed; energy drains 0.01 per tick (0.005 more per move or
 INTERACT), the agent dies at 0, and 0.25 money pays for five Bed uses of +0.5 energy. An agent

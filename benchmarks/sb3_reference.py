@@ -1,8 +1,8 @@
 """Reference learners from stable-baselines3 on a level, evaluated like our DQN.
 
-    python benchmarks/sb3_reference.py                          # MaskablePPO on L1, 5 M steps (~20 min)
-    python benchmarks/sb3_reference.py --algorithm dqn          # SB3's DQN on L1, 2 M steps (~30 min)
-    python benchmarks/sb3_reference.py --level L0_minimal --timesteps 300000 --gamma 0.999
+    python -m benchmarks.sb3_reference                          # MaskablePPO on L1, 5 M steps (~20 min)
+    python -m benchmarks.sb3_reference --algorithm dqn          # SB3's DQN on L1, 2 M steps (~30 min)
+    python -m benchmarks.sb3_reference --level L0_minimal --timesteps 300000 --gamma 0.999
 
 The agent trains through `townlet_env.interop.SB3VecEnv` at full difficulty (no curriculum),
 then its greedy policy plays `--episodes` episodes through `townlet_train.evaluate`, the same
@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from sb3_l0_minimal import versions  # the scripts run from benchmarks/, beside each other
+from benchmarks.sb3_l0_minimal import versions
 from townlet_env import TownletVectorEnv
 
 RESULTS = Path(__file__).resolve().parent / "results" / "sb3_reference.json"

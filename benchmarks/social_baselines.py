@@ -1,8 +1,8 @@
 """L4_social baselines: survival and social figures of random, scripted and (given a checkpoint)
 learned play, each slot playing one whole episode at full difficulty.
 
-    python benchmarks/social_baselines.py                           # random and scripted
-    python benchmarks/social_baselines.py --checkpoint runs/L4_social/<run>/checkpoints/step_*.pt
+    python -m benchmarks.social_baselines                           # random and scripted
+    python -m benchmarks.social_baselines --checkpoint runs/L4_social/<run>/checkpoints/step_*.pt
 
 Writes `benchmarks/results/social_baselines.json`; docs/results.md quotes it.
 """

@@ -1,7 +1,7 @@
 """L4_social throughput beside L1, in the same run: agent-steps per second of TownletVectorEnv.
 
-    python benchmarks/social_throughput.py                      # 4096 L1 slots, 4098 L4 slots
-    python benchmarks/social_throughput.py --steps 200 --repeats 5 --threads 1 2
+    python -m benchmarks.social_throughput                      # 4096 L1 slots, 4098 L4 slots
+    python -m benchmarks.social_throughput --steps 200 --repeats 5 --threads 1 2
 
 L4 runs whole towns of six agents, so its batch is 4098 slots (683 towns), the multiple of six
 nearest 4096; L1 runs 4096 towns of one agent. Random legal actions are drawn on the device

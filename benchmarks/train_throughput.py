@@ -1,7 +1,7 @@
 """Trainer throughput: agent-steps per second including learning.
 
-    python benchmarks/train_throughput.py                      # DQN on L1 and L2, and the L1 cases below
-    python benchmarks/train_throughput.py --levels --cases ppo_recipe ppo_fast --threads 1 --rounds 3
+    python -m benchmarks.train_throughput                      # DQN on L1 and L2, and the L1 cases below
+    python -m benchmarks.train_throughput --levels --cases ppo_recipe ppo_fast --threads 1 --rounds 3
 
 Two parts, each written to `benchmarks/results/train_throughput.json` only when it ran (the
 other part's figures are kept):
@@ -58,9 +58,9 @@ PPO_FAST = {
 }
 CASES: dict[str, tuple[Path, dict[str, Any]]] = {
     "dqn": (RECIPES / f"{L1}_dqn.yaml", {}),  # the reference
-    "ppo_recipe": (RECIPES / "L1_ppo_from_dagger.yaml", PPO_RECIPE),
-    "ppo_fast_2_epochs": (RECIPES / "L1_ppo_from_dagger.yaml", {**PPO_FAST, "algorithm__epochs": 2}),
-    "ppo_fast": (RECIPES / "L1_ppo_from_dagger.yaml", PPO_FAST),
+    "ppo_recipe": (RECIPES / f"{L1}_ppo_from_dagger.yaml", PPO_RECIPE),
+    "ppo_fast_2_epochs": (RECIPES / f"{L1}_ppo_from_dagger.yaml", {**PPO_FAST, "algorithm__epochs": 2}),
+    "ppo_fast": (RECIPES / f"{L1}_ppo_from_dagger.yaml", PPO_FAST),
     "dagger": (CONFIG_DIR / f"{L1}.yaml", {}),  # L1's default config
 }
 

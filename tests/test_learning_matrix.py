@@ -3,10 +3,9 @@ merge into the results file and summarise over seeds, and one tiny run of two re
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import shutil
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -16,17 +15,10 @@ import pytest
 from townlet_train.config import builtin_config, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS = ROOT / "benchmarks"
 
 
 def load(name: str) -> ModuleType:
-    if str(BENCHMARKS) not in sys.path:  # the scripts import each other, as they do when run
-        sys.path.insert(0, str(BENCHMARKS))
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"benchmarks.{name}")
 
 
 def evaluation(mean: float, max_steps: int = 500) -> dict[str, Any]:
@@ -90,7 +82,8 @@ def test_a_format_1_file_becomes_seed_0_of_the_dqn_recipe() -> None:
 def test_runs_merge_by_level_recipe_and_seed_and_summarise_over_seeds() -> None:
     lr = load("learning_results")
     results = lr.upgrade(format_1())
-    lr.record_missing(results, "L1_full_observability", "ppo", "no configs/recipes/L1_ppo.yaml")
+    why = "no configs/recipes/L1_full_observability_ppo.yaml"
+    lr.record_missing(results, "L1_full_observability", "ppo", why)
     for seed, mean in ((2, 300.0), (0, 200.0), (1, 999.0), (1, 250.0)):  # seed 1 is run again
         lr.record_run(results, "L1_full_observability", "ppo", seed, run(mean, seed))
     ppo = results["levels"]["L1_full_observability"]["recipes"]["ppo"]
@@ -131,9 +124,9 @@ def test_recipe_configs_come_from_files_or_are_generated_from_the_l1_template(
     learning = load("learning")
     recipes = tmp_path / "recipes"
     recipes.mkdir()
-    shutil.copy(learning.RECIPE_DIR / "L1_ppo.yaml", recipes)
+    shutil.copy(learning.RECIPE_DIR / "L1_full_observability_ppo.yaml", recipes)
     monkeypatch.setattr(learning, "RECIPE_DIR", recipes)
-    assert learning.recipe_file("L1_full_observability", "ppo") == recipes / "L1_ppo.yaml"  # short prefix
+    assert learning.recipe_file("L1_full_observability", "ppo") == recipes / "L1_full_observability_ppo.yaml"
     cfg, source = learning.stage_config("L2_partial_observability", "ppo", 3, 1000, True)
     assert source.startswith("generated: configs/L2_partial_observability.yaml with algorithm")
     assert (cfg.level, cfg.seed, cfg.total_steps) == ("L2_partial_observability", 3, 1000)
@@ -141,20 +134,24 @@ def test_recipe_configs_come_from_files_or_are_generated_from_the_l1_template(
     assert cfg.env.num_envs == 256  # the level's own env settings
     reason = learning.stage_config("L2_partial_observability", "ppo", 0, None, False)
     assert reason == "no configs/recipes/L2_partial_observability_ppo.yaml (--recipe-files-only)"
-    # a file for the level wins; "L0" would name two levels, so only full names count there
-    text = (recipes / "L1_ppo.yaml").read_text()
-    (recipes / "L2_ppo.yaml").write_text(text.replace("L1_full_observability", "L2_partial_observability"))
-    (recipes / "L0_ppo.yaml").write_text(text.replace("L1_full_observability", "L0_minimal"))
+    # a file for the level wins; one named for the level but configuring another is not its recipe
+    text = (recipes / "L1_full_observability_ppo.yaml").read_text()
+    l2 = recipes / "L2_partial_observability_ppo.yaml"
+    l2.write_text(text.replace("L1_full_observability", "L2_partial_observability"))
+    (recipes / "L0_minimal_ppo.yaml").write_text(text)  # level: L1_full_observability inside
     assert (
         learning.stage_config("L2_partial_observability", "ppo", 0, None, False)[1]
-        == "configs/recipes/L2_ppo.yaml"
+        == "configs/recipes/L2_partial_observability_ppo.yaml"
     )
     assert learning.recipe_file("L0_minimal", "ppo") is None
+    # only the full level name counts: one naming scheme (docs/training.md)
+    (recipes / "L0_5_ppo.yaml").write_text(text.replace("L1_full_observability", "L0_5_dual_resource"))
+    assert learning.recipe_file("L0_5_dual_resource", "ppo") is None
     # a file named for one algorithm that runs another is refused, not run under the wrong name
     dagger = "level: L2_partial_observability\nnetwork: {kind: mlp}\nalgorithm: {kind: dagger}\n"
-    (recipes / "L2_ppo.yaml").write_text(dagger)
+    l2.write_text(dagger)
     why = learning.stage_config("L2_partial_observability", "ppo", 0, None, True)
-    assert why == "configs/recipes/L2_ppo.yaml is a dagger config, not ppo"
+    assert why == "configs/recipes/L2_partial_observability_ppo.yaml is a dagger config, not ppo"
 
 
 def test_a_default_config_serves_its_own_algorithm_and_its_seeds(

@@ -3,9 +3,8 @@ recorded in the benchmark JSON files."""
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -13,13 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def load(name: str) -> ModuleType:
-    if str(ROOT / "benchmarks") not in sys.path:  # the scripts import each other, as they do when run
-        sys.path.insert(0, str(ROOT / "benchmarks"))
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"benchmarks.{name}")
 
 
 def test_results_page_matches_the_recorded_results() -> None:
@@ -28,7 +21,7 @@ def test_results_page_matches_the_recorded_results() -> None:
     reference = json.loads(module.REFERENCE_RESULTS.read_text())
     page = module.PAGE.read_text()
     assert module.REFERENCE_BEGIN in page
-    assert module.render(page, results, reference) == page, "run: python benchmarks/results_page.py"
+    assert module.render(page, results, reference) == page, "run: python -m benchmarks.results_page"
     lr = load("learning_results")
     assert results["format"] == lr.FORMAT
     for level, entry in results["levels"].items():
@@ -51,7 +44,7 @@ def test_performance_page_matches_the_recorded_throughput() -> None:
     train = json.loads(module.TRAIN_RESULTS.read_text())
     profile = json.loads(module.PROFILE_RESULTS.read_text())
     page = module.PAGE.read_text()
-    assert module.render(page, env, train, profile) == page, "run: python benchmarks/performance_page.py"
+    assert module.render(page, env, train, profile) == page, "run: python -m benchmarks.performance_page"
     for level in env["runs"]["cpu"]["levels"]:
         assert level in page
 

@@ -8,7 +8,6 @@ SuperSuit treats dead agents) is pinned by tests too.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -237,11 +236,8 @@ def test_maskable_ppo_on_the_torch_vector_env() -> None:
 
 
 def test_benchmark_script_runs(tmp_path: Path) -> None:
-    path = ROOT / "benchmarks" / "sb3_l0_minimal.py"
-    spec = importlib.util.spec_from_file_location("sb3_l0_minimal", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    from benchmarks import sb3_l0_minimal as module
+
     out = tmp_path / "result.json"
     results = module.main(["--timesteps", "1024", "--envs", "4", "--eval-episodes", "4", "--out", str(out)])
     assert out.is_file()
