@@ -1,4 +1,5 @@
-"""Sessions: `nox -s train`, `nox -s tests`, `nox -s simulate`, `nox -s lint`, `nox -s typecheck`.
+"""Sessions: `nox -s train`, `nox -s tests`, `nox -s simulate`, `nox -s lint`, `nox -s typecheck`,
+`nox -s wheels`.
 
 The only prerequisite is nox itself (`pip install nox`); every session installs what it needs
 into its own virtualenv under `.nox/`.
@@ -16,6 +17,8 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
+import tempfile
 from pathlib import Path
 
 import nox
@@ -108,3 +111,48 @@ def typecheck(session: nox.Session) -> None:
         packages += ["-e", TRAIN_PKG]
     session.install("-c", str(constraints), *packages, MYPY)
     session.run("mypy", *session.posargs)
+
+
+# The installed wheels must be what is imported: from site-packages, not from the sources.
+WHERE_SCRIPT = """
+import sys, townlet_env, townlet_train
+from pathlib import Path
+for module in (townlet_env, townlet_train):
+    where = Path(module.__file__).resolve()
+    print(module.__name__, where)
+    if Path(sys.argv[1]).resolve() in where.parents or "site-packages" not in where.parts:
+        sys.exit(f"{module.__name__} is imported from {where}, not from the installed wheel")
+"""
+
+
+@nox.session
+def wheels(session: nox.Session) -> None:
+    """Build both wheels, install them (not editable) and train with the packaged configs.
+
+    What a user of the wheels gets: the two packages built from a copy of their sources (so no
+    stale build/ folder leaks in), installed into this session's virtualenv, then `townlet-train
+    train` with a packaged recipe by name and with a level's default, and `townlet-train eval`,
+    all run from a temporary folder outside the repository.
+    """
+    constraints = install_torch(session)
+    work = Path(tempfile.mkdtemp(prefix="townlet-wheels-"))
+    try:
+        for package in (ENV_PKG, TRAIN_PKG):
+            source = work / "src" / Path(package).name
+            shutil.copytree(ROOT / package, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
+            session.run("pip", "wheel", "--no-deps", "-q", "-w", str(work / "dist"), str(source))
+        built = sorted(str(path) for path in (work / "dist").glob("*.whl"))
+        session.install("-c", str(constraints), *built)
+        # the session's virtualenv is reused: the same version number must not keep an older build
+        session.install("--force-reinstall", "--no-deps", *built)
+        session.chdir(work)
+        os.environ.pop("PYTHONPATH", None)  # a development PYTHONPATH would import the sources
+        session.run("python", "-c", WHERE_SCRIPT, str(ROOT / "packages"))
+        session.run("townlet-env", "validate", "L1_full_observability")
+        tiny = ("--total-steps", "2048", "--num-envs", "16", "--device", "cpu", "--no-progress")
+        session.run("townlet-train", "train", "--config", "L0_minimal_dqn", "--run-dir", "dqn", *tiny)
+        session.run("townlet-train", "train", "--level", "L1_full_observability", "--run-dir", "l1", *tiny)
+        (checkpoint,) = sorted((work / "l1" / "checkpoints").glob("step_*.pt"))[-1:]
+        session.run("townlet-train", "eval", "--checkpoint", str(checkpoint), "--episodes", "2", "--json")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
