@@ -21,6 +21,8 @@ ALLOWED = {
     "townlet_env.testing": {"townlet_env.config", "townlet_env.core"},
     "townlet_env.envs": {"townlet_env.config", "townlet_env.core"},
     "townlet_env.registration": set(),
+    "townlet_env.cli_errors": set(),  # the one-line `error:` contract of both command lines
+    "townlet_env.describe": {"townlet_env.config", "townlet_env.core"},  # what `inspect` shows
     "townlet_env.policies": {"townlet_env.config", "townlet_env.core"},
     "townlet_env.recording": {"townlet_env.config", "townlet_env.core"},
     # the record command plays a checkpoint's policy when townlet-train is installed:
@@ -36,6 +38,8 @@ ALLOWED = {
     "townlet_env.observer.cli": {"townlet_env.core", "townlet_env.observer", "townlet_env.policies"},
     "townlet_env.cli": {
         "townlet_env",
+        "townlet_env.cli_errors",
+        "townlet_env.describe",
         "townlet_env.observer",
         "townlet_env.observer.cli",
         "townlet_env.config",
@@ -47,6 +51,7 @@ ALLOWED = {
     "townlet_env": {"townlet_env.config", "townlet_env.core", "townlet_env.envs", "townlet_env.registration"},
     "townlet_train": {
         "townlet_env",
+        "townlet_env.cli_errors",
         "townlet_env.config",
         "townlet_env.core",
         "townlet_env.policies",

@@ -29,30 +29,23 @@ from typing import Any
 
 import torch
 
+from townlet_env.cli_errors import ArgumentParser, UsageError, fail
 from townlet_env.config import ConfigError
 from townlet_train.checkpoint import CheckpointError
 from townlet_train.config import TrainConfig, load_config
+from townlet_train.config_files import find_config
 from townlet_train.evaluate import POLICIES, check_level_fits, evaluate, load_policy_network
 from townlet_train.metrics import MetricsError
 
-USAGE_ERROR = 2
-
-
-class _UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # argparse would print its whole usage block
-        raise _UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
-
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="townlet-train", description="Train and evaluate Townlet agents.")
+    parser = ArgumentParser(prog="townlet-train", description="Train and evaluate Townlet agents.")
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="train a new run, or resume one with --resume DIR")
     train.add_argument("--level", help="built-in level or pack directory (default: the config's)")
-    train.add_argument("--config", type=Path, help="training config YAML (default: configs/<level>.yaml)")
+    train.add_argument(
+        "--config", type=Path, help="training config YAML, or a packaged config's name (default: the level's)"
+    )
     train.add_argument("--total-steps", type=int, help="agent-steps, all slots together")
     train.add_argument("--num-envs", type=int, help="agent slots stepped together")
     train.add_argument("--device", choices=["auto", "cpu", "cuda"])
@@ -114,23 +107,18 @@ def main(argv: list[str] | None = None) -> int:
         return commands[args.command](args)
     except SystemExit as done:  # --help
         return done.code if isinstance(done.code, int) else 0
-    except (_UsageError, ConfigError, CheckpointError, MetricsError, ValueError) as exc:
-        return _error(str(exc))
+    except (UsageError, ConfigError, CheckpointError, MetricsError, ValueError) as exc:
+        return fail(exc)
     except OSError as exc:
-        return _error(_describe_os_error(exc))
+        return fail(_describe_os_error(exc))
     except (MemoryError, RuntimeError) as exc:
         if not _out_of_memory(exc):
             raise
         first = (str(exc).strip().splitlines() or ["MemoryError"])[0]
-        return _error(f"out of memory ({first}); lower env.num_envs or replay.capacity, then --resume")
+        return fail(f"out of memory ({first}); lower env.num_envs or replay.capacity, then --resume")
     except KeyboardInterrupt:
         print("interrupted (the checkpoints already written are intact)", file=sys.stderr)
         return 128 + signal.SIGINT
-
-
-def _error(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return USAGE_ERROR
 
 
 def _describe_os_error(exc: OSError) -> str:
@@ -159,7 +147,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.resume is not None:
         return _resume(args)
     cfg = load_config(
-        args.config,
+        find_config(args.config),
         level=args.level,
         total_steps=args.total_steps,
         env__num_envs=args.num_envs,
