@@ -1,6 +1,6 @@
 """`townlet-train`: train, resume and evaluate from the command line.
 
-townlet-train train --level L1_full_observability [--config FILE] [--total-steps N]
+townlet-train train --level L1_full_observability [--config FILE|NAME] [--total-steps N]
                     [--num-envs N] [--device auto|cpu|cuda] [--seed S] [--run-dir DIR]
 townlet-train train --resume DIR [--total-steps N] [--device auto|cpu|cuda]
 townlet-train eval --checkpoint PATH [--episodes K] [--policy learned|scripted|random]
