@@ -25,6 +25,7 @@ from townlet_env import __version__
 from townlet_env.config import ConfigError, builtin_levels
 from townlet_env.config.loader import BUILTIN_DIR
 from townlet_env.core import CompiledLevel, compile_level
+from townlet_env.files import OutputError
 from townlet_env.observer import cli as observer_cli
 from townlet_env.recording import RecordingError
 from townlet_env.recording import commands as recording
@@ -117,7 +118,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run[args.command](args)
     except SystemExit as done:  # --help and --version
         return done.code if isinstance(done.code, int) else 0
-    except (_UsageError, ConfigError, RecordingError, recording.CommandError, VideoDependencyError) as exc:
+    except (
+        _UsageError,
+        ConfigError,
+        RecordingError,
+        recording.CommandError,
+        VideoDependencyError,
+        OutputError,
+    ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return USAGE_ERROR
     except BrokenPipeError:  # `townlet-env inspect L1_full_observability | head` is fine
