@@ -174,8 +174,9 @@ def counter_problem(payload: dict[str, Any]) -> str | None:
     steps = counters.get("agent_steps", 0)
     if counters.get("episodes", 0) > steps:
         return f"counters.episodes is {counters['episodes']}, more than the {steps} agent-steps run"
-    config = payload.get("config") if isinstance(payload.get("config"), dict) else {}
-    total, envs = config.get("total_steps"), (config.get("env") or {}).get("num_envs")
+    config: dict[str, Any] = payload["config"] if isinstance(payload.get("config"), dict) else {}
+    env: dict[str, Any] = config["env"] if isinstance(config.get("env"), dict) else {}
+    total, envs = config.get("total_steps"), env.get("num_envs")
     if isinstance(total, int) and isinstance(envs, int) and steps > total + envs:
         return f"counters.agent_steps is {steps}, beyond total_steps {total} (+ {envs}, one env step)"
     return None
