@@ -193,6 +193,17 @@ def test_a_fifo_is_refused_without_hanging(tmp_path: Path, capsys: pytest.Captur
     assert result and "not a regular file" in result[0], "reading a FIFO must not block"
 
 
+def test_serve_recording_refuses_a_fifo_and_a_bomb(
+    small: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("uvicorn")
+    fifo = tmp_path / "pipe.townlet"
+    os.mkfifo(fifo)
+    assert "not a regular file" in one_error(capsys, "serve", "--port", "0", "--recording", str(fifo))
+    bomb = add_member(small, tmp_path / "bomb.townlet", "extra.npy", b"\x93NUMPY" + b"\0" * 1000)
+    assert "unexpected member" in one_error(capsys, "serve", "--port", "0", "--recording", str(bomb))
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
