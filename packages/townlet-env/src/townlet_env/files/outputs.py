@@ -51,6 +51,12 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _describe(exc: OSError) -> str:
     if exc.strerror:
         return exc.strerror
@@ -81,6 +87,8 @@ def atomic_output(path: Path | str, force: bool = False) -> Iterator[Path]:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
+        if hasattr(os, "fchmod"):  # mkstemp's 0600 would follow the file after the rename
+            os.fchmod(fd, 0o666 & ~_umask())
         os.close(fd)
     except OSError as exc:
         raise OutputError(f"{path}: cannot write here ({_describe(exc)})") from None
