@@ -29,7 +29,7 @@ TRAIN_PKG = "./packages/townlet-train"
 # Pinned so that a new release of a linter cannot turn a green tree red overnight.
 RUFF = "ruff==0.17.5"
 MYPY = "mypy==2.4.1"
-LINT_PATHS = ("packages", "tests", "benchmarks", "noxfile.py")
+LINT_PATHS = ("packages", "tests", "benchmarks", "noxfile.py", ".ci/observer_extra.py")
 SIMULATE_ARGS = ("--level", "L1_full_observability", "--steps", "40", "--every", "20", "--seed", "0")
 TRAIN_ARGS = ("--level", "L1_full_observability")
 
@@ -90,6 +90,15 @@ def simulate(session: nox.Session) -> None:
     constraints = install_torch(session)
     session.install("-c", str(constraints), "-e", ENV_PKG)
     session.run("townlet-env", "simulate", *(session.posargs or SIMULATE_ARGS))
+
+
+@nox.session(name="observer-extra")
+def observer_extra(session: nox.Session) -> None:
+    """Install exactly `townlet-env[observer]` (not editable, no test extras) into a clean venv
+    and drive `/ws` of `townlet-env serve` with .ci/observer_extra.py (the standard library only)."""
+    constraints = install_torch(session)
+    session.install("-c", str(constraints), f"{ENV_PKG}[observer]")
+    session.run("python", ".ci/observer_extra.py")
 
 
 @nox.session

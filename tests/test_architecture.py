@@ -24,17 +24,21 @@ ALLOWED = {
     "townlet_env.cli_errors": set(),  # the one-line `error:` contract of both command lines
     "townlet_env.describe": {"townlet_env.config", "townlet_env.core"},  # what `inspect` shows
     "townlet_env.policies": {"townlet_env.config", "townlet_env.core"},
-    "townlet_env.recording": {"townlet_env.config", "townlet_env.core"},
-    # the record command plays a checkpoint's policy when townlet-train is installed:
-    # a tool, imported lazily, never by the simulation
+    "townlet_env.files": set(),
+    "townlet_env.recording": {"townlet_env.config", "townlet_env.core", "townlet_env.files"},
     "townlet_env.recording.commands": {
         "townlet_env.config",
         "townlet_env.core",
+        "townlet_env.files",
         "townlet_env.policies",
         "townlet_env.recording",
-        "townlet_train",
     },
-    "townlet_env.observer": {"townlet_env.config", "townlet_env.core", "townlet_env.recording"},
+    "townlet_env.observer": {
+        "townlet_env.config",
+        "townlet_env.core",
+        "townlet_env.files",
+        "townlet_env.recording",
+    },
     "townlet_env.observer.cli": {"townlet_env.core", "townlet_env.observer", "townlet_env.policies"},
     "townlet_env.cli": {
         "townlet_env",
@@ -44,6 +48,7 @@ ALLOWED = {
         "townlet_env.observer.cli",
         "townlet_env.config",
         "townlet_env.core",
+        "townlet_env.files",
         "townlet_env.recording",
         "townlet_env.recording.commands",
     },
@@ -54,6 +59,7 @@ ALLOWED = {
         "townlet_env.cli_errors",
         "townlet_env.config",
         "townlet_env.core",
+        "townlet_env.files",
         "townlet_env.policies",
         "townlet_env.recording",
         "townlet_env.observer",
@@ -111,6 +117,27 @@ def test_every_import_goes_down_the_layers() -> None:
             if layer_of(target) not in ALLOWED[layer] | {layer}:
                 wrong.append(f"{module} -> {target}")
     assert not wrong, "imports against the layers of docs/architecture.md:\n" + "\n".join(sorted(wrong))
+
+
+def test_townlet_env_never_imports_townlet_train() -> None:
+    """The lower package never reaches up into the one built on it, lazily or not: no exception.
+    Recording a trained agent is `townlet-train eval --record`."""
+    found = modules()
+    names = set(found)
+    wrong = [
+        f"{module} -> {target}"
+        for module, path in found.items()
+        if module.split(".")[0] == "townlet_env"
+        for target, _ in imports_of(path, names)
+        if target.split(".")[0] == "townlet_train"
+    ]
+    assert not wrong, "townlet_env imports townlet_train:\n" + "\n".join(sorted(wrong))
+    assert not any(
+        "townlet_train" in layer
+        for env_layer, layer_set in ALLOWED.items()
+        if env_layer.startswith("townlet_env")
+        for layer in layer_set
+    ), "ALLOWED must not let a townlet_env layer import townlet_train"
 
 
 def test_the_import_graph_has_no_cycle() -> None:

@@ -74,7 +74,7 @@ def test_record_with_the_scripted_policy(tmp_path: Path, capsys: pytest.CaptureF
     assert run(capsys, "replay", str(path))[0] == 0
 
 
-def test_missing_trainer_is_one_error(
+def test_record_works_without_the_trainer_and_sends_checkpoints_to_eval(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real_import = builtins.__import__
@@ -91,9 +91,11 @@ def test_missing_trainer_is_one_error(
     code, _, err = run(capsys, "record", "--level", "L0_minimal", "--policy", "scripted", "--ticks", "20",
                          "-o", str(tmp_path / "scripted.townlet"))  # fmt: skip
     assert code == 0, err
-    message = one_error(capsys, "record", "--level", "L0_minimal", "--policy", "checkpoint",
-                        "--checkpoint", str(tmp_path / "c.pt"), "-o", str(tmp_path / "x"))  # fmt: skip
-    assert "needs the townlet-train package" in message
+    # a trained agent is recorded by townlet-train eval --record: townlet-env never imports the trainer
+    for argv in (["--policy", "checkpoint"], ["--checkpoint", str(tmp_path / "c.pt")]):
+        message = one_error(capsys, "record", "--level", "L0_minimal", *argv, "-o", str(tmp_path / "x"))
+        assert "townlet-train eval --checkpoint PATH --record DIR" in message
+    assert not [m for m in sys.modules if m.startswith("townlet_train")]
 
 
 def test_missing_imageio_is_one_error(
@@ -111,8 +113,13 @@ def test_missing_imageio_is_one_error(
         (["replay", "{missing}"], "cannot read the file"),
         (["replay", "{bad}"], "truncated or corrupt"),
         (["record", "--level", "L9_nowhere", "-o", "{out}"], "L9_nowhere"),
-        (["record", "--level", "L0_minimal", "--policy", "checkpoint", "-o", "{out}"], "needs --checkpoint"),
-        (["record", "--level", "L0_minimal", "--checkpoint", "{missing}", "-o", "{out}"], "only used with"),
+        (["record", "--level", "L0_minimal", "--policy", "checkpoint", "-o", "{out}"], "townlet-train eval"),
+        (["record", "--level", "L0_minimal", "--policy", "nobody", "-o", "{out}"], "choose from random"),
+        (["record", "--level", "L0_minimal", "--checkpoint", "{missing}", "-o", "{out}"], "--record DIR"),
+        (["record", "--level", "L0_minimal", "--ticks", "100001", "-o", "{out}"], "at most 100,000"),
+        (["record", "--level", "L0_minimal", "-o", "{recorded}"], "exists; give --force"),
+        (["record", "--level", "L0_minimal", "-o", "{dir}"], "not a regular file"),
+        (["video", "{recorded}", "-o", "{recorded}.gif"], "exists; give --force"),
         (["record", "--level", "L0_minimal", "--ticks", "0", "-o", "{out}"], "--ticks: must be >= 1"),
         (["record", "--level", "L0_minimal"], "required: -o/--output"),
         (["record", "-o", "{out}"], "give --level"),
@@ -125,6 +132,7 @@ def test_errors_are_one_line(
     argv: list[str], expected: str, recorded: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (tmp_path / "bad.townlet").write_bytes(b"PK\x03\x04 not really a zip")
+    Path(f"{recorded}.gif").touch()
     names = {
         "missing": str(tmp_path / "missing.townlet"),
         "bad": str(tmp_path / "bad.townlet"),

@@ -28,7 +28,9 @@ from .conftest import TIMEOUT
         (["--towns", "0"], "--towns: must be >= 1"),
         (["--speed", "-1"], "--speed must be in [0, 1000]"),
         (["--policy", "smart"], "invalid choice: 'smart'"),
-        (["--host", "256.0.0.1"], "cannot listen on 256.0.0.1:"),
+        (["--host", "256.0.0.1", "--insecure"], "cannot listen on 256.0.0.1:"),
+        (["--host", "0.0.0.0"], "TOWNLET_VIEWER_TOKEN is not set"),
+        (["--audit-log", "/"], "cannot open the audit log"),
     ],
 )
 def test_bad_input_is_one_error_line(args: list[str], message: str, capsys: pytest.CaptureFixture) -> None:

@@ -1,5 +1,6 @@
-"""`townlet-train eval --record DIR` writes the evaluated batch as one recording that replays, and
-`townlet-env record --policy checkpoint` records a trained agent."""
+"""`townlet-train eval --record DIR` writes the evaluated batch as one recording that replays: the
+way to record a trained agent (townlet-env never imports townlet-train). Recordings are written
+atomically, are named after the checkpoint, and replace nothing unless --force."""
 
 from __future__ import annotations
 
@@ -9,10 +10,9 @@ from typing import Any
 
 import pytest
 
-from townlet_env import cli as env_cli
 from townlet_env.recording import load_recording, verify_recording
 from townlet_train import cli
-from townlet_train.checkpoint import latest_checkpoint
+from townlet_train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 
 
 def test_eval_record_writes_a_recording_that_replays(
@@ -32,43 +32,68 @@ def test_eval_record_writes_a_recording_that_replays(
     assert summary.ticks == recording.ticks and summary.towns == 5
 
 
-def test_a_trained_agent_is_recorded_and_replayed(
+def test_eval_record_never_replaces_a_recording_unless_forced(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["eval", "--policy", "random", "--level", "L0_minimal", "--episodes", "2", "--json"]
+    argv += ["--record", str(tmp_path)]
+    assert cli.main(argv) == 0
+    path = Path(json.loads(capsys.readouterr().out)["recording"])
+    first = path.read_bytes()
+    assert cli.main([*argv, "--seed", "12345"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "exists; give --force" in err[0]
+    assert path.read_bytes() == first
+    assert cli.main([*argv, "--force"]) == 0
+    assert verify_recording(path).towns == 2
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_two_checkpoints_record_two_files(
     cli_run: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    checkpoint = latest_checkpoint(cli_run["dir"] / "checkpoints")
-    assert checkpoint is not None
-    path = tmp_path / "agent.townlet"
-    argv = [
-        "record",
-        "--policy",
-        "checkpoint",
-        "--checkpoint",
-        str(checkpoint),
-        "--level",
-        str(cli_run["level"]),
-    ]
-    code = env_cli.main([*argv, "--towns", "4", "--ticks", "60", "-o", str(path)])
-    out, err = capsys.readouterr()
-    assert code == 0, err
-    assert "policy checkpoint" in out
-    assert verify_recording(path).ticks == 60
-    code = cli.main(
-        ["eval", "--checkpoint", str(checkpoint), "--episodes", "3", "--json", "--record", str(tmp_path)]
-    )
-    out, err = capsys.readouterr()
-    assert code == 0, err
-    assert verify_recording(json.loads(out)["recording"]).towns == 3
+    """A trained agent is recorded with eval --record (townlet-env record plays no checkpoint); the
+    default name carries the checkpoint's stem and digest, so the second never replaces the first."""
+    newest = latest_checkpoint(cli_run["dir"] / "checkpoints")
+    assert newest is not None
+    other = tmp_path / "other" / newest.name  # the same file name from another run
+    other.parent.mkdir()
+    payload = load_checkpoint(newest)
+    payload["agent_steps"] = int(payload.get("agent_steps", 0)) + 1
+    other = save_checkpoint(payload, other.parent, newest.stem, keep=1)
+    written = []
+    for checkpoint in (newest, other):
+        argv = ["eval", "--checkpoint", str(checkpoint), "--episodes", "3", "--json"]
+        assert cli.main([*argv, "--record", str(tmp_path / "recs")]) == 0, capsys.readouterr().err
+        written.append(Path(json.loads(capsys.readouterr().out)["recording"]))
+    assert written[0] != written[1] and all(newest.stem in p.name for p in written)
+    assert [verify_recording(p).towns for p in written] == [3, 3]
+
+
+def test_eval_record_on_a_full_disk_keeps_the_old_recording(
+    small_fs: Path, filled: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["eval", "--policy", "random", "--level", "L1_full_observability", "--episodes", "32"]
+    argv += ["--record", str(small_fs), "--json"]
+    assert cli.main(argv) == 0
+    path = Path(json.loads(capsys.readouterr().out)["recording"])
+    old = path.read_bytes()
+    filled(small_fs, leave=4 << 10)
+    assert cli.main([*argv, "--force"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "No space left on device" in err[0] and "nothing was replaced" in err[0]
+    assert path.read_bytes() == old
+    assert sorted(p.name for p in small_fs.iterdir()) == [".filler", path.name]
 
 
 def test_a_recurrent_agent_is_recorded_acting_as_eval_plays_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The recording carries the LSTM's state through the ticks and zeroes it for each new life,
-    as the policy protocol does: its actions are those of `RecurrentGreedyPolicy`."""
+    """eval --record of an LSTM checkpoint holds exactly the actions of `RecurrentGreedyPolicy`
+    carried through the recorded ticks and reset for each new life, replayed tick by tick."""
     import numpy as np
 
-    from townlet_env.core import Town
-    from townlet_env.recording import load_recording
+    from townlet_env.recording import Replayer, load_recording
     from townlet_train.checkpoint import load_checkpoint, save_checkpoint
     from townlet_train.policy import RecurrentGreedyPolicy, load_network
     from townlet_train.trainers import make_trainer
@@ -90,23 +115,24 @@ def test_a_recurrent_agent_is_recorded_acting_as_eval_plays_it(
     net["logits.weight"].mul_(100.0)
     net["logits.bias"].zero_()
     checkpoint = save_checkpoint(payload, tmp_path / "strong", "step_000000000064", keep=1)
-    path = tmp_path / "agent.townlet"
-    argv = ["record", "--policy", "checkpoint", "--checkpoint", str(checkpoint), "--level", str(level)]
-    assert env_cli.main([*argv, "--towns", "3", "--ticks", "50", "--seed", "4", "-o", str(path)]) == 0
-    capsys.readouterr()
+    # a high drain: slots die early and act on with a new life while the others finish
+    argv = ["eval", "--checkpoint", str(checkpoint), "--level", str(level), "--episodes", "3"]
+    argv += ["--seed", "4", "--difficulty", "6", "--json", "--record", str(tmp_path / "recs")]
+    assert cli.main(argv) == 0
+    recording = load_recording(json.loads(capsys.readouterr().out)["recording"])
 
     def play(reset: bool) -> np.ndarray:
+        """The actions of RecurrentGreedyPolicy on the recorded ticks (the replay supplies the
+        observations and whether a slot began a new life)."""
         policy = RecurrentGreedyPolicy(load_network(checkpoint, "cpu")[0])
-        town = Town(str(level), 3, 1)
-        now = town.reset(seed=4)
-        state, actions = policy.initial_state(3, town.device), []
-        for _ in range(50):  # episodes of 20 ticks: two new lives per slot
+        replayer = Replayer(recording)
+        now = replayer.town.observe()
+        state, actions = policy.initial_state(3, replayer.town.device), []
+        for _ in range(recording.ticks):
             action, state = policy.act(now.obs, now.mask, state)
             actions.append(action.numpy())
-            now = town.step(action)
+            now = replayer.step()
             state = policy.reset(state, now.done) if reset else state
         return np.stack(actions).astype(np.uint8)
 
-    recorded = load_recording(path).actions
-    assert np.array_equal(recorded, play(reset=True))
-    assert not np.array_equal(recorded, play(reset=False)), "the memory must matter to this network"
+    assert np.array_equal(recording.actions, play(reset=True))

@@ -27,6 +27,7 @@ from townlet_env.config import ConfigError, builtin_levels
 from townlet_env.config.loader import BUILTIN_DIR
 from townlet_env.core import compile_level
 from townlet_env.describe import describe_level, render_description
+from townlet_env.files import OutputError
 from townlet_env.observer import cli as observer_cli
 from townlet_env.recording import RecordingError
 from townlet_env.recording import commands as recording
@@ -108,7 +109,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run[args.command](args)
     except SystemExit as done:  # --help and --version
         return done.code if isinstance(done.code, int) else 0
-    except (UsageError, ConfigError, RecordingError, recording.CommandError, VideoDependencyError) as exc:
+    except (
+        UsageError,
+        ConfigError,
+        RecordingError,
+        recording.CommandError,
+        VideoDependencyError,
+        OutputError,
+    ) as exc:
         return fail(exc)  # a bad pack is a bad argument too
     except BrokenPipeError:  # `townlet-env inspect L1_full_observability | head` is fine
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -9,6 +9,7 @@ reports any problem in one message.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -122,6 +123,65 @@ def remove_stale_temporaries(directory: Path) -> None:
             leftover.unlink(missing_ok=True)
 
 
+# Counters are checked like the env state: a file anyone can edit and re-sign must not wipe the
+# metrics (agent_steps -1), loop for ever (update_debt inf) or never learn (NaN).
+MAX_COUNT = 2**53  # beyond this a float64 metric or a step count stops being exact
+INTEGRAL = ("counters", "updates", "t", "size", "cursor", "recent_survival")
+SKIP = ("config",)  # the recorded config is validated by its own schema (see resume)
+
+
+def _numbers(tree: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """(dotted name, value) of every plain Python number in a nested dict/list (not tensors)."""
+    if isinstance(tree, bool):
+        return []
+    if isinstance(tree, (int, float)):
+        return [(prefix.rstrip("."), tree)]
+    if isinstance(tree, dict):
+        items: Any = tree.items()
+    elif isinstance(tree, (list, tuple)):
+        items = enumerate(tree)
+    else:
+        return []
+    return [
+        pair
+        for key, value in items
+        if key not in SKIP or prefix
+        for pair in _numbers(value, f"{prefix}{key}.")
+    ]
+
+
+def counter_problem(payload: dict[str, Any]) -> str | None:
+    """The first counter whose value no run could have written, as 'field: why', or None."""
+    for name, value in _numbers(payload):
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"{name} is {value}, expected a finite number"
+        if value < 0 or value > MAX_COUNT:
+            return f"{name} is {value}, expected 0..{MAX_COUNT}"
+        if name.split(".")[0] in INTEGRAL and not isinstance(value, int):
+            return f"{name} is {value!r}, expected a whole number"
+    counters = payload.get("counters")
+    if counters is not None and not isinstance(counters, dict):
+        return f"counters is {type(counters).__name__}, expected a mapping"
+    counters = counters or {}
+    named = [(f"counters.{k}", v) for k, v in counters.items()]
+    named += [(k, payload.get(k)) for k in ("updates", "t", "size", "cursor") if k in payload]
+    for name, value in named:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"{name} is {repr(value)[:20]}, expected a whole number"
+    debt = payload.get("update_debt", 0.0)
+    if isinstance(debt, bool) or not isinstance(debt, (int, float)) or not 0 <= debt < 1:
+        return f"update_debt is {debt!r}, expected a number in [0, 1) (the fraction of an update owed)"
+    steps = counters.get("agent_steps", 0)
+    if counters.get("episodes", 0) > steps:
+        return f"counters.episodes is {counters['episodes']}, more than the {steps} agent-steps run"
+    config: dict[str, Any] = payload["config"] if isinstance(payload.get("config"), dict) else {}
+    env: dict[str, Any] = config["env"] if isinstance(config.get("env"), dict) else {}
+    total, envs = config.get("total_steps"), env.get("num_envs")
+    if isinstance(total, int) and isinstance(envs, int) and steps > total + envs:
+        return f"counters.agent_steps is {steps}, beyond total_steps {total} (+ {envs}, one env step)"
+    return None
+
+
 # The parts of a checkpoint that learning writes; a NaN or inf in any of them means the run had
 # diverged, and resuming from it trains on garbage (the loss turns NaN, evaluation looks normal).
 LEARNED_PARTS = ("network", "target_network", "optimizer", "rnd")
@@ -168,6 +228,9 @@ def load_checkpoint(
     if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
         got = payload.get("format_version") if isinstance(payload, dict) else type(payload).__name__
         raise CheckpointError(f"{path}: format version {got!r}, this trainer reads version {FORMAT_VERSION}")
+    problem = counter_problem(payload)
+    if problem is not None:
+        raise CheckpointError(f"{path}: field {problem}; refusing a checkpoint no run could have written")
     if level_hash is not None and payload.get("level_hash") != level_hash:
         saved_hash = str(payload.get("level_hash"))[:12]
         raise CheckpointError(

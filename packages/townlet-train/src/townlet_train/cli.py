@@ -4,7 +4,7 @@ townlet-train train --level L1_full_observability [--config FILE|NAME] [--total-
                     [--num-envs N] [--device auto|cpu|cuda] [--seed S] [--run-dir DIR]
 townlet-train train --resume DIR [--total-steps N] [--device auto|cpu|cuda]
 townlet-train eval --checkpoint PATH [--episodes K] [--policy learned|scripted|random]
-                   [--difficulty 1.0] [--sample] [--json] [--details] [--record DIR]
+                   [--difficulty 1.0] [--sample] [--json] [--details] [--record DIR [--force]]
 townlet-train capture --level L --policy scripted --agent-steps N --out DIR [--seed S] [--num-envs N]
 townlet-train bc --dataset DIR [--run-dir DIR] [--updates N] [--seed S] [--device auto|cpu|cuda]
 
@@ -34,7 +34,7 @@ from townlet_env.config import ConfigError
 from townlet_train.checkpoint import CheckpointError
 from townlet_train.config import TrainConfig, load_config
 from townlet_train.config_files import find_config
-from townlet_train.evaluate import POLICIES, check_level_fits, evaluate, load_policy_network
+from townlet_train.evaluate import POLICIES, check_level_fits, checkpoint_tag, evaluate, load_policy_network
 from townlet_train.metrics import MetricsError
 
 
@@ -82,8 +82,9 @@ def _parser() -> argparse.ArgumentParser:
         "--record",
         type=Path,
         metavar="DIR",
-        help="write the episodes as a recording into DIR (townlet-env replay)",
+        help="write the episodes as a recording into DIR (townlet-env replay), named after the checkpoint",
     )
+    ev.add_argument("--force", action="store_true", help="replace a recording of the same name in DIR")
     cap = sub.add_parser("capture", help="play a policy and write its steps as a dataset")
     cap.add_argument("--level", required=True)
     cap.add_argument("--policy", choices=["scripted", "random"], default="scripted")
@@ -278,6 +279,8 @@ def _eval(args: argparse.Namespace) -> int:
         args.details,
         args.record,
         agent,
+        checkpoint_tag(args.checkpoint) if args.checkpoint is not None else "",
+        args.force,
     )
     if args.sample:
         result = {"policy": result["policy"], "sampled": True, **result}

@@ -22,6 +22,7 @@ import torch
 
 from townlet_env import TownletVectorEnv
 from townlet_env.core import compile_level
+from townlet_env.files import Archive, ArchiveError, read_regular_file
 from townlet_env.policies import Policy, RandomPolicy, ScriptedAgent
 
 FORMAT = 1
@@ -110,44 +111,166 @@ def _write_shard(out: Path, index: int, rows: dict[str, list[torch.Tensor]]) -> 
     return {"file": path.name, "rows": int(arrays["action"].shape[0]), "sha256": _sha256(path)}
 
 
+# Bounds on what a dataset may ask of the machine; a shard's arrays are sized from the manifest
+# and checked before inflating (townlet_env.files.npz).
+MAX_MANIFEST_BYTES = 16 << 20
+MAX_SHARD_BYTES = 4 << 30
+MAX_SHARDS = 100_000
+# manifest field -> the JSON types it may hold
+MANIFEST_TYPES: dict[str, tuple[type, ...]] = {
+    "format": (int,),
+    "level": (str,),
+    "level_source": (str,),
+    "level_hash": (str,),
+    "observation": (dict,),
+    "actions": (list,),
+    "shards": (list,),
+}
+SHARD_TYPES: dict[str, tuple[type, ...]] = {"file": (str,), "rows": (int,), "sha256": (str,)}
+
+
+def _typed(value: Any, kinds: tuple[type, ...]) -> bool:
+    return isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+
+
 def read_manifest(directory: Path) -> dict[str, Any]:
+    """The manifest, with every field the loader relies on present and of the right type."""
     path = directory / "manifest.json"
     if not path.is_file():
         raise DatasetError(f"{directory}: not a dataset (no manifest.json)")
     try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise DatasetError(f"{path}: dataset format {manifest.get('format')!r}, this trainer reads {FORMAT}")
+        manifest = json.loads(read_regular_file(path, MAX_MANIFEST_BYTES).decode())
+    except ArchiveError as exc:
+        raise DatasetError(str(exc)) from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise DatasetError(f"{path}: not valid JSON ({type(exc).__name__})") from None
+    if not isinstance(manifest, dict):
+        raise DatasetError(f"{path}: expected a JSON object, got {type(manifest).__name__}")
+    if manifest.get("format") != FORMAT or not _typed(manifest.get("format"), (int,)):
+        raise DatasetError(
+            f"{path}: dataset format {repr(manifest.get('format'))[:20]}, this trainer reads {FORMAT}"
+        )
+    for key, kinds in MANIFEST_TYPES.items():
+        if key not in manifest:
+            raise DatasetError(f"{path}: field '{key}' is missing")
+        if not _typed(manifest[key], kinds):
+            raise DatasetError(
+                f"{path}: field '{key}' is {type(manifest[key]).__name__}, expected {kinds[0].__name__}"
+            )
+    size = manifest["observation"].get("size")
+    if not _typed(size, (int,)) or size < 1:
+        raise DatasetError(
+            f"{path}: field 'observation.size' is {repr(size)[:20]}, expected a whole number >= 1"
+        )
+    if not manifest["actions"] or not all(isinstance(a, str) for a in manifest["actions"]):
+        raise DatasetError(f"{path}: field 'actions' must be a non-empty list of action names")
+    shards = manifest["shards"]
+    if not 1 <= len(shards) <= MAX_SHARDS:
+        raise DatasetError(f"{path}: field 'shards' lists {len(shards)} shards, expected 1..{MAX_SHARDS}")
+    for i, shard in enumerate(shards):
+        where = f"{path}: field 'shards[{i}]"
+        if not isinstance(shard, dict):
+            raise DatasetError(f"{where}' is {type(shard).__name__}, expected an object")
+        for key, kinds in SHARD_TYPES.items():
+            if not _typed(shard.get(key), kinds):
+                raise DatasetError(
+                    f"{where}.{key}' is {repr(shard.get(key))[:20]}, expected {kinds[0].__name__}"
+                )
+        if shard["rows"] < 0 or Path(shard["file"]).name != shard["file"] or shard["file"] in ("", ".", ".."):
+            raise DatasetError(f"{where}' names a shard outside the dataset or a negative row count")
     return manifest
 
 
 def load_dataset(directory: Path, level: str | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Every shard of a dataset, verified against its manifest (and against `level`, if given)."""
+    """Every shard of a dataset, verified against its manifest (and against `level`, if given):
+    digests, then each array's dtype, shape, range and finiteness (see `check_shard`)."""
     directory = Path(directory)
     manifest = read_manifest(directory)
     if level is not None and compile_level(level).name != manifest["level"]:
         raise DatasetError(f"{directory}: captured on level '{manifest['level']}', not on '{level}'")
-    current = compile_level(manifest.get("level_source", manifest["level"]))
+    try:
+        current = compile_level(manifest["level_source"] or manifest["level"])
+    except ValueError as exc:  # ConfigError included: a pack that is gone or broken
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise DatasetError(
+            f"{directory}: cannot load its level {manifest['level'][:80]!r} ({first})"
+        ) from None
     if current.content_hash != manifest["level_hash"]:
         raise DatasetError(
             f"{directory}: captured on another version of level '{manifest['level']}' "
             f"(hash {manifest['level_hash'][:12]}, now {current.content_hash[:12]})"
         )
+    width, n_actions = manifest["observation"]["size"], len(manifest["actions"])
+    if width != current.layout.size or n_actions != current.n_actions:
+        raise DatasetError(
+            f"{directory / 'manifest.json'}: field 'observation.size'/'actions' ({width}, {n_actions}) "
+            f"differ from level '{current.name}' ({current.layout.size}, {current.n_actions})"
+        )
     parts: dict[str, list[np.ndarray]] = {key: [] for key in FIELDS}
     for shard in manifest["shards"]:
         path = directory / shard["file"]
-        if Path(shard["file"]).name != shard["file"]:
-            raise DatasetError(f"{directory}: manifest names a shard outside the dataset: {shard['file']!r}")
         if not path.is_file():
             raise DatasetError(f"{path}: shard missing (the manifest lists it)")
         if _sha256(path) != shard["sha256"]:
             raise DatasetError(f"{path}: SHA-256 differs from the manifest; the shard was changed")
-        with np.load(path, allow_pickle=False) as arrays:
-            for key in FIELDS:
-                parts[key].append(arrays[key])
+        arrays = read_shard(path, shard["rows"], width, n_actions)
+        for key in FIELDS:
+            parts[key].append(arrays[key])
     data = {key: torch.from_numpy(np.concatenate(value)) for key, value in parts.items()}
-    if data["obs"].shape[1] != manifest["observation"]["size"]:
-        raise DatasetError(f"{directory}: observations are not {manifest['observation']['size']} wide")
+    if data["action"].shape[0] == 0:
+        raise DatasetError(f"{directory}: the dataset holds no rows")
     return data, manifest
+
+
+def read_shard(path: Path, rows: int, width: int, n_actions: int) -> dict[str, np.ndarray]:
+    """A shard's arrays, sized from the manifest before inflating, then checked value by value."""
+    forms = {
+        "obs": (np.float32, (rows, width)),
+        "mask": (np.bool_, (rows, n_actions)),
+        "action": (np.int64, (rows,)),
+        "reward": (np.float32, (rows,)),
+        "done": (np.bool_, (rows,)),
+    }
+    try:
+        archive = Archive(path, lambda key: key in forms, MAX_SHARD_BYTES, MAX_SHARD_BYTES)
+        archive.check_members()
+        missing = [key for key in FIELDS if key not in archive.members]
+        if missing:
+            raise DatasetError(f"{path}: field '{missing[0]}' is missing")
+        arrays = {}
+        for key, (dtype, shape) in forms.items():
+            arrays[key] = archive.read(key, int(np.dtype(dtype).itemsize * np.prod(shape, dtype=np.int64)))
+    except ArchiveError as exc:
+        raise DatasetError(str(exc)) from None
+    for key, (dtype, shape) in forms.items():
+        got = arrays[key]
+        if got.dtype != dtype or got.shape != shape:
+            raise DatasetError(
+                f"{path}: field '{key}' is {got.dtype} {got.shape}, expected {np.dtype(dtype)} {shape} "
+                "(every field has the manifest's row count)"
+            )
+    check_shard(path, arrays, n_actions)
+    return arrays
+
+
+def check_shard(path: Path, arrays: dict[str, np.ndarray], n_actions: int) -> None:
+    """Values a learner relies on: finite observations and rewards, actions in range and legal
+    under their mask, at least one legal action per row."""
+    for key in ("obs", "reward"):
+        bad = ~np.isfinite(arrays[key])
+        if bad.any():
+            row = int(np.argwhere(bad)[0][0])
+            raise DatasetError(f"{path}: field '{key}' holds NaN or inf (first at row {row})")
+    action, mask = arrays["action"], arrays["mask"]
+    out = (action < 0) | (action >= n_actions)
+    if out.any():
+        row = int(np.argmax(out))
+        raise DatasetError(
+            f"{path}: field 'action' is {int(action[row])} at row {row}, expected 0..{n_actions - 1}"
+        )
+    if len(action) and not mask.any(axis=1).all():
+        raise DatasetError(f"{path}: field 'mask' allows no action at row {int(np.argmin(mask.any(axis=1)))}")
+    illegal = ~mask[np.arange(len(action)), action]
+    if illegal.any():
+        row = int(np.argmax(illegal))
+        raise DatasetError(f"{path}: field 'action' at row {row} is not legal under its 'mask'")

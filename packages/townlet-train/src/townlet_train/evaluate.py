@@ -12,6 +12,7 @@ import torch
 from townlet_env import TownletVectorEnv
 from townlet_env.core import compile_level
 from townlet_env.core.town import default_agents_per_town
+from townlet_env.files import check_output
 from townlet_env.policies import Policy, RandomPolicy, ScriptedAgent
 from townlet_env.recording import Recorder
 from townlet_train.config import TrainConfig
@@ -101,6 +102,14 @@ def check_level_fits(level: str, trained_on: str, path: Path) -> None:
         )
 
 
+def checkpoint_tag(path: Path | str) -> str:
+    """`<stem>-<first 8 hex of its SHA-256>`: names a recording after the checkpoint it played,
+    so that step_000000200000.pt of two runs never write the same file."""
+    path = Path(path)
+    digest = path.with_name(path.name + ".sha256").read_text(errors="replace").split()
+    return f"{path.stem}-{digest[0][:8] if digest else 'unsigned'}"
+
+
 def evaluate(
     level: str,
     policy: str,
@@ -112,11 +121,15 @@ def evaluate(
     details: bool = False,
     record: Path | str | None = None,
     agent: Policy | None = None,
+    record_tag: str = "",
+    force: bool = False,
 ) -> dict[str, Any]:
     """Each slot plays exactly one episode; `episodes` slots run side by side. With `details`,
     also what the policy did (see `Tally`). With `record` (a directory), the whole batch is
     written there as one recording (see docs/recording.md), named in the result. A learned policy
-    is either `agent` (any `Policy`, e.g. from `load_policy`) or a greedy `network`."""
+    is either `agent` (any `Policy`, e.g. from `load_policy`) or a greedy `network`. The
+    recording's name carries `record_tag` (see `checkpoint_tag`), so that two checkpoints never
+    share one; an existing file is replaced only with `force`, and the write is atomic."""
     if policy not in POLICIES:
         raise ValueError(f"policy '{policy}' is not one of {', '.join(POLICIES)}")
     if policy == "learned" and network is None and agent is None:
@@ -129,6 +142,11 @@ def evaluate(
             f"episode, so give a multiple of {per_town} (e.g. {fits} or {fits + per_town})"
         )
     env = TownletVectorEnv(level, episodes, device=device)
+    target = None
+    if record is not None:
+        tag = f"-{record_tag}" if record_tag else ""
+        target = Path(record) / f"{env.level.name}-{policy}{tag}-seed{seed}-{episodes}ep.townlet"
+        check_output(target, force)  # before the evaluation, not after it
     env.set_difficulty(difficulty)
     obs, info = env.reset(seed=seed)
     recorder = Recorder(env.town, seed=seed, policy=policy) if record is not None else None
@@ -164,9 +182,8 @@ def evaluate(
             state = actor.reset(state, done)
     values = survival.float().cpu().tolist()
     extra = tally.summary(episodes) if tally is not None else {}
-    if recorder is not None and record is not None:
-        name = f"{env.level.name}-{policy}-seed{seed}-{episodes}ep.townlet"
-        extra["recording"] = str(recorder.save(Path(record) / name))
+    if recorder is not None and target is not None:
+        extra["recording"] = str(recorder.save(target, force))
     if social:
         extra["chats_per_episode"] = float(chats.mean())
         extra["mean_trust"] = trust_sum / max(trust_ticks, 1)

@@ -43,6 +43,18 @@ def add_parser(commands: Any, int_at_least: Any) -> None:
     serve.add_argument(
         "--audit-log", type=Path, default=None, help=f"admin command log (default: {default_audit_path()})"
     )
+    serve.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a host name the page may be reached by, besides the bound address and localhost (repeatable)",
+    )
+    serve.add_argument(
+        "--insecure",
+        action="store_true",
+        help="serve beyond this machine without TOWNLET_VIEWER_TOKEN (anyone who reaches the port may watch)",
+    )
 
 
 def make_policy(name: str, town: Any, seed: int) -> Any:
@@ -73,28 +85,49 @@ def replay_source(args: argparse.Namespace) -> Any:
     return ReplaySource(args.recording, speed=args.speed)
 
 
+def exposure(host: str, tokens: Any, names: list[str]) -> str:
+    """One line saying who can reach what, printed at start so that nothing is exposed silently."""
+    from townlet_env.observer.security import is_loopback
+
+    reach = "this machine only" if is_loopback(host) else f"every network {host} is on"
+    watch = "with the viewer token" if tokens.viewer else "anyone (no TOWNLET_VIEWER_TOKEN)"
+    command = "with the admin token" if tokens.admin else "no one (no TOWNLET_ADMIN_TOKEN)"
+    hosts = f"; also answers to {', '.join(names)}" if names else ""
+    return f"exposed to {reach}: watch: {watch}; command: {command}{hosts}"
+
+
 def run(args: argparse.Namespace) -> int:
     try:  # checked first: one clear message instead of a traceback
         import starlette  # noqa: F401
         import uvicorn
     except ImportError:
         raise ValueError('serve needs the observer extra: pip install "townlet-env[observer]"') from None
-    from townlet_env.observer.security import AuditLog
-    from townlet_env.observer.server import create_app, listen
+    from townlet_env.observer.security import AuditLog, HostRules, Tokens, is_loopback
+    from townlet_env.observer.server import create_app, listen, server_config
 
     if not 0 <= args.speed <= 1000:
         raise ValueError(f"--speed must be in [0, 1000], got {args.speed:g}")
+    tokens = Tokens.from_env()
+    if not is_loopback(args.host) and tokens.viewer is None and not args.insecure:
+        raise ValueError(
+            f"--host {args.host} serves beyond this machine, and TOWNLET_VIEWER_TOKEN is not set: "
+            "anyone who reaches the port could watch. Set it (and TOWNLET_ADMIN_TOKEN to command), "
+            "or pass --insecure"
+        )
     source = replay_source(args) if args.recording is not None else live_source(args)
-    audit = AuditLog(args.audit_log)
-    app = create_app(source, audit=audit)
+    try:
+        audit = AuditLog(args.audit_log)
+    except OSError as exc:
+        raise ValueError(str(exc)) from None
+    app = create_app(source, tokens, audit, HostRules(args.host, args.allow_host))
     sock = listen(args.host, args.port)
     port = sock.getsockname()[1]
     url = f"http://{args.host}:{port}/"
     print(f"watching {source.town.level.name} at {url} (audit log {audit.path})", flush=True)
+    print(exposure(args.host, tokens, args.allow_host), flush=True)
     source.start()
     try:
-        config = uvicorn.Config(app, log_level="warning", ws_max_size=1 << 20)
-        uvicorn.Server(config).run(sockets=[sock])
+        uvicorn.Server(server_config(app)).run(sockets=[sock])
     finally:
         source.stop()
         source.join(5)

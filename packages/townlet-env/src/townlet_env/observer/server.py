@@ -14,7 +14,6 @@ import socket
 import threading
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -25,27 +24,45 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from townlet_env.observer.hub import Mailbox
 from townlet_env.observer.schema import MAX_MESSAGE_BYTES, VERSION
-from townlet_env.observer.security import AuditLog, Tokens
+from townlet_env.observer.security import AuditError, AuditLog, HostRules, Tokens
 from townlet_env.observer.source import CommandError, Source
 
 STATIC = Path(__file__).parent / "static"
 AUTH_TIMEOUT_S = 30.0
+IDLE_TIMEOUT_S = 10.0  # a TCP connection that has not sent a whole request by then is closed
 POLICY_VIOLATION = 1008  # WebSocket close code for a refused login
+MAX_DEPTH = 8  # no command needs more than two levels; json's parser recurses per level
 
 
 def _error(reason: str) -> str:
     return json.dumps({"type": "error", "version": VERSION, "reason": reason})
 
 
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest in `value` (iteratively: no recursion to exhaust)."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        item, depth = todo.pop()
+        if isinstance(item, (list, dict)):
+            deepest = max(deepest, depth)
+            todo += [(child, depth + 1) for child in (item.values() if isinstance(item, dict) else item)]
+    return deepest
+
+
 def _parse(text: str) -> tuple[dict[str, Any] | None, str | None]:
-    """(message, None) or (None, why it is refused): size first, so a huge message is not parsed."""
-    size = len(text.encode())
+    """(message, None) or (None, why it is refused): size first, so a huge message is not parsed;
+    deep nesting (RecursionError in json) and any other decoding failure are refused too."""
+    size = len(text.encode("utf-8", "surrogatepass"))
     if size > MAX_MESSAGE_BYTES:
         return None, f"message too large: {size} bytes (at most {MAX_MESSAGE_BYTES})"
     try:
         msg = json.loads(text)
     except json.JSONDecodeError as exc:
         return None, f"malformed JSON: {exc.msg} at character {exc.pos}"
+    except (RecursionError, ValueError) as exc:
+        return None, f"malformed JSON: {type(exc).__name__}"
+    if _depth(msg) > MAX_DEPTH:
+        return None, f"malformed JSON: nested deeper than {MAX_DEPTH}"
     if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
         return None, "a message must be a JSON object with a string 'type'"
     return msg, None
@@ -111,30 +128,51 @@ class Connection:
     def command(self, role: str, msg: dict[str, Any]) -> str:
         if role != "admin":
             reason = "viewers may watch but not command (connect with the admin token)"
-            self.audit.record(role, msg, False, reason)
+            self.audit.refused(role, msg, reason)
             return _error(reason)
         try:
-            detail = self.source.command(msg)
+            # written under the source's lock before the command takes effect: a line that
+            # cannot be written undoes the command (see Source.command)
+            detail = self.source.command(msg, audit=lambda: self.audit.record(role, msg, True))
         except CommandError as exc:
-            self.audit.record(role, msg, False, str(exc))
+            self.audit.refused(role, msg, str(exc))
             return _error(str(exc))
-        self.audit.record(role, msg, True)
+        except AuditError as exc:
+            return _error(f"command refused: the audit log cannot be written ({exc}); nothing changed")
         return json.dumps({"type": "ack", "version": VERSION, "command": msg["command"], "detail": detail})
 
 
-def same_origin(ws: WebSocket) -> bool:
-    """Browsers send Origin with every WebSocket: any other web page the user visits could
-    otherwise open one to 127.0.0.1 and watch through the user's browser. Clients that are not
-    browsers send none, and are let through to the token check."""
-    origin = ws.headers.get("origin")
-    if origin is None:
-        return True
-    return urlsplit(origin).netloc.lower() == ws.headers.get("host", "").lower()
+class HostGuard:
+    """ASGI middleware: every request (the page, /static, /health and /ws alike) must name an
+    allowed Host; see HostRules. A refused HTTP request gets 421, a refused WebSocket is closed
+    before it is accepted (the handshake answers 403)."""
+
+    def __init__(self, app: Any, rules: HostRules) -> None:
+        self.app, self.rules = app, rules
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] in ("http", "websocket"):
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+            if not self.rules.allows(headers.get("host")):
+                if scope["type"] == "http":
+                    reply = JSONResponse({"error": "this Host is not served here (see --allow-host)"}, 421)
+                    await reply(scope, receive, send)
+                else:
+                    await send({"type": "websocket.close", "code": POLICY_VIOLATION})
+                return
+        await self.app(scope, receive, send)
 
 
-def create_app(source: Source, tokens: Tokens | None = None, audit: AuditLog | None = None) -> Starlette:
+def create_app(
+    source: Source,
+    tokens: Tokens | None = None,
+    audit: AuditLog | None = None,
+    hosts: HostRules | None = None,
+) -> Any:
+    """The observer's ASGI app. `hosts` defaults to a server bound to 127.0.0.1."""
     tokens = tokens if tokens is not None else Tokens.from_env()
     audit = audit if audit is not None else AuditLog()
+    hosts = hosts if hosts is not None else HostRules()
 
     async def index(request: Request) -> Response:
         return FileResponse(STATIC / "index.html")
@@ -148,7 +186,7 @@ def create_app(source: Source, tokens: Tokens | None = None, audit: AuditLog | N
         pump: asyncio.Task[None] | None = None
         box: Mailbox | None = None
         try:
-            if not same_origin(ws):
+            if not hosts.allows_origin(ws.headers.get("origin")):
                 await conn.send(_error("cross-origin connections are refused"))
                 await ws.close(POLICY_VIOLATION)
                 return
@@ -179,7 +217,7 @@ def create_app(source: Source, tokens: Tokens | None = None, audit: AuditLog | N
         ]
     )
     app.state.source, app.state.audit = source, audit
-    return app
+    return HostGuard(app, hosts)
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -195,19 +233,44 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def server_config(app: Any) -> Any:
+    """uvicorn's settings for the observer: WebSocket frames over 1 MiB are closed by uvicorn
+    (ours are refused politely up to that bound, see _parse), and connections that send no
+    request are closed after IDLE_TIMEOUT_S."""
+    import uvicorn
+
+    return uvicorn.Config(app, log_level="warning", ws_max_size=1 << 20, http=idle_timeout_protocol())
+
+
+def idle_timeout_protocol() -> type:
+    """uvicorn's HTTP protocol with a deadline on the first request: uvicorn times out idle
+    keep-alive connections only after a response, so a client that connects and sends nothing
+    (or a header a byte a minute) would hold its connection for ever."""
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    class IdleTimeout(AutoHTTPProtocol):  # type: ignore[valid-type,misc]
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self.loop.call_later(IDLE_TIMEOUT_S, self._close_if_no_request, transport)
+
+        def _close_if_no_request(self, transport: Any) -> None:
+            # after an upgrade the transport belongs to the WebSocket protocol: leave it be
+            if self.cycle is None and transport.get_protocol() is self and not transport.is_closing():
+                transport.close()
+
+    return IdleTimeout
+
+
 class ServerThread:
     """uvicorn in a background thread, for a trainer (whose main thread trains) and for tests."""
 
     def __init__(
-        self, app: Starlette, host: str = "127.0.0.1", port: int = 0, sock: socket.socket | None = None
+        self, app: Any, host: str = "127.0.0.1", port: int = 0, sock: socket.socket | None = None
     ) -> None:
         import uvicorn
 
         self.sock = sock if sock is not None else listen(host, port)
-        # uvicorn closes connections whose frames exceed ws_max_size; ours are refused politely
-        # up to this larger bound (see _parse), so only absurd frames meet uvicorn's limit.
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", ws_max_size=1 << 20)
-        self.server = uvicorn.Server(config)
+        self.server = uvicorn.Server(server_config(app))
         self.thread = threading.Thread(target=self._run, name="townlet-observer-http", daemon=True)
 
     def _run(self) -> None:

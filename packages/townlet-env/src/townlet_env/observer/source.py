@@ -11,6 +11,7 @@ action) is picked up by the stepping thread between ticks.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import threading
@@ -34,6 +35,20 @@ MAX_DIFFICULTY = 10.0
 # a client that missed ticks to latest-wins still sees what happened in them.
 EVENT_TICKS = 32
 MAX_EVENTS = 64
+
+
+# Every field a command sets (and the stepping thread reads under the lock): what an undone
+# command puts back. A new command that sets another field adds it here.
+COMMANDED = (
+    "paused",
+    "_steps_left",
+    "speed",
+    "watched",
+    "controlled",
+    "_difficulty",
+    "_console_action",
+    "_seek_to",
+)
 
 
 class CommandError(ValueError):
@@ -100,15 +115,26 @@ class Source:
             "clients": self.hub.clients,
         }
 
-    def command(self, msg: dict[str, Any]) -> dict[str, Any]:
-        """Apply one admin command; return what it set, or raise CommandError changing nothing."""
+    def command(self, msg: dict[str, Any], audit: Callable[[], None] | None = None) -> dict[str, Any]:
+        """Apply one admin command; return what it set, or raise CommandError changing nothing.
+        `audit` runs after the command is checked and set, still under the lock (the stepping
+        thread has not seen it): if it raises, every setting is put back and the error goes on,
+        so a command that cannot be audited never takes effect."""
         name = msg.get("command")
-        if name not in self.commands:
+        if not isinstance(name, str) or name not in self.commands:
             known = ", ".join(self.commands)
-            raise CommandError(f"unknown command {name!r} for a {self.kind} source (known: {known})")
+            raise CommandError(f"unknown command {repr(name)[:40]} for a {self.kind} source (known: {known})")
         handler: Callable[[dict[str, Any]], dict[str, Any]] = getattr(self, f"_cmd_{name}")
         with self._lock:
+            before = {key: copy.copy(getattr(self, key)) for key in COMMANDED if hasattr(self, key)}
             detail = handler(msg)
+            if audit is not None:
+                try:
+                    audit()
+                except BaseException:
+                    for key, value in before.items():
+                        setattr(self, key, value)
+                    raise
             self._lock.notify_all()
         return detail
 

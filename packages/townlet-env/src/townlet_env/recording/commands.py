@@ -1,12 +1,13 @@
 """The `townlet-env record`, `replay` and `video` commands (registered by townlet_env.cli).
 
-    townlet-env record --level L [--policy random|scripted|checkpoint] [--checkpoint PATH]
-                       [--towns N] [--agents-per-town K] [--ticks T] [--seed S] [--every N] -o FILE
+    townlet-env record --level L [--policy random|scripted] [--towns N] [--agents-per-town K]
+                       [--ticks T] [--seed S] [--every N] -o FILE [--force]
     townlet-env replay FILE [--level PACK]
-    townlet-env video FILE -o out.mp4|out.gif [--town I] [--fps F]
+    townlet-env video FILE -o out.mp4|out.gif [--town I] [--fps F] [--force]
 
-townlet-env does not depend on townlet-train: the checkpoint policy imports it
-only when asked for, and say how to install it when it is missing.
+townlet-env never imports townlet-train: a trained agent is recorded by
+`townlet-train eval --checkpoint PATH --record DIR`. Outputs are written atomically and an
+existing file is replaced only with --force.
 """
 
 from __future__ import annotations
@@ -18,15 +19,21 @@ from typing import Any
 
 import torch
 
-from townlet_env.core.town import Observation, StepOutput, Town
+from townlet_env.core.town import Observation, Town
+from townlet_env.files import OutputError, check_output
 from townlet_env.policies import ScriptedPolicy
-from townlet_env.recording.format import DEFAULT_EVERY, RecordingError
+from townlet_env.recording.format import DEFAULT_EVERY, MAX_SLOTS, MAX_TICKS, RecordingError
 from townlet_env.recording.recorder import Recorder
 from townlet_env.recording.replay import verify_recording
 from townlet_env.recording.video import write_video
 
-POLICIES = ("random", "scripted", "checkpoint")
+POLICIES = ("random", "scripted")
 Policy = Callable[[Observation], torch.Tensor]
+# townlet_env never imports townlet_train: a trained agent is recorded by the trainer's eval
+TRAINED = (
+    "townlet-env record plays random or scripted; record a trained checkpoint with "
+    "townlet-train eval --checkpoint PATH --record DIR"
+)
 
 
 class CommandError(ValueError):
@@ -38,10 +45,10 @@ def add_commands(commands: Any, int_at_least: Callable[[int], Any]) -> None:
     rec.add_argument(
         "--level", metavar="LEVEL", help="built-in level or pack dir (default: the checkpoint's)"
     )
-    rec.add_argument("--policy", choices=POLICIES, default="random", help="(default: %(default)s)")
     rec.add_argument(
-        "--checkpoint", type=Path, metavar="PATH", help="trained checkpoint (--policy checkpoint)"
+        "--policy", type=_policy, default="random", metavar="{random,scripted}", help="(default: %(default)s)"
     )
+    rec.add_argument("--checkpoint", type=Path, help=argparse.SUPPRESS)  # only to say where it went
     for flag, low, default, text in (
         ("--towns", 1, 1, "towns run side by side"),
         ("--agents-per-town", 1, 1, "agents sharing each town"),
@@ -53,6 +60,7 @@ def add_commands(commands: Any, int_at_least: Callable[[int], Any]) -> None:
             flag, type=int_at_least(low), default=default, metavar="N", help=f"{text} (default: {default})"
         )
     rec.add_argument("-o", "--output", type=Path, required=True, metavar="FILE", help="recording to write")
+    rec.add_argument("--force", action="store_true", help="replace FILE if it exists")
 
     rep = commands.add_parser("replay", help="re-simulate a recording and verify its checksums")
     rep.add_argument("file", type=Path, metavar="FILE")
@@ -63,67 +71,34 @@ def add_commands(commands: Any, int_at_least: Callable[[int], Any]) -> None:
     vid.add_argument("-o", "--output", type=Path, required=True, metavar="OUT", help="out.mp4 or out.gif")
     vid.add_argument("--town", type=int_at_least(0), default=0, metavar="I", help="town to show (default: 0)")
     vid.add_argument("--fps", type=float, default=8.0, metavar="F", help="frames per second (default: 8)")
+    vid.add_argument("--force", action="store_true", help="replace OUT if it exists")
 
 
-def _trainer(what: str) -> Any:
-    try:
-        import townlet_train
-    except ImportError:
-        raise CommandError(f"{what} needs the townlet-train package: pip install townlet-train") from None
-    return townlet_train
+def _policy(text: str) -> str:
+    if text == "checkpoint":
+        raise argparse.ArgumentTypeError(TRAINED)
+    if text not in POLICIES:
+        raise argparse.ArgumentTypeError(f"invalid choice: '{text}' (choose from {', '.join(POLICIES)})")
+    return text
 
 
 def make_policy(args: argparse.Namespace, town: Town) -> Policy:
     if args.policy == "random":  # uniform over legal actions, from a generator of our own
         draws = torch.Generator().manual_seed(args.seed)
         return lambda now: now.mask.float().cpu().multinomial(1, generator=draws).squeeze(1)
-    if args.policy == "scripted":
-        scripted = ScriptedPolicy(town)
-        return lambda now: scripted(now.obs, {"action_mask": now.mask})
-    return _network_policy(args, town)
-
-
-def _network_policy(args: argparse.Namespace, town: Town) -> Policy:
-    _trainer("--policy checkpoint")
-    from townlet_train.checkpoint import CheckpointError
-    from townlet_train.evaluate import load_policy_network
-    from townlet_train.policy import policy_for_network
-
-    try:
-        network = load_policy_network(args.checkpoint, town.device)[0]
-    except CheckpointError as exc:
-        raise CommandError(str(exc)) from None
-    policy = policy_for_network(network)  # greedy, carrying a recurrent network's state
-    carried = {"state": policy.initial_state(town.num_slots, town.device)}
-
-    def act(now: Observation) -> torch.Tensor:
-        if isinstance(now, StepOutput):  # newcomers start with a fresh memory
-            carried["state"] = policy.reset(carried["state"], now.done)
-        action, carried["state"] = policy.act(now.obs, now.mask, carried["state"])
-        return action
-
-    return act
-
-
-def _checkpoint_level(args: argparse.Namespace) -> str:
-    _trainer("--policy checkpoint")
-    from townlet_train.checkpoint import CheckpointError, load_checkpoint
-
-    try:
-        config = load_checkpoint(args.checkpoint).get("config") or {}
-    except CheckpointError as exc:
-        raise CommandError(str(exc)) from None
-    return str(config.get("level", ""))
+    scripted = ScriptedPolicy(town)
+    return lambda now: scripted(now.obs, {"action_mask": now.mask})
 
 
 def run_record(args: argparse.Namespace) -> int:
-    if args.policy == "checkpoint" and args.checkpoint is None:
-        raise CommandError("--policy checkpoint needs --checkpoint PATH")
-    if args.checkpoint is not None and args.policy != "checkpoint":
-        raise CommandError(f"--checkpoint is only used with --policy checkpoint, not {args.policy}")
-    level = args.level or (_checkpoint_level(args) if args.policy == "checkpoint" else None)
+    if args.checkpoint is not None:
+        raise CommandError(TRAINED)
+    level = args.level
     if not level:
         raise CommandError("give --level LEVEL")
+    if args.ticks > MAX_TICKS or args.towns * args.agents_per_town > MAX_SLOTS:
+        raise CommandError(f"a recording holds at most {MAX_TICKS:,} ticks of at most {MAX_SLOTS:,} slots")
+    check_output(args.output, args.force)  # before the work, not after it
     k = args.agents_per_town
     try:
         town = Town(level, args.towns * k, k)
@@ -137,7 +112,7 @@ def run_record(args: argparse.Namespace) -> int:
         out = recorder.step(policy(now))
         deaths += int(out.terminated.sum())
         now = out
-    path = recorder.save(args.output)
+    path = recorder.save(args.output, args.force)
     print(
         f"recorded {path}: {town.level.name}, {args.ticks} ticks, {args.towns} towns x {k} agents, "
         f"policy {args.policy}, {deaths} deaths, {path.stat().st_size:,} bytes"
@@ -152,8 +127,8 @@ def run_replay(args: argparse.Namespace) -> int:
 
 def run_video(args: argparse.Namespace) -> int:
     try:
-        frames = write_video(args.file, args.output, town=args.town, fps=args.fps)
-    except RecordingError:
+        frames = write_video(args.file, args.output, town=args.town, fps=args.fps, force=args.force)
+    except (RecordingError, OutputError):
         raise
     except ValueError as exc:  # a bad suffix, town or fps
         raise CommandError(str(exc)) from None

@@ -109,9 +109,9 @@ class Recorder:
             start=self.start,
         )
 
-    def save(self, path: str | Path) -> Path:
-        """Write the recording to `path`; returns the path."""
-        return save_recording(self.recording(), path)
+    def save(self, path: str | Path, force: bool = False) -> Path:
+        """Write the recording to `path` atomically (an existing file only with `force`)."""
+        return save_recording(self.recording(), path, force)
 
 
 __all__ = ["Recorder"]

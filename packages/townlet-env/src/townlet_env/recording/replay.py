@@ -56,13 +56,42 @@ def resolve_level(recording: Recording, level: str | Path | CompiledLevel | None
         try:
             compiled = compile_level(level, torch.device(device))
         except (ConfigError, ValueError) as exc:
-            raise RecordingError(f"{name}: cannot load its level '{header['level']}' ({exc})") from None
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            raise RecordingError(
+                f"{name}: cannot load its level {header['level'][:80]!r} ({first})"
+            ) from None
     if compiled.content_hash != header["level_hash"]:
         raise RecordingError(
             f"{name}: recorded on another version of level '{header['level']}' (hash "
             f"{header['level_hash'][:12]}), but the level here has hash {compiled.content_hash[:12]}"
         )
+    if compiled.n_actions != header["n_actions"]:
+        raise RecordingError(
+            f"{name}: header field 'n_actions' is {header['n_actions']}, but level "
+            f"'{compiled.name}' has {compiled.n_actions} actions"
+        )
     return compiled
+
+
+def usable_device(recording: Recording, device: str | torch.device | None) -> torch.device:
+    """The device to replay on: the recorded device type unless told otherwise, and one that
+    exists here (a CUDA recording on a CPU-only machine is one line, not an AssertionError)."""
+    recorded = recording.header["device_type"]
+    try:
+        chosen = torch.device(device if device is not None else recorded)
+        torch.empty(0, device=chosen)
+    except (RuntimeError, AssertionError, ValueError) as exc:
+        first = (str(exc).strip().splitlines() or [""])[0][:120]
+        raise RecordingError(
+            f"{recording.path}: recorded on {recorded}, and this machine cannot use that device "
+            f"({type(exc).__name__}: {first}); replay it on a machine with a {recorded} device"
+        ) from None
+    if chosen.type != recorded:
+        raise RecordingError(
+            f"{recording.path}: recorded on {recorded}, cannot be verified on "
+            f"{chosen.type} (the random streams differ between device types)"
+        )
+    return chosen
 
 
 class Replayer:
@@ -80,12 +109,7 @@ class Replayer:
             recording = load_recording(recording)
         self.recording = recording
         header = recording.header
-        device = torch.device(device if device is not None else header["device_type"])
-        if device.type != header["device_type"]:
-            raise RecordingError(
-                f"{recording.path}: recorded on {header['device_type']}, cannot be verified on "
-                f"{device.type} (the random streams differ between device types)"
-            )
+        device = usable_device(recording, device)
         compiled = resolve_level(recording, level, device)
         self.town = Town(
             compiled,
@@ -112,7 +136,13 @@ class Replayer:
         try:
             self.town.load_state_dict(self.recording.start)
         except StateMismatchError as exc:
-            raise RecordingError(f"{self.recording.path}: its start state is not usable ({exc})") from None
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            raise RecordingError(f"{self.recording.path}: its start state is not usable ({first})") from None
+        except (RuntimeError, ValueError, TypeError) as exc:  # e.g. a generator state torch refuses
+            first = (str(exc).strip().splitlines() or [""])[0][:120]
+            raise RecordingError(
+                f"{self.recording.path}: its start state is not usable ({type(exc).__name__}: {first})"
+            ) from None
         self.tick = 0
         self._check()
 
