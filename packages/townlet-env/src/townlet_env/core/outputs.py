@@ -34,6 +34,9 @@ class StepOutput(Observation):
     chat_partner: torch.Tensor | None = None
     chat_success: torch.Tensor | None = None
     reward_terms: dict[str, torch.Tensor] = field(default_factory=dict)
+    # economy levels only (docs/economy.md): exit_reason, wage, arrived_on_time, arrived_late,
+    # absent, fired, each [N]
+    economy: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
