@@ -267,6 +267,11 @@ def _count_economy(cfg: LevelConfig, before: RefState, ref: RefStepResult, tally
         tally["closed_here"] += ref_economy.closed_here(cfg, before, slot)
         tally["gathering_chat"] += ref.chat_success[slot] and ref_economy.boost(cfg, before, slot) != 1.0
         tally["unemployed"] += before.towns[before.town_of(slot)].clock < agent.work[ref_economy.REHIRE_AT]
+    for slot, agent in enumerate(before.agents):
+        town = ref.state.towns[before.town_of(slot)]
+        tally["nightly"] += agent.alive and ref.state.agents[slot].alive and town.clock % 24 == 0
+        tally["vacant_slot_ticks"] += not agent.alive
+        tally["due_for_a_newcomer"] += not agent.alive and agent.work[ref_economy.VACANT] + 1 >= 2
 
 
 def _same_cell(state: RefState, j: int, slot: int) -> bool:
@@ -542,7 +547,41 @@ def variant_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.mark.parametrize("variant", list(VARIANTS))
+# the economy's options L5_town leaves off: base prices, a population cap below the town's
+# slots, a respawn delay, the nightly reset, quick evictions
+ECONOMY_VARIANT = {
+    "economy.yaml": {
+        "prices": {"Bed": 1.5, "FastFood": 0.5, "Shower": 2.0},
+        "lifecycle": {
+            "population_cap": 4,
+            "respawn_delay": 2,
+            "evict_broke_ticks": 3,
+            "evict_firings": 1,
+            "nightly_reset": {"meters": {"energy": [0.5, 1.0], "satiation": [0.4, 0.9]}},
+        },
+    }
+}
+VARIANTS["economy_night_delay_cap"] = ("L5_town", ECONOMY_VARIANT)
+
+
+def test_economy_options_match_reference(variant_dir: Path) -> None:
+    pack = str(variant_dir / "economy_night_delay_cap")
+    tally: Counter = Counter()
+    for seed in range(3):
+        policy = social_seeking(chat_rate=0.3, interact_rate=0.5)
+        tally += drive(pack, 500 + seed, apt=6, towns=2, ticks=40, policy=policy, crowd=seed == 0)
+    for what in (
+        "nightly",
+        "vacant_slot_ticks",
+        "due_for_a_newcomer",
+        "evicted_broke",
+        "evicted_fired",
+        "used",
+    ):
+        assert tally[what] > 0, f"no {what} in {dict(tally)}"
+
+
+@pytest.mark.parametrize("variant", [v for v in VARIANTS if not v.startswith("economy")])
 def test_core_matches_reference_on_pack_variants(variant: str, variant_dir: Path) -> None:
     pack = str(variant_dir / variant)
     tally: Counter = Counter()
