@@ -474,12 +474,13 @@ def test_gym_make_runs_the_town() -> None:
     import gymnasium as gym
 
     env = gym.make("Townlet-v0", level=LEVEL)
-    obs, info = env.reset(seed=0)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == env.observation_space.shape
     for _ in range(30):
-        obs, reward, terminated, truncated, info = env.step(int(env.unwrapped.town.level.wait_action))
+        _, _, terminated, truncated, _ = env.step(int(env.unwrapped.town.level.wait_action))
         if terminated or truncated:
             break
     vec = gym.make_vec("Townlet-v0", num_envs=2 * K, level=LEVEL)
-    obs, info = vec.reset(seed=0)
+    vec.reset(seed=0)
     _, _, _, _, info = vec.step(torch.full((2 * K,), vec.unwrapped.level.wait_action))
     assert info["events"].shape == (2 * K, 5) and info["exit_reason"].shape == (2 * K,)

@@ -173,13 +173,13 @@ def ref_step_detail(cfg: LevelConfig, state: RefState, actions: list[int]) -> Re
         died, close = _terminal_check(cfg, meters)
         out.near_boundary[slot] |= close
         if job is not None:
+            assert chat is not None, "an economy level is social"
             money = idx_money(cfg)
             evicted, reason, close = economy.leave(
                 cfg, True, agent.work, meters.values, meters.lowest[money], died
             )
             out.near_boundary[slot] |= close
             out.exit_reason[slot] = reason
-            terms = {}
             if not (died or evicted):
                 terms = social.reward(cfg, ref_reward(cfg, agent.meters), chat.chat_reward[slot])[1]
             else:
