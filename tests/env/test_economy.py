@@ -117,7 +117,7 @@ def test_an_events_effect_ends_when_the_event_ends() -> None:
         mkt = economy.market(tables, t.state, torch.full((t.num_slots,), -1))
         seen.append((float(mkt.price[0, meal]), bool(mkt.closed[0, shower]), float(mkt.price[1, meal])))
         t.step(random_actions(rng, t.observe().mask))
-    assert [p for p, _, _ in seen] == [1.5, 1.5, 1.5, 1.0, 1.0]
+    assert [p for p, _, _ in seen] == pytest.approx([1.5, 1.5, 1.5, 1.0, 1.0])
     assert [c for _, c, _ in seen] == [True, True, False, False, False]
     assert [p for _, _, p in seen] == [1.0] * 5, "the other town never had the spike"
 

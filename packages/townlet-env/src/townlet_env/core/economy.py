@@ -38,6 +38,11 @@ class EconomyTables:
     shift_start: torch.Tensor  # [J] long hour
     shift_end: torch.Tensor  # [J] long hour (exclusive)
     wage: torch.Tensor  # [J] float32 per tick
+    # per employer and hour, at employer * 24 + hour: one gather each instead of comparisons
+    in_shift: torch.Tensor  # [J * 24] bool
+    on_time_hour: torch.Tensor  # [J * 24] bool: in the shift's grace period
+    last_hour: torch.Tensor  # [J * 24] bool: the shift's last tick
+    until_start: torch.Tensor  # [J * 24] float32: hours until the next start / 24
     base_price: torch.Tensor  # [A] float32
     cost: torch.Tensor  # [A, M] float32, the per-tick cost that prices multiply
     event_names: tuple[str, ...]
@@ -50,6 +55,7 @@ class EconomyTables:
     duration_span: torch.Tensor  # [E] long, high - low + 1
     value_low: torch.Tensor  # [E] float32
     value_span: torch.Tensor  # [E] float32
+    by_kind: tuple[tuple[tuple[int, torch.Tensor], ...], ...]  # per kind: (event, its [A] targets)
     exit_reasons: tuple[str, ...]
     terminal_index: torch.Tensor  # [terminal meters] long, in pack order (death reasons 1..)
     terminal_penalty: torch.Tensor  # [R] float32 per exit reason (0 for "none")
@@ -86,6 +92,9 @@ def compile_economy(cfg: LevelConfig) -> EconomyTables | None:
         for meter, (lo, hi) in spec.lifecycle.nightly_reset.meters.items():
             low[meters.index(meter)], high[meters.index(meter)] = lo, hi
     jobs = spec.jobs.employers
+    hour = torch.arange(HOURS_PER_DAY)
+    start = torch.tensor([j.shift[0] for j in jobs])[:, None]
+    end = torch.tensor([j.shift[1] for j in jobs])[:, None]
     return EconomyTables(
         spec=spec,
         money=meters.index(spec.money),
@@ -93,6 +102,10 @@ def compile_economy(cfg: LevelConfig) -> EconomyTables | None:
         shift_start=torch.tensor([j.shift[0] for j in jobs], dtype=torch.long),
         shift_end=torch.tensor([j.shift[1] for j in jobs], dtype=torch.long),
         wage=torch.tensor([j.wage for j in jobs], dtype=f32),
+        in_shift=((hour >= start) & (hour < end)).flatten(),
+        on_time_hour=((hour >= start) & (hour - start < spec.jobs.grace) & (hour < end)).flatten(),
+        last_hour=(hour == end - 1).flatten(),
+        until_start=(((start - hour) % HOURS_PER_DAY).to(f32) / HOURS_PER_DAY).flatten(),
         base_price=torch.tensor([spec.prices.get(n, 1.0) for n in names], dtype=f32),
         cost=cost,
         event_names=tuple(e.name for e in events),
@@ -105,6 +118,10 @@ def compile_economy(cfg: LevelConfig) -> EconomyTables | None:
         duration_span=torch.tensor([e.duration[1] - e.duration[0] + 1 for e in events], dtype=torch.long),
         value_low=torch.tensor([e.multiplier[0] for e in events], dtype=f32),
         value_span=torch.tensor([e.multiplier[1] - e.multiplier[0] for e in events], dtype=f32),
+        by_kind=tuple(
+            tuple((e, target[e]) for e, event in enumerate(events) if event.kind == kind)
+            for kind in EVENT_KINDS
+        ),
         exit_reasons=reasons,
         terminal_index=torch.tensor([meters.index(m) for m in terminal], dtype=torch.long),
         terminal_penalty=torch.tensor([spec.reward.terminal.get(r, 0.0) for r in reasons], dtype=f32),
@@ -129,14 +146,19 @@ class Market:
 
 
 def market(tables: EconomyTables, state: TownState, aff: torch.Tensor) -> Market:
+    """Event by event of the catalogue (a few), each a whole-batch [T, A] operation: a product
+    or an `any` over a middle dimension of [T, E, A] costs several times more."""
     active = state.clock[:, None] < state.event_clock[..., END]  # [T, E]
-    hits = active[:, :, None] & tables.event_target[None, :, :]  # [T, E, A]
-    value = state.event_value[:, :, None]
-    kind = tables.event_kind[None, :, None]
-    price = tables.base_price * torch.where(hits & (kind == SPIKE), value, 1.0).prod(dim=1)
-    closed = (hits & (kind == OUTAGE)).any(dim=1)
-    boost = torch.where(hits & (kind == GATHERING), value, 1.0).prod(dim=1)
-    n_aff = price.shape[1]
+    t, n_aff = state.num_towns, tables.base_price.shape[0]
+    price = tables.base_price.expand(t, n_aff)
+    for e, target in tables.by_kind[SPIKE]:
+        price = price * torch.where(active[:, e, None] & target, state.event_value[:, e, None], 1.0)
+    closed = torch.zeros(t, n_aff, dtype=torch.bool, device=price.device)
+    for e, target in tables.by_kind[OUTAGE]:
+        closed = closed | (active[:, e, None] & target)
+    boost = torch.ones(t, n_aff, device=price.device)
+    for e, target in tables.by_kind[GATHERING]:
+        boost = boost * torch.where(active[:, e, None] & target, state.event_value[:, e, None], 1.0)
     flat = state.town * n_aff + aff.clamp(min=0)
     on = aff >= 0
     return Market(
@@ -185,27 +207,26 @@ def shift(tables: EconomyTables, state: TownState, aff: torch.Tensor) -> Shift:
     spec = tables.spec.jobs
     work = state.work
     clock = state.per_slot(state.clock)
-    hour = clock % HOURS_PER_DAY
     employer = work[:, EMPLOYER]
-    start, end = shift_hours(tables, state)
+    at = employer * HOURS_PER_DAY + clock % HOURS_PER_DAY  # into the per-employer hour tables
     hired = state.alive & (clock >= work[:, REHIRE_AT])
-    present = hired & (hour >= start) & (hour < end) & (aff == tables.place.index_select(0, employer))
+    present = hired & tables.in_shift.take(at) & (aff == tables.place.take(employer))
     arriving = present & (work[:, SHIFT] == WAITING)
-    on_time = arriving & (hour - start < spec.grace)
+    on_time = arriving & tables.on_time_hour.take(at)
     late = arriving & ~on_time
     status = torch.where(arriving, torch.where(on_time, ON_TIME, LATE), work[:, SHIFT])
-    ending = hired & (hour == end - 1)
+    ending = hired & tables.last_hour.take(at)
     absent = ending & (status == WAITING)
     window = (1 << spec.absence_window) - 1
     bits = torch.where(ending, ((work[:, ABSENCES] << 1) | absent.long()) & window, work[:, ABSENCES])
-    fired = ending & (popcount(bits) >= spec.absences_to_fire)
+    fired = ending & (popcount(bits, spec.absence_window) >= spec.absences_to_fire)
     work = work.clone()
     work[:, SHIFT] = torch.where(ending, WAITING, status)
     work[:, ABSENCES] = torch.where(fired, 0, bits)
     work[:, REHIRE_AT] = torch.where(fired, clock + 1 + spec.rehire_cooldown, work[:, REHIRE_AT])
     work[:, FIRINGS] += fired.long()
     return Shift(
-        wage=tables.wage.index_select(0, employer) * present,
+        wage=tables.wage.take(employer) * present,
         late_fee=late * spec.late_penalty,
         on_time=on_time,
         late=late,
@@ -215,12 +236,12 @@ def shift(tables: EconomyTables, state: TownState, aff: torch.Tensor) -> Shift:
     )
 
 
-def popcount(bits: torch.Tensor) -> torch.Tensor:
-    """[N] set bits of non-negative longs below 2^32 (byte by byte through a table)."""
+def popcount(bits: torch.Tensor, width: int = 32) -> torch.Tensor:
+    """[N] set bits of non-negative longs below 2^width (byte by byte through a table)."""
     table = POPCOUNT.to(bits.device)
-    total = table.index_select(0, bits & 255)
-    for byte in (1, 2, 3):
-        total = total + table.index_select(0, (bits >> (8 * byte)) & 255)
+    total = table.take(bits & 255)
+    for byte in range(1, (width + 7) // 8):
+        total = total + table.take((bits >> (8 * byte)) & 255)
     return total
 
 

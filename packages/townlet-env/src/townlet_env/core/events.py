@@ -72,7 +72,9 @@ def start(
 def release(level: CompiledLevel, state: TownState, closing: torch.Tensor) -> TownState:
     tables = level.economy
     assert tables is not None
-    shut = (closing[:, :, None] & tables.event_target[None]).any(dim=1)  # [T, A]
+    shut = torch.zeros(state.num_towns, tables.base_price.shape[0], dtype=torch.bool, device=closing.device)
+    for e, target in tables.by_kind[OUTAGE]:
+        shut = shut | (closing[:, e, None] & target)
     aff = affordance_at(level, state)
     flat = state.town * shut.shape[1] + aff.clamp(min=0)
     hit = (aff >= 0) & shut.view(-1).index_select(0, flat)

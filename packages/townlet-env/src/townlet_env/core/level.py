@@ -112,7 +112,7 @@ class CompiledLevel:
                 return dataclasses.replace(
                     value, **{f.name: move(getattr(value, f.name)) for f in dataclasses.fields(value)}
                 )
-            if isinstance(value, tuple) and value and isinstance(value[0], CascadeStage):
+            if isinstance(value, tuple):  # cascade stages, the economy's (event, targets) pairs
                 return tuple(move(v) for v in value)
             return value
 

@@ -19,7 +19,6 @@ from townlet_env.core.economy import (
     Market,
     employed,
     popcount,
-    shift_hours,
 )
 from townlet_env.core.level import CompiledLevel
 from townlet_env.core.pairs import Pairs
@@ -38,20 +37,19 @@ def economy_view(level: CompiledLevel, pairs: Pairs, market: Market, obs: torch.
     onehot.scatter_(1, work[:, EMPLOYER : EMPLOYER + 1], 1.0)
     onehot *= alive
     clock = state.per_slot(state.clock)
-    hour = clock % HOURS_PER_DAY
-    start, end = shift_hours(tables, state)
-    place = tables.place.index_select(0, work[:, EMPLOYER])
+    at = work[:, EMPLOYER] * HOURS_PER_DAY + clock % HOURS_PER_DAY
+    place = tables.place.take(work[:, EMPLOYER])
     cooldown = max(spec.jobs.rehire_cooldown, 1)
     broke_scale = max(spec.lifecycle.evict_broke_ticks, 1)
     job = torch.stack(
         (
             employed(state).float(),
-            ((hour >= start) & (hour < end)).float(),
+            tables.in_shift.take(at).float(),
             (pairs.aff == place).float(),
             (work[:, SHIFT] == ON_TIME).float(),
             (work[:, SHIFT] == LATE).float(),
-            popcount(work[:, ABSENCES]).float() / spec.jobs.absences_to_fire,
-            ((start - hour) % HOURS_PER_DAY).float() / HOURS_PER_DAY,
+            popcount(work[:, ABSENCES], spec.jobs.absence_window).float() / spec.jobs.absences_to_fire,
+            tables.until_start.take(at),
             ((work[:, REHIRE_AT] - clock).clamp(min=0).float() / cooldown).clamp(max=1.0),
             (work[:, BROKE].float() / broke_scale).clamp(max=1.0),
         ),

@@ -180,6 +180,9 @@ class Town:
         tables = self.level.economy
         if tables is None:
             return False
+        life = tables.spec.lifecycle
+        if life.respawn_delay == 0 and life.population_cap >= self.agents_per_town:
+            return False  # an empty slot is filled on the tick its agent leaves, a done tick
         ended = torch.zeros(self.num_towns, dtype=torch.bool, device=self.device)
         return lifecycle.arrivals(tables, state, ended).numel() > 0
 
@@ -244,7 +247,7 @@ class Town:
             "employer": work[:, economy.EMPLOYER],
             "employed": economy.employed(state),
             "shift_status": work[:, economy.SHIFT],
-            "absences": economy.popcount(work[:, economy.ABSENCES]),
+            "absences": economy.popcount(work[:, economy.ABSENCES], tables.spec.jobs.absence_window),
             "firings": work[:, economy.FIRINGS],
         }
 
