@@ -157,7 +157,7 @@ class ScriptedPolicy:
         action = torch.where(idle, rest, action)
         walking = torch.zeros_like(idle)
         if level.economy is not None:  # on shift, the workplace comes first
-            action, go, at_work = self._work(action, mask, need_levels, continuing)
+            action, go, at_work = self._work(action, mask, continuing)
             idle, seek = (idle & ~go) | at_work, seek & ~go
             walking = go & ~at_work
         if social:
@@ -176,11 +176,12 @@ class ScriptedPolicy:
         return torch.clamp(2 * dearest, min=MONEY_LOW)
 
     def _work(
-        self, action: torch.Tensor, mask: torch.Tensor, need_levels: torch.Tensor, continuing: torch.Tensor
+        self, action: torch.Tensor, mask: torch.Tensor, continuing: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(actions, [N] going to work or there, [N] at work): an employed agent with no critical need goes to its workplace
-        when its shift starts within the walk there, and rests on site until the shift ends; a
-        use already started is finished first."""
+        """(actions, [N] going to work or there, [N] at work): an employed agent with no vital
+        meter (a terminal one, or satiation) below CRITICAL goes to its workplace when its shift
+        starts within the walk there, and rests on site until the shift ends; a use already
+        started is finished first."""
         level, state = self.level, self.town.state
         tables = level.economy
         assert tables is not None
