@@ -484,3 +484,21 @@ def test_gym_make_runs_the_town() -> None:
     vec.reset(seed=0)
     _, _, _, _, info = vec.step(torch.full((2 * K,), vec.unwrapped.level.wait_action))
     assert info["events"].shape == (2 * K, 5) and info["exit_reason"].shape == (2 * K,)
+
+
+def test_view_carries_ties_jobs_and_events() -> None:
+    t = Town(LEVEL, 3 * K)
+    t.reset(seed=0)
+    t.trigger_event(2, "park_gathering", duration=3)
+    view = t.view([0, 2])
+    assert view.trust is not None and view.trust.shape == (2, K, K)
+    assert view.employer is not None and view.employer.shape == (2, K)
+    assert view.employed is not None and bool(view.employed.all())
+    assert view.events is not None and view.events.shape == (2, 5)
+    e = t.event_names.index("park_gathering")
+    assert bool(view.events[1, e]) and not bool(view.events[0, e])
+    view.trust.add_(1.0)  # a copy: the town is untouched
+    assert float(t.state.trust.abs().sum()) == 0.0
+    plain = Town("L1_full_observability", 2)
+    plain.reset(seed=0)
+    assert plain.view().trust is None and plain.view().events is None

@@ -422,6 +422,21 @@ class Town:
             return tensor.index_select(0, slots).view(index.numel(), k, *tensor.shape[1:])
 
         clock = state.clock.index_select(0, index)
+        extra: dict[str, torch.Tensor] = {}
+        if self.level.social is not None:
+            extra.update(
+                trust=per_slot(state.trust),
+                familiarity=per_slot(state.familiarity),
+                rivalry=per_slot(state.rivalry),
+                queue_key=per_slot(state.queue_key),
+            )
+        if self.level.economy is not None:
+            extra.update(
+                employer=per_slot(state.work[:, economy.EMPLOYER]),
+                shift_status=per_slot(state.work[:, economy.SHIFT]),
+                employed=per_slot(economy.employed(state)),
+                events=(clock[:, None] < state.event_clock.index_select(0, index)[..., economy.END]),
+            )
         return TownView(
             towns=index.clone(),
             clock=clock,
@@ -433,6 +448,7 @@ class Town:
             progress=per_slot(state.progress),
             life_steps=per_slot(state.life_steps),
             affordance=per_slot(affordance_at(self.level, state)),
+            **extra,
         )
 
     def render(self, mode: str = "ansi", town: int = 0) -> str | np.ndarray:
