@@ -43,7 +43,7 @@ SAFE = 0.1  # keep terminal meters above this after a use: about ten steps of wa
 SOCIAL_LOW = 0.6  # below this, chat before anything but a use in progress
 SOCIAL_IDLE = 0.95  # with nothing urgent to do, seek company below this
 RIVAL = 0.4  # own rivalry above this: do not chat with or walk to that agent
-CRITICAL = 0.25  # economy levels: a need below this is worth missing a shift for
+CRITICAL = 0.35  # economy levels: a vital meter below this is worth missing a shift for
 SPIKE_AVERSION = 0.05  # economy levels: score lost per unit of price multiplier above 1
 
 
