@@ -76,7 +76,7 @@ class ScriptedPolicy:
         # what it still buys: chasing money there would idle the agent until it starves
         self.can_earn = self.money >= 0 and bool((self.gain[:, self.money] > 0).any())
         self.names = list(level.action_names)
-        vital = [int(i) for i in level.terminal_index] + [names.index("satiation")] * ("satiation" in names)
+        vital = [int(i) for i in level.terminal_index] + [i for i, m in enumerate(names) if m == "satiation"]
         self.vital = torch.tensor(sorted(set(vital)), dtype=torch.long, device=town.device)
 
     def __call__(self, obs: torch.Tensor, info: dict, knowledge: Knowledge | None = None) -> torch.Tensor:
