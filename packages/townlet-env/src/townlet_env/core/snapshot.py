@@ -95,7 +95,8 @@ def check_form(
 def upgrade(saved: Any, expected: TownState) -> Any:
     """An older save in the current format: a format-2 save of a level without the social layer
     gets the empty ties and traits and clear queues such a level always has; a format-2 or 3 save
-    of a level without an economy gets its empty economy tensors."""
+    of a level without an economy gets its empty economy tensors. Anything else is left for
+    `check_form` to refuse."""
     if (
         not isinstance(saved, dict)
         or saved.get("format") not in (2, 3)
@@ -103,17 +104,15 @@ def upgrade(saved: Any, expected: TownState) -> Any:
     ):
         return saved
     state = dict(saved["state"])
+    groups = [(ECONOMY_TENSORS, expected.work.shape[1] > 0)]
     if saved["format"] == 2:
-        if expected.personality.shape[1] or any(name in state for name in SOCIAL_TENSORS):
-            return saved
-        for name in SOCIAL_TENSORS:
-            state[name] = getattr(expected, name).new_full(
-                getattr(expected, name).shape, -1 if name == "queue_key" else 0
-            )
-    if expected.work.shape[1] or any(name in state for name in ECONOMY_TENSORS):
-        return saved
-    for name in ECONOMY_TENSORS:
-        state[name] = getattr(expected, name).new_full(getattr(expected, name).shape, 0)
+        groups.append((SOCIAL_TENSORS, expected.personality.shape[1] > 0))
+    for names, layer in groups:
+        if layer or any(name in state for name in names):
+            return saved  # a level with that layer, or a save that already has it: not an old save
+        for name in names:
+            want = getattr(expected, name)
+            state[name] = want.new_full(want.shape, -1 if name == "queue_key" else 0)
     return {**saved, "format": STATE_FORMAT, "state": state}
 
 
