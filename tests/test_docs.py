@@ -210,7 +210,9 @@ def test_level_table_matches_packs() -> None:
     _assert_rows("docs/levels.md", level_rows())
 
 
-@pytest.mark.parametrize("level", ["L0_minimal", "L0_5_dual_resource", "L1_full_observability", "L4_social"])
+@pytest.mark.parametrize(
+    "level", ["L0_minimal", "L0_5_dual_resource", "L1_full_observability", "L4_social", "L5_town"]
+)
 def test_observation_layout_table_matches_code(level: str) -> None:
     _assert_rows("docs/observations.md", layout_rows(level))
 

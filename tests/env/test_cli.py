@@ -34,12 +34,12 @@ def broken_pack(tmp_path: Path) -> Path:
     return pack
 
 
-def test_levels_lists_all_six_with_a_description(capsys: pytest.CaptureFixture[str]) -> None:
+def test_levels_lists_all_seven_with_a_description(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "levels")
     assert code == 0
     lines = out.splitlines()
     assert [line.split()[0] for line in lines] == builtin_levels()
-    assert len(lines) == 6
+    assert len(lines) == 7
     for line in lines:
         description = line.split(maxsplit=1)[1]
         assert len(description) > 10 and not description.startswith("#"), line

@@ -480,7 +480,7 @@ def test_env_with_unknown_level_raises_config_error() -> None:
 # --- the built-in packs ----------------------------------------------------------------------
 
 
-def test_the_six_builtin_levels_exist() -> None:
+def test_the_seven_builtin_levels_exist() -> None:
     assert builtin_levels() == [
         "L0_5_dual_resource",
         "L0_minimal",
@@ -488,6 +488,7 @@ def test_the_six_builtin_levels_exist() -> None:
         "L2_partial_observability",
         "L3_temporal_mechanics",
         "L4_social",
+        "L5_town",
     ]
 
 

@@ -26,6 +26,7 @@ from townlet_env import TownletVectorEnv, builtin_levels, load_level
 from townlet_env.config import LevelConfig
 from townlet_env.config.loader import BUILTIN_DIR
 from townlet_env.core import CompiledLevel, StepResult, TownState, action_mask, observe, step
+from townlet_env.testing import reference_economy as ref_economy
 from townlet_env.testing.reference import (
     RefAgent,
     RefState,
@@ -109,7 +110,32 @@ def _compare_outcome(
     assert new.clock.tolist() == [t.clock for t in ref.state.towns], f"{where}: clock"
     if level.social is not None:
         _compare_social(ref, new, res, excused, where)
+    if level.economy is not None:
+        _compare_economy(ref, new, res, excused, where)
     return excused
+
+
+def _compare_economy(
+    ref: RefStepResult, new: TownState, res: StepResult, excused: set[int], where: str
+) -> None:
+    """Exit reasons, the job side of the tick, each slot's work columns and ledger, and the
+    events of every town (a tick starts none: the scheduler runs after it)."""
+    assert res.exit_reason is not None and res.shift is not None
+    k = new.agents_per_town
+    flagged = {slot // k for slot in excused | {s for s, near in enumerate(ref.near_boundary) if near}}
+    work, ledger = new.work.tolist(), new.ledger.tolist()
+    for slot, agent in enumerate(ref.state.agents):
+        if slot // k in flagged:
+            continue
+        at = f"{where} slot {slot}"
+        assert int(res.exit_reason[slot]) == ref.exit_reason[slot], f"{at}: exit reason"
+        assert abs(float(res.shift.wage[slot]) - ref.wage[slot]) <= TOL, f"{at}: wage"
+        for name in ("on_time", "late", "absent", "fired"):
+            assert bool(getattr(res.shift, name)[slot]) == getattr(ref, name)[slot], f"{at}: {name}"
+        assert work[slot] == agent.work, f"{at}: work {work[slot]} vs {agent.work}"
+        assert abs(ledger[slot][0] - agent.ledger) <= TOL, f"{at}: ledger {ledger[slot][0]} vs {agent.ledger}"
+    for t, town in enumerate(ref.state.towns):
+        assert new.event_clock[t, :, 0].tolist() == town.event_end, f"{where} town {t}: event ends"
 
 
 def _compare_social(
@@ -181,6 +207,8 @@ def _count(
     tally["ticks"] += 1
     if cfg.social is not None:
         _count_social(before, ref, tally)
+    if cfg.economy is not None:
+        _count_economy(cfg, before, ref, tally)
     for slot, agent in enumerate(before.agents):
         tally["invalid"] += ref.invalid[slot]
         tally["used"] += ref.used[slot]
@@ -222,6 +250,28 @@ def _count_social(before: RefState, ref: RefStepResult, tally: Counter) -> None:
         )
         tally["served_from_queue"] += was.queue_key >= 0 and ref.used[slot]
         tally["rivals"] += any(r > 0.2 for r in agent.rivalry)
+
+
+def _count_economy(cfg: LevelConfig, before: RefState, ref: RefStepResult, tally: Counter) -> None:
+    reasons = list(ref_economy.exit_reason_names([m.name for m in cfg.meters.meters if m.terminal]))
+    for slot, agent in enumerate(before.agents):
+        tally["wages"] += ref.wage[slot] > 0
+        tally["on_time"] += ref.on_time[slot]
+        tally["late"] += ref.late[slot]
+        tally["absent"] += ref.absent[slot]
+        tally["fired"] += ref.fired[slot]
+        tally[reasons[ref.exit_reason[slot]]] += 1
+        if not agent.alive:
+            continue
+        tally["priced_use"] += ref.used[slot] and ref_economy.price_here(cfg, before, slot) != 1.0
+        tally["closed_here"] += ref_economy.closed_here(cfg, before, slot)
+        tally["gathering_chat"] += ref.chat_success[slot] and ref_economy.boost(cfg, before, slot) != 1.0
+        tally["unemployed"] += before.towns[before.town_of(slot)].clock < agent.work[ref_economy.REHIRE_AT]
+    for slot, agent in enumerate(before.agents):
+        town = ref.state.towns[before.town_of(slot)]
+        tally["nightly"] += agent.alive and ref.state.agents[slot].alive and town.clock % 24 == 0
+        tally["vacant_slot_ticks"] += not agent.alive
+        tally["due_for_a_newcomer"] += not agent.alive and agent.work[ref_economy.VACANT] + 1 >= 2
 
 
 def _same_cell(state: RefState, j: int, slot: int) -> bool:
@@ -292,7 +342,47 @@ def scramble(env: TownletVectorEnv, rng: random.Random, crowd: bool, frail: bool
             tensors["position"][slot] = tensors["affordance_position"][town, aff]
         if level.multi_tick:
             tensors["progress"][rng.choice(slots)] = rng.randrange(1, int(level.aff_ticks[aff]))
+    if level.economy is not None:
+        scramble_economy(env, tensors, rng)
     env.load_state_dict(saved)
+
+
+def scramble_economy(env: TownletVectorEnv, tensors: dict, rng: random.Random) -> None:
+    """Events active at random, and work columns near every threshold: shifts half done,
+    absences one short of a firing, money spent and broke counters one short of an eviction,
+    firings one short of the next, agents fired a while ago. Some wages are due at once: agents
+    are put on their employer's place."""
+    tables = env.level.economy
+    assert tables is not None
+    spec = tables.spec
+    for town in range(env.num_towns):
+        clock = int(tensors["clock"][town])
+        for e in range(tables.n_events):
+            if rng.random() < 0.4:
+                tensors["event_clock"][town, e, 0] = clock + rng.randint(0, 6)
+                tensors["event_value"][town, e] = rng.uniform(0.5, 2.0)
+            tensors["event_clock"][town, e, 1] = clock + rng.choice([0, 0, 5])
+    window = 1 << spec.jobs.absence_window
+    money = env.level.meter_names.index(spec.money)
+    for slot in range(env.num_envs):
+        work = tensors["work"][slot]
+        clock = int(tensors["clock"][slot // env.agents_per_town])
+        work[1] = rng.choice([0, 0, 1, 2])
+        work[2] = rng.randrange(window)
+        work[3] = rng.choice([0, 0, max(clock - 3, 0), clock + rng.randint(0, 5)])
+        work[4] = rng.randint(0, max(spec.lifecycle.evict_firings - 1, 0))
+        if rng.random() < 0.3:
+            tensors["meters"][slot, money] = rng.choice([0.0, 0.0, 0.01])
+            work[5] = rng.randint(0, max(spec.lifecycle.evict_broke_ticks, 1))
+        if rng.random() < 0.5 and not tensors["progress"][slot]:
+            town = slot // env.agents_per_town
+            place = int(tables.place[int(work[0])])
+            events = [e for e in range(tables.n_events) if int(tensors["event_clock"][town, e, 0]) > clock]
+            if events and rng.random() < 0.5:  # where an event is on: a gathering, an outage, a spike
+                place = rng.choice(tables.event_target[rng.choice(events)].nonzero().flatten().tolist())
+            tensors["position"][slot] = tensors["affordance_position"][town, place]
+            tensors["queue_key"][slot] = -1
+            tensors["stall"][slot] = 0
 
 
 def drive(
@@ -457,7 +547,41 @@ def variant_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.mark.parametrize("variant", list(VARIANTS))
+# the economy's options L5_town leaves off: base prices, a population cap below the town's
+# slots, a respawn delay, the nightly reset, quick evictions
+ECONOMY_VARIANT = {
+    "economy.yaml": {
+        "prices": {"Bed": 1.5, "FastFood": 0.5, "Shower": 2.0},
+        "lifecycle": {
+            "population_cap": 4,
+            "respawn_delay": 2,
+            "evict_broke_ticks": 3,
+            "evict_firings": 1,
+            "nightly_reset": {"meters": {"energy": [0.5, 1.0], "satiation": [0.4, 0.9]}},
+        },
+    }
+}
+VARIANTS["economy_night_delay_cap"] = ("L5_town", ECONOMY_VARIANT)
+
+
+def test_economy_options_match_reference(variant_dir: Path) -> None:
+    pack = str(variant_dir / "economy_night_delay_cap")
+    tally: Counter = Counter()
+    for seed in range(3):
+        policy = social_seeking(chat_rate=0.3, interact_rate=0.5)
+        tally += drive(pack, 500 + seed, apt=6, towns=2, ticks=40, policy=policy, crowd=seed == 0)
+    for what in (
+        "nightly",
+        "vacant_slot_ticks",
+        "due_for_a_newcomer",
+        "evicted_broke",
+        "evicted_fired",
+        "used",
+    ):
+        assert tally[what] > 0, f"no {what} in {dict(tally)}"
+
+
+@pytest.mark.parametrize("variant", [v for v in VARIANTS if not v.startswith("economy")])
 def test_core_matches_reference_on_pack_variants(variant: str, variant_dir: Path) -> None:
     pack = str(variant_dir / variant)
     tally: Counter = Counter()
@@ -542,3 +666,39 @@ def test_social_level_matches_reference_in_crowded_play() -> None:
 @given(seed=st.integers(0, 2**31 - 1), apt=st.sampled_from([2, 3, 6]), towns=st.integers(1, 2))
 def test_social_level_matches_reference_in_random_play(seed: int, apt: int, towns: int) -> None:
     drive("L4_social", seed, apt, towns, ticks=40, policy=social_seeking(chat_rate=0.3, interact_rate=0.3))
+
+
+# --- the economy level ---------------------------------------------------------------------------
+
+
+def test_economy_level_matches_reference_in_crowded_play() -> None:
+    """L5_town crowded, with events, shifts and money near every threshold: wages, arrivals on
+    time and late, absences, firings, both evictions, deaths, spiked prices, closed affordances
+    and chats at a gathering."""
+    tally: Counter = Counter()
+    for seed in range(4):
+        policy = social_seeking(chat_rate=0.4, interact_rate=0.6)
+        tally += drive("L5_town", 400 + seed, apt=6, towns=2, ticks=48, policy=policy, crowd=seed % 2 == 0)
+    for what in (
+        "wages",
+        "on_time",
+        "late",
+        "absent",
+        "fired",
+        "evicted_broke",
+        "evicted_fired",
+        "priced_use",
+        "closed_here",
+        "gathering_chat",
+        "unemployed",
+        "chat_success",
+        "queue_joins",
+        "used",
+    ):
+        assert tally[what] > 0, f"no {what} in {dict(tally)}"
+
+
+@settings(max_examples=max(settings().max_examples // 4, 3))
+@given(seed=st.integers(0, 2**31 - 1), apt=st.sampled_from([2, 3, 6]), towns=st.integers(1, 2))
+def test_economy_level_matches_reference_in_random_play(seed: int, apt: int, towns: int) -> None:
+    drive("L5_town", seed, apt, towns, ticks=40, policy=social_seeking(chat_rate=0.3, interact_rate=0.3))

@@ -58,3 +58,11 @@ TRAJECTORIES = {
 def test_builtin_level_plays_as_before(level: str) -> None:
     """Same seed, same actions: the same observations, rewards and flags as before L4 existed."""
     assert trajectory_digest(level) == TRAJECTORIES[level]
+
+
+def test_social_level_plays_as_before_the_economy() -> None:
+    """L4_social: the same trajectory as before economy.yaml existed (the economy's code paths
+    and draws stay off on a level without it)."""
+    assert (
+        trajectory_digest("L4_social") == "76f54b9fb870aa8fedcfd318b542af984f7f84539d0dfcf545396f286ee59f76"
+    )

@@ -111,3 +111,49 @@ def test_scripted_works_before_a_use_that_would_leave_it_short_of_money() -> Non
     assert legal and action != interact
     action, legal = _choice_on("LuxuryBed", **{**RESTED, "energy": 0.45, "social": 1.0, "money": 0.21})
     assert legal and action == interact
+
+
+def test_scripted_keeps_its_job_and_reads_the_market_on_l5() -> None:
+    """It goes to work in time (far more on-time arrivals than absences, wages earned, few
+    firings), outlives random play, never takes a masked action, and avoids a place that an
+    outage closes or a spike makes unaffordable."""
+    env = TownletVectorEnv("L5_town", 36)
+    obs, info = env.reset(seed=2)
+    policy = ScriptedPolicy(env.town)
+    totals = {"wage": 0.0, "on_time": 0, "absent": 0, "fired": 0, "exits": 0}
+    for _ in range(240):
+        action = policy(obs, info)
+        assert bool(info["action_mask"].gather(1, action[:, None]).all())
+        obs, _, terminated, _, info = env.step(action)
+        totals["wage"] += float(info["wage"].sum())
+        totals["on_time"] += int(info["arrived_on_time"].sum())
+        totals["absent"] += int(info["absent"].sum())
+        totals["fired"] += int(info["fired"].sum())
+        totals["exits"] += int(terminated.sum())
+    assert totals["on_time"] > 3 * totals["absent"], totals
+    assert totals["wage"] > 0.5 * 36 * 10 * 0.02, totals  # about half the shifts' pay at least
+    assert totals["fired"] <= 36 // 6 and totals["exits"] <= 36 // 4, totals
+
+    # a closed Shower and a HomeMeal priced out of reach are not where it goes
+    env.reset(seed=3)
+    town = env.town
+    shower = env.level.affordance_names.index("Shower")
+    state = town.state
+    hygiene = env.level.meter_names.index("hygiene")
+    meters = state.meters.clone()
+    meters[:, hygiene] = 0.2  # the most urgent need: a shower
+    work = state.work.clone()
+    work[:, 3] = 10_000  # no one employed, so no shift gets in the way
+    town.set_state(state.replace(meters=meters, work=work))
+    for t in range(town.num_towns):
+        town.trigger_event(t, "water_outage", duration=8)
+    obs, info = env.observe()
+    action = policy(obs, info)
+    site = town.state.affordance_position[town.state.town, shower].long()
+    closer = []
+    for _ in range(4):
+        before = (site - town.state.position).abs().sum(dim=1)
+        obs, _, _, _, info = env.step(action)
+        closer.append((site - town.state.position).abs().sum(dim=1) < before)
+        action = policy(obs, info)
+    assert not bool(torch.stack(closer).all(dim=0).any()), "no one walks straight to a closed Shower"

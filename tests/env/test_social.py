@@ -278,10 +278,22 @@ def test_social_state_round_trips_and_old_saves_still_load() -> None:
     l1 = TownletVectorEnv("L1_full_observability", num_envs=2)
     l1.reset(seed=0)
     old = l1.state_dict()
-    old["format"] = 2
+    older = {**old, "format": 2, "state": dict(old["state"])}
     for name in ("trust", "familiarity", "rivalry", "personality", "queue_key", "stall"):
-        del old["state"][name]
-    l1.load_state_dict(old)  # a save from before the social layer
+        del older["state"][name]
+    for name in ("work", "ledger", "event_clock", "event_value"):
+        del older["state"][name]
+    l1.load_state_dict(older)  # a save from before the social layer (and the economy)
+    before_economy = {**old, "format": 3, "state": dict(old["state"])}
+    for name in ("work", "ledger", "event_clock", "event_value"):
+        del before_economy["state"][name]
+    l1.load_state_dict(before_economy)  # a save from before the economy
+    social = env.state_dict()
+    social = {**social, "format": 3, "state": dict(social["state"])}
+    for name in ("work", "ledger", "event_clock", "event_value"):
+        del social["state"][name]
+    other.load_state_dict(social)  # L4 saved before the economy existed
+    assert torch.equal(other.state.trust, env.state.trust)
 
 
 # --- the config --------------------------------------------------------------------------------------

@@ -255,13 +255,17 @@ def test_constructor_errors() -> None:
         townlet_env.parallel_env().step({})
 
 
-def test_the_social_town_is_a_whole_town_and_passes_conformance(capsys: pytest.CaptureFixture[str]) -> None:
-    """L4_social without num_agents: the pack's population of six, every agent in one town."""
-    env = townlet_env.parallel_env(level="L4_social")
+@pytest.mark.parametrize("level", ["L4_social", "L5_town"])
+def test_the_social_town_is_a_whole_town_and_passes_conformance(
+    level: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """L4_social and L5_town without num_agents: the pack's population of six, every agent in
+    one town (on L5 an eviction ends an agent like a death, and events run: seeded alike)."""
+    env = townlet_env.parallel_env(level=level)
     assert env.max_num_agents == 6 and env.town.agents_per_town == 6
     with pettingzoo_checks(True):
         parallel_api_test(env)
-        api_test(townlet_env.env(level="L4_social"), num_cycles=500)
-    parallel_seed_test(lambda: townlet_env.parallel_env(level="L4_social"))
+        api_test(townlet_env.env(level=level), num_cycles=500)
+    parallel_seed_test(lambda: townlet_env.parallel_env(level=level))
     out = capsys.readouterr().out
     assert "Passed Parallel API test" in out and "Passed API test" in out

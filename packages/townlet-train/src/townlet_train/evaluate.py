@@ -160,6 +160,9 @@ def evaluate(
     social = env.level.social is not None
     chats = torch.zeros(episodes, device=env.device)
     trust_sum, trust_ticks = 0.0, 0
+    economy = env.level.economy is not None
+    work = {key: torch.zeros(episodes, device=env.device) for key in ("wage", "on_time", "late", "absent")}
+    exits = torch.zeros(episodes, dtype=torch.long, device=env.device)
     while not bool(finished.all()):
         action, state = actor.act(obs, info["action_mask"], state)
         if tally is not None:
@@ -173,6 +176,13 @@ def evaluate(
             playing = ~finished
             trust_sum += float(info["trust"][playing].sum()) / max(env.agents_per_town - 1, 1)
             trust_ticks += int(playing.sum())
+        if economy:  # wages and shift arrivals of the episode, and why it ended
+            playing = ~finished
+            work["wage"] += info["wage"] * playing
+            for key in ("on_time", "late"):
+                work[key] += info[f"arrived_{key}"] * playing
+            work["absent"] += info["absent"] * playing
+            exits = torch.where(playing & terminated, info["exit_reason"], exits)
         done = (terminated | truncated) & ~finished
         survival = torch.where(done, info["final_episode_step"], survival)
         finished |= done
@@ -187,6 +197,13 @@ def evaluate(
     if social:
         extra["chats_per_episode"] = float(chats.mean())
         extra["mean_trust"] = trust_sum / max(trust_ticks, 1)
+    if economy:
+        shifts = float((work["on_time"] + work["late"] + work["absent"]).sum())
+        names = env.exit_reasons
+        extra["wages_per_episode"] = float(work["wage"].mean())
+        extra["on_time_rate"] = float(work["on_time"].sum()) / max(shifts, 1.0)
+        extra["evictions"] = int((exits >= names.index("evicted_broke")).sum())
+        extra["exits"] = {names[c]: int((exits == c).sum()) for c in range(1, len(names))}
     return {
         "policy": policy,
         "level": level,

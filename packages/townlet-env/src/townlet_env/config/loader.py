@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from townlet_env.config.bounded_yaml import read_yaml_mapping
+from townlet_env.config.economy import EconomyFile, exit_reason_names
 from townlet_env.config.messages import ConfigError, describe_validation_error, did_you_mean, printable
 from townlet_env.config.schema import (
     PACK_FILES,
@@ -31,7 +32,7 @@ from townlet_env.config.social import SocialFile
 
 # Files a pack may leave out. An absent one is not hashed, so adding one here never changes the
 # hash of the packs that do not use it.
-OPTIONAL_PACK_FILES: dict[str, type[BaseModel]] = {"social.yaml": SocialFile}
+OPTIONAL_PACK_FILES: dict[str, type[BaseModel]] = {"social.yaml": SocialFile, "economy.yaml": EconomyFile}
 
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "levels"
 # Bump when townlet_env.core.layout or observe changes what an observation's floats mean
@@ -51,6 +52,7 @@ class LevelConfig:
     reward: RewardFile
     observation: ObservationFile
     social: SocialFile | None = None  # social.yaml: relationships, chat, queues (docs/social.md)
+    economy: EconomyFile | None = None  # economy.yaml: jobs, prices, events, lifecycle (docs/economy.md)
 
     @property
     def meter_names(self) -> list[str]:
@@ -158,6 +160,7 @@ def _cross_check(cfg: LevelConfig) -> None:
             need_meter("actions.yaml", f"actions[{i}].effects.{printable(name)}", name)
     _check_reward(cfg, need_meter)
     _check_social(cfg, need_meter)
+    _check_economy(cfg, need_meter)
     _check_observation(cfg)
     _check_world(cfg)
     _check_cycles(cfg)
@@ -193,6 +196,47 @@ def _check_social(cfg: LevelConfig, need_meter: Any) -> None:
         raise ConfigError(
             f"{cfg.source / 'world.yaml'}: interaction: a social level needs multi_tick uses "
             "(an occupant and a queue behind it; see docs/social.md)"
+        )
+
+
+def _check_economy(cfg: LevelConfig, need_meter: Any) -> None:
+    spec = cfg.economy
+    if spec is None:
+        return
+    file = cfg.source / "economy.yaml"
+    if cfg.social is None:
+        raise ConfigError(f"{file}: an economy needs the social layer: add a social.yaml (docs/social.md)")
+    need_meter("economy.yaml", "money", spec.money)
+    names = [a.name for a in cfg.affordances.affordances]
+
+    def need_place(where: str, name: str) -> None:
+        if name not in names:
+            raise ConfigError(
+                f"{file}: {where}: unknown affordance '{printable(name)}' "
+                f"(affordances: {', '.join(names)}{did_you_mean(name, names)})"
+            )
+
+    for name in spec.prices:
+        need_place(f"prices.{printable(name)}", name)
+    for i, employer in enumerate(spec.jobs.employers):
+        need_place(f"jobs.employers[{i}].place", employer.place)
+    for i, event in enumerate(spec.events.catalogue):
+        for j, target in enumerate(event.targets):
+            need_place(f"events.catalogue[{i}].targets[{j}]", target)
+    if spec.lifecycle.nightly_reset is not None:
+        for name in spec.lifecycle.nightly_reset.meters:
+            need_meter("economy.yaml", f"lifecycle.nightly_reset.meters.{printable(name)}", name)
+    terminal = [m.name for m in cfg.meters.meters if m.terminal]
+    reasons = exit_reason_names(terminal)[1:]
+    for name in spec.reward.terminal:
+        if name not in reasons:
+            raise ConfigError(
+                f"{file}: reward.terminal.{printable(name)}: unknown exit reason "
+                f"(exit reasons: {', '.join(reasons)}{did_you_mean(name, list(reasons))})"
+            )
+    if not cfg.world.day_cycle:
+        raise ConfigError(
+            f"{cfg.source / 'world.yaml'}: day_cycle: an economy needs a day cycle (shifts are hours)"
         )
 
 

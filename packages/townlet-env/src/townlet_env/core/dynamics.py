@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 
 import torch
 
+from townlet_env.core import economy
 from townlet_env.core.level import CompiledLevel
-from townlet_env.core.observe import action_mask, affordance_at
+from townlet_env.core.observe import action_mask, affordance_at, market_of
 from townlet_env.core.pairs import NOT_QUEUED, Pairs, ties_slot_major
 from townlet_env.core.social_step import SocialPhase, social_phase, social_reward
 from townlet_env.core.state import TownState
@@ -33,6 +34,10 @@ class StepResult:
     reward_terms: dict[str, torch.Tensor] = field(default_factory=dict)
     # the new ties as `Pairs.ties` holds them ([3, K, K, T]), for the new state's Pairs
     ties_town_last: torch.Tensor | None = None
+    # economy levels only (docs/economy.md): why each slot's agent left (0: it did not), and the
+    # job side of the tick
+    exit_reason: torch.Tensor | None = None
+    shift: economy.Shift | None = None
 
 
 def step(
@@ -54,14 +59,20 @@ def step(
     legal = mask.gather(1, actions[:, None]).squeeze(1)
     executed = torch.where(legal, actions, level.wait_action)
     alive = state.alive
-    social = None if pairs is None else social_phase(level, pairs, executed)
+    market = None if pairs is None or level.economy is None else market_of(level, pairs)
+    social = None if pairs is None else social_phase(level, pairs, executed, market)
+    job = None if market is None else economy.shift(level.economy, state, aff)  # type: ignore[arg-type]
 
-    meters, progress = _act(level, state, executed, aff, social)
+    meters, progress = _act(level, state, executed, aff, social, market, job)
     meters = _drain(level, meters, state.difficulty, social)
     meters = torch.where(alive[:, None], meters, state.meters)  # the dead do not change
 
     died = alive & (meters.index_select(1, level.terminal_index) <= 0.0).any(dim=1)
     living = alive & ~died
+    if job is not None:  # an eviction ends the agent's life in the town like a death
+        assert level.economy is not None
+        evicted, exit_reason, work = economy.leave(level.economy, state, meters, died, living, job.work)
+        died, living = died | evicted, living & ~evicted
     clock = state.clock + 1
     truncated = living & (state.per_slot(clock) >= level.max_steps)
 
@@ -86,10 +97,36 @@ def step(
         stall=torch.where(living, social.queue.stall, 0),
     )
     chat = social.chat
+    if job is not None:
+        assert level.economy is not None
+        reward, terms, ledger = economy.economy_reward(
+            level.economy, spec_clip(level), terms, living, alive, job, exit_reason, state.ledger
+        )
+        new_state = new_state.replace(work=work, ledger=ledger)
+        if level.economy.spec.lifecycle.nightly_reset is not None:
+            new_state = economy.nightly(level.economy, new_state)
+        return new_state, StepResult(
+            reward,
+            died,
+            truncated,
+            ~legal,
+            executed,
+            chat.partner,
+            chat.success,
+            terms,
+            social.ties,
+            exit_reason,
+            job,
+        )
     result = StepResult(
         reward, died, truncated, ~legal, executed, chat.partner, chat.success, terms, social.ties
     )
     return new_state, result
+
+
+def spec_clip(level: CompiledLevel) -> tuple[float, float]:
+    assert level.social is not None
+    return level.social.spec.reward.clip
 
 
 def _act(
@@ -98,14 +135,20 @@ def _act(
     executed: torch.Tensor,
     aff: torch.Tensor,
     social: SocialPhase | None,
+    market: economy.Market | None = None,
+    job: economy.Shift | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Phase 1: the executed actions' own meter effects, any affordance use and, on a social
-    level, what chats add to the social meter."""
+    level, what chats add to the social meter; on an economy level, prices scale the cost of a
+    use, wages are paid and lateness is docked."""
     delta = level.action_delta.index_select(0, executed)
     progress = torch.zeros_like(state.progress)
     if social is not None:
         assert level.social is not None
         delta[:, level.social.meter] += social.chat.social_gain  # delta is this call's own
+    if job is not None:
+        assert level.economy is not None
+        delta[:, level.economy.money] += job.wage - job.late_fee
     if level.interact_action >= 0:
         # masked INTERACT already became WAIT; with queues, only the holder's INTERACT is a use
         using = executed == level.interact_action if social is None else social.queue.using
@@ -117,6 +160,9 @@ def _act(
                 level.aff_tick_delta.index_select(0, a) * using[:, None]
                 + level.aff_completion.index_select(0, a) * done[:, None]
             )
+            if market is not None:
+                assert level.economy is not None
+                use = use - economy.surcharge(level.economy, market, a, using)
             progress = torch.where(done, 0, progress)
         else:
             use = level.aff_instant_delta.index_select(0, a) * using[:, None]

@@ -50,6 +50,41 @@ class ObservationLayout:
         return [field.name for field in self.fields]
 
 
+JOB_COLUMNS = (
+    "employed",
+    "shift_now",
+    "on_site",
+    "on_time",
+    "late",
+    "absences",
+    "until_shift",
+    "rehire_wait",
+    "broke",
+)
+
+
+def economy_fields(cfg: LevelConfig, n_ch: int) -> list[tuple[str, tuple[int, ...], str]]:
+    assert cfg.economy is not None
+    spec = cfg.economy
+    return [
+        ("employer", (len(spec.jobs.employers),), "one-hot of the agent's employer (economy.yaml order)"),
+        (
+            "job",
+            (len(JOB_COLUMNS),),
+            "employed, in shift hours, on site, arrived on time, late, "
+            "absences / absences_to_fire, hours until the shift starts / 24, rehire wait / cooldown, "
+            "ticks broke / evict_broke_ticks",
+        ),
+        (
+            "events",
+            (len(spec.events.catalogue), 2),
+            "per catalogue event: active, ticks left / longest duration",
+        ),
+        ("prices", (n_ch,), "price multiplier - 1 per channel's affordance, clipped to [-1, 1]"),
+        ("closed", (n_ch,), "1 where an outage closes the channel's affordance"),
+    ]
+
+
 def build_layout(cfg: LevelConfig) -> ObservationLayout:
     obs = cfg.observation
     channels = tuple(obs.affordance_channels or [a.name for a in cfg.affordances.affordances])
@@ -89,6 +124,8 @@ def build_layout(cfg: LevelConfig) -> ObservationLayout:
                 "per nearest other agent: dx, dy, alive, busy, queued, own trust, familiarity, rivalry",
             ),
         ]
+    if cfg.economy is not None:
+        specs += economy_fields(cfg, n_ch)
     fields = []
     offset = 0
     for name, shape, doc in specs:

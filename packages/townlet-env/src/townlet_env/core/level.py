@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from townlet_env.config import LevelConfig, load_level
+from townlet_env.core.economy import EconomyTables, compile_economy
 from townlet_env.core.layout import ObservationLayout, build_layout
 from townlet_env.core.social import SocialTables, compile_social
 
@@ -85,6 +86,7 @@ class CompiledLevel:
     window_offset: torch.Tensor  # [w * w] long, flat offsets of the partial window's cells
     code_channel: torch.Tensor  # [A + 2] long, channel of cell code c at c + 2 (BLOCKED -> n_ch)
     social: SocialTables | None = None  # relationships, chat and queues (levels with social.yaml)
+    economy: EconomyTables | None = None  # jobs, prices, events, lifecycle (levels with economy.yaml)
 
     @property
     def n_meters(self) -> int:
@@ -106,11 +108,11 @@ class CompiledLevel:
         def move(value: Any) -> Any:
             if isinstance(value, torch.Tensor):
                 return value.to(device)
-            if isinstance(value, CascadeStage | SocialTables):
+            if isinstance(value, CascadeStage | SocialTables | EconomyTables):
                 return dataclasses.replace(
                     value, **{f.name: move(getattr(value, f.name)) for f in dataclasses.fields(value)}
                 )
-            if isinstance(value, tuple) and value and isinstance(value[0], CascadeStage):
+            if isinstance(value, tuple):  # cascade stages, the economy's (event, targets) pairs
                 return tuple(move(v) for v in value)
             return value
 
@@ -196,6 +198,7 @@ def compile_level(level: str | Path | LevelConfig, device: torch.device | str = 
         terminal_index=terminal.nonzero().flatten(),
         **_derived_tables(cfg, layout, pad, move_delta[moves], channel_of),
         social=compile_social(cfg),
+        economy=compile_economy(cfg),
     )
     return compiled.to(device)
 

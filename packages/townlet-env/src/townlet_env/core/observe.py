@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import torch
 
+from townlet_env.core.economy import Market, market
 from townlet_env.core.level import BLOCKED, EMPTY, HOURS_PER_DAY, CompiledLevel
+from townlet_env.core.observe_economy import economy_view
 from townlet_env.core.observe_social import social_view
 from townlet_env.core.pairs import Pairs
 from townlet_env.core.state import TownState
@@ -41,6 +43,16 @@ def pairs_of(level: CompiledLevel, state: TownState, aff: torch.Tensor, pairs: P
     return pairs if pairs is not None and pairs.state is state else Pairs(state, aff, level.max_steps)
 
 
+def market_of(level: CompiledLevel, pairs: Pairs) -> Market:
+    """On an economy level, the `Market` of `pairs.state`, computed once and kept with its pairs
+    (shared by the mask, the observation and the tick)."""
+    assert level.economy is not None
+    found = pairs.__dict__.get("market")
+    if found is None:
+        found = pairs.__dict__["market"] = market(level.economy, pairs.state, pairs.aff)
+    return found
+
+
 def action_mask(
     level: CompiledLevel, state: TownState, aff: torch.Tensor | None = None, pairs: Pairs | None = None
 ) -> torch.Tensor:
@@ -53,7 +65,8 @@ def action_mask(
         targets = cell_index(level, state)[:, None] + level.move_cell_offset
         mask[:, level.move_columns] = torch.take(state.cells, targets) != BLOCKED
     if level.interact_action >= 0:
-        mask[:, level.interact_action] = can_interact(level, state, aff)
+        prices = None if level.economy is None else market_of(level, pairs_of(level, state, aff, pairs))
+        mask[:, level.interact_action] = can_interact(level, state, aff, prices)
     if level.social is not None:
         mask[:, level.social.chat_action] = pairs_of(level, state, aff, pairs).has_neighbour
     # an agent that is not alive may only WAIT: two in-place operations, several times cheaper
@@ -63,11 +76,19 @@ def action_mask(
     return mask
 
 
-def can_interact(level: CompiledLevel, state: TownState, aff: torch.Tensor) -> torch.Tensor:
+def can_interact(
+    level: CompiledLevel, state: TownState, aff: torch.Tensor, prices: Market | None = None
+) -> torch.Tensor:
     """On an affordance that is open, affordable and not taken by another agent of the town; on
-    a social level a taken affordance may be queued for, so INTERACT stays legal there."""
+    a social level a taken affordance may be queued for, so INTERACT stays legal there. On an
+    economy level (`prices`) the price multiplier scales what a use needs, and an outage closes."""
     a = aff.clamp(min=0)
-    ok = (aff >= 0) & (state.meters >= level.aff_required.index_select(0, a)).all(dim=1)
+    required = level.aff_required.index_select(0, a)
+    if prices is not None:
+        required = required * prices.price_here[:, None]
+    ok = (aff >= 0) & (state.meters >= required).all(dim=1)
+    if prices is not None:
+        ok &= ~prices.closed_here
     if level.day_cycle:
         ok &= level.aff_open[a, hour_of_day(state)]
     if state.agents_per_town > 1 and level.social is None:
@@ -140,7 +161,10 @@ def observe(
     else:
         _partial_view(level, state, obs)
     if level.social is not None:
-        social_view(level, pairs_of(level, state, aff, pairs), obs)
+        pairs = pairs_of(level, state, aff, pairs)
+        social_view(level, pairs, obs)
+        if level.economy is not None:
+            economy_view(level, pairs, market_of(level, pairs), obs)
     return obs
 
 

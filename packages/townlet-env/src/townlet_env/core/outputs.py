@@ -34,6 +34,9 @@ class StepOutput(Observation):
     chat_partner: torch.Tensor | None = None
     chat_success: torch.Tensor | None = None
     reward_terms: dict[str, torch.Tensor] = field(default_factory=dict)
+    # economy levels only (docs/economy.md): exit_reason, wage, arrived_on_time, arrived_late,
+    # absent, fired, each [N]
+    economy: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -54,3 +57,15 @@ class TownView:
     progress: torch.Tensor  # [V, K] ticks done of the current multi-tick use
     life_steps: torch.Tensor  # [V, K]
     affordance: torch.Tensor  # [V, K] affordance underfoot (-1: none)
+    # social levels: each agent's ties toward every agent of its town [V, K, K], and its queue
+    # place (the tick it joined, -1: not queued) [V, K]; None elsewhere
+    trust: torch.Tensor | None = None
+    familiarity: torch.Tensor | None = None
+    rivalry: torch.Tensor | None = None
+    queue_key: torch.Tensor | None = None
+    # economy levels: employer, shift status (0 not arrived, 1 on time, 2 late), employed [V, K],
+    # and the catalogue events active in each town [V, E] (named by `Town.event_names`)
+    employer: torch.Tensor | None = None
+    shift_status: torch.Tensor | None = None
+    employed: torch.Tensor | None = None
+    events: torch.Tensor | None = None

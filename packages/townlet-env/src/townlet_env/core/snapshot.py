@@ -19,8 +19,9 @@ from townlet_env.core.observe import affordance_at
 from townlet_env.core.spawn import draw_grid
 from townlet_env.core.state import TownState
 
-STATE_FORMAT = 3  # 2: affordance_position is int16; 3: the social tensors
+STATE_FORMAT = 4  # 2: affordance_position is int16; 3: the social tensors; 4: the economy's
 SOCIAL_TENSORS = ("trust", "familiarity", "rivalry", "personality", "queue_key", "stall")
+ECONOMY_TENSORS = ("work", "ledger", "event_clock", "event_value")
 REQUIRED = (
     "format",
     "level",
@@ -92,17 +93,26 @@ def check_form(
 
 
 def upgrade(saved: Any, expected: TownState) -> Any:
-    """A format-2 save of a level without the social layer, in format 3: its social tensors are
-    the empty ties and traits and the clear queues such a level always has."""
-    if not isinstance(saved, dict) or saved.get("format") != 2 or not isinstance(saved.get("state"), dict):
-        return saved
-    if expected.personality.shape[1] or any(name in saved["state"] for name in SOCIAL_TENSORS):
+    """An older save in the current format: a format-2 save of a level without the social layer
+    gets the empty ties and traits and clear queues such a level always has; a format-2 or 3 save
+    of a level without an economy gets its empty economy tensors. Anything else is left for
+    `check_form` to refuse."""
+    if (
+        not isinstance(saved, dict)
+        or saved.get("format") not in (2, 3)
+        or not isinstance(saved.get("state"), dict)
+    ):
         return saved
     state = dict(saved["state"])
-    for name in SOCIAL_TENSORS:
-        state[name] = getattr(expected, name).new_full(
-            getattr(expected, name).shape, -1 if name == "queue_key" else 0
-        )
+    groups = [(ECONOMY_TENSORS, expected.work.shape[1] > 0)]
+    if saved["format"] == 2:
+        groups.append((SOCIAL_TENSORS, expected.personality.shape[1] > 0))
+    for names, layer in groups:
+        if layer or any(name in state for name in names):
+            return saved  # a level with that layer, or a save that already has it: not an old save
+        for name in names:
+            want = getattr(expected, name)
+            state[name] = want.new_full(want.shape, -1 if name == "queue_key" else 0)
     return {**saved, "format": STATE_FORMAT, "state": state}
 
 
@@ -183,6 +193,39 @@ def check_values(level: CompiledLevel, state: TownState) -> None:
     _check_layout(level, state)
     if level.social is not None:
         _check_social(level, state)
+    if level.economy is not None:
+        _check_economy(level, state)
+
+
+def _check_economy(level: CompiledLevel, state: TownState) -> None:
+    from townlet_env.core.economy import ABSENCES, BROKE, EMPLOYER, FIRINGS, HOME_X, HOME_Y, VACANT
+
+    tables = level.economy
+    assert tables is not None
+    work = state.work
+    checks = (
+        ("employer", work[:, EMPLOYER], 0, len(tables.spec.jobs.employers) - 1),
+        ("shift", work[:, 1], 0, 2),
+        ("absences", work[:, ABSENCES], 0, (1 << tables.spec.jobs.absence_window) - 1),
+        ("firings", work[:, FIRINGS], 0, 1_000_000),
+        ("broke", work[:, BROKE], 0, 1_000_000),
+        ("vacant", work[:, VACANT], 0, 1_000_000),
+        ("home x", work[:, HOME_X], 0, level.width - 1),
+        ("home y", work[:, HOME_Y], 0, level.height - 1),
+        ("rehire_at", work[:, 3], 0, 1_000_000),
+    )
+    for what, value, low, high in checks:
+        if bool(((value < low) | (value > high)).any()):
+            raise StateMismatchError(f"state tensor 'work' ({what}) must be in [{low}, {high}]")
+    if bool(level.walls[work[:, HOME_Y], work[:, HOME_X]].any()):
+        raise StateMismatchError("state tensor 'work' places a home on a wall")
+    if not bool(torch.isfinite(state.ledger).all()):
+        raise StateMismatchError("state tensor 'ledger' must be finite")
+    if bool((state.event_clock < 0).any()) or bool((state.event_clock > 1_000_000).any()):
+        raise StateMismatchError("state tensor 'event_clock' must hold ticks in [0, 1000000]")
+    value = state.event_value
+    if not bool((torch.isfinite(value) & (value >= 0) & (value <= 2)).all()):
+        raise StateMismatchError("state tensor 'event_value' must hold finite values in [0, 2]")
 
 
 def _check_social(level: CompiledLevel, state: TownState) -> None:

@@ -7,6 +7,7 @@ affordance, and what chat adds to the social meter) and `social_reward` after th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -15,6 +16,9 @@ from townlet_env.core.observe import hour_of_day
 from townlet_env.core.pairs import Pairs, columns, town_last
 from townlet_env.core.queue import QueueOutcome, advance, first_in_line
 from townlet_env.core.social import ChatOutcome, converse, personal_factors, settle_ties
+
+if TYPE_CHECKING:
+    from townlet_env.core.economy import Market
 
 
 @dataclass(frozen=True)
@@ -25,18 +29,26 @@ class SocialPhase:
     drain: torch.Tensor  # [N] extra drain of the social meter from extroversion (x difficulty)
 
 
-def social_phase(level: CompiledLevel, pairs: Pairs, executed: torch.Tensor) -> SocialPhase:
-    """The chats and queues of the tick from `pairs.state`, the state at its start."""
+def social_phase(
+    level: CompiledLevel, pairs: Pairs, executed: torch.Tensor, market: Market | None = None
+) -> SocialPhase:
+    """The chats and queues of the tick from `pairs.state`, the state at its start. On an
+    economy level (`market`), an outage closes its affordances like closing hours do, and a
+    gathering multiplies the chat gains of the agents at its place."""
     tables = level.social
     assert tables is not None
     spec = tables.spec
     state, aff, k = pairs.state, pairs.aff, pairs.k
     personal = personal_factors(tables, state.personality.view(-1, k, 3).permute(2, 1, 0).contiguous())
+    if market is not None:
+        personal = (personal[0] * town_last(market.boost_here, k), personal[1], personal[2])
     chatting = town_last(executed == tables.chat_action, k)
     chat = converse(tables, pairs, personal, chatting, pairs.busy)
     moved = level.is_move.index_select(0, executed)
     a = aff.clamp(min=0)
     open_now = (aff >= 0) & (level.aff_open[a, hour_of_day(state)] if level.day_cycle else True)
+    if market is not None:
+        open_now = open_now & ~market.closed_here
     queue = advance(pairs, executed, level.interact_action, moved, open_now, spec.queue.ghost_ticks)
     completed = queue.using & (state.progress + 1 >= level.aff_ticks.index_select(0, a))
     deltas = [chat.delta]

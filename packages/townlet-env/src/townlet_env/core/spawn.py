@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from townlet_env.core import lifecycle
+from townlet_env.core.economy import WORK_COLUMNS
 from townlet_env.core.level import BLOCKED, EMPTY, CompiledLevel
 from townlet_env.core.social import SocialTables, draw_traits, forget
 from townlet_env.core.state import POSITION_DTYPE, TownState
@@ -36,6 +38,8 @@ def initial_state(
     p = level.pad
     k_ties = agents_per_town if level.social is not None else 0
     n_traits = 3 if level.social is not None else 0
+    econ = level.economy
+    n_work, n_events = (WORK_COLUMNS, econ.n_events) if econ is not None else (0, 0)
     cells = torch.full(
         (num_towns, level.height + 2 * p, level.width + 2 * p), BLOCKED, dtype=torch.int8, device=dev
     )
@@ -55,6 +59,10 @@ def initial_state(
         personality=torch.zeros(n, n_traits, device=dev),
         queue_key=torch.full((n,), -1, dtype=torch.long, device=dev),
         stall=torch.zeros(n, dtype=torch.long, device=dev),
+        work=torch.zeros(n, n_work, dtype=torch.long, device=dev),
+        ledger=torch.zeros(n, 1 if econ is not None else 0, device=dev),
+        event_clock=torch.zeros(num_towns, n_events, 2, dtype=torch.long, device=dev),
+        event_value=torch.ones(num_towns, n_events, device=dev),
     )
     return regenerate(level, blank, torch.arange(num_towns, device=dev), generator)
 
@@ -94,11 +102,18 @@ def regenerate(
     cells[towns, p : p + level.height, p : p + level.width] = draw_grid(level, xy[:, :n_aff])
 
     slots = state.slots_of(towns)
-    return _fresh_agents(level, state, slots, xy[:, n_aff:].reshape(-1, 2), generator).replace(
+    state = _fresh_agents(level, state, slots, xy[:, n_aff:].reshape(-1, 2), generator).replace(
         affordance_position=aff_pos,
         cells=cells,
         clock=state.clock.index_fill(0, towns, 0),
     )
+    if level.economy is not None:  # no events yet, and no more agents than the cap
+        state = state.replace(
+            event_clock=state.event_clock.index_fill(0, towns, 0),
+            event_value=state.event_value.index_fill(0, towns, 1.0),
+        )
+        state = lifecycle.cap_population(level.economy, state, towns)
+    return state
 
 
 def respawn(
@@ -143,6 +158,8 @@ def _fresh_agents(
     if level.social is not None:
         # drawn after the layout and birth cells, so those stay what they were without traits
         state = _newcomers_social(level.social, state, slots, generator)
+    if level.economy is not None:  # drawn after the traits, for the same reason
+        state = lifecycle.newcomers(level.economy, state, slots, xy, generator)
     return state.replace(
         meters=meters,
         position=position,
@@ -178,6 +195,9 @@ def autoreset(
     k = state.agents_per_town
     ended_town = (~state.alive).view(-1, k).all(dim=1) | (state.clock >= level.max_steps)
     towns = ended_town.nonzero().flatten()
-    replace = (done & ~state.alive & ~ended_town[state.town]).nonzero().flatten()
+    if level.economy is None:
+        replace = (done & ~state.alive & ~ended_town[state.town]).nonzero().flatten()
+    else:  # empty slots past the respawn delay, within the population cap
+        replace = lifecycle.arrivals(level.economy, state, ended_town)
     state = regenerate(level, state, towns, generator)
     return respawn(level, state, replace, generator)

@@ -33,6 +33,12 @@ class TownState:
     personality: torch.Tensor  # [N, 3 or 0] float32: extroversion, forgiveness, ambition
     queue_key: torch.Tensor  # [N] long: tick the slot joined the queue it stands in, -1: none
     stall: torch.Tensor  # [N] long: ticks the slot has held a queue up
+    # The economy (docs/economy.md). Without economy.yaml they have no columns (no events).
+    work: torch.Tensor  # [N, 9 or 0] long: employer, shift, absences, rehire_at, firings, broke,
+    #                     vacant, home x, home y (columns named in townlet_env.core.economy)
+    ledger: torch.Tensor  # [N, 1 or 0] float32: the reward of the slot's agent so far
+    event_clock: torch.Tensor  # [T, E, 2] long: tick each event of the catalogue ends, may restart
+    event_value: torch.Tensor  # [T, E] float32: its drawn multiplier
 
     @property
     def num_slots(self) -> int:
@@ -94,7 +100,7 @@ class TownState:
 # The per-town layout is copied whenever a town is regenerated; int16 makes that copy a quarter
 # of the long one, and grids are at most 64 cells wide.
 POSITION_DTYPE = torch.int16
-PER_TOWN = frozenset({"clock", "affordance_position", "cells"})
+PER_TOWN = frozenset({"clock", "affordance_position", "cells", "event_clock", "event_value"})
 
 
 @functools.lru_cache(maxsize=64)

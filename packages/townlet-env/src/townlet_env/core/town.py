@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from townlet_env.core import memory, snapshot
+from townlet_env.core import economy, events, lifecycle, memory, snapshot
 from townlet_env.core.checks import check_actions, check_render_mode, town_index
 from townlet_env.core.dynamics import step
 from townlet_env.core.level import CompiledLevel, compile_level
@@ -138,10 +138,13 @@ class Town:
         state = self.state
         actions = check_actions(actions, self.num_slots, self.level, self.device)
         state, result = step(self.level, state, actions, self._mask, self._pairs)
+        if self.level.economy is not None:  # the events that start at the new tick
+            draws = events.draw(self.level.economy, self.num_towns, self.generator)
+            state = events.schedule(self.level, state, draws)
         done = result.terminated | result.truncated
         final_steps = state.life_steps
         buffer = self._next_buffer()
-        if self.autoreset and bool(done.any()):
+        if self.autoreset and (bool(done.any()) or self._arrivals_due(state)):
             state, now, final_obs, final_mask = self._renew(state, done, buffer)
         else:
             aff = affordance_at(self.level, state)
@@ -168,7 +171,20 @@ class Town:
             chat_partner=result.chat_partner,
             chat_success=result.chat_success,
             reward_terms=result.reward_terms,
+            economy=economy_outputs(result),
         )
+
+    def _arrivals_due(self, state: TownState) -> bool:
+        """On an economy level, whether a newcomer takes an empty slot this tick although no
+        slot ended (a respawn delay, or room under the population cap)."""
+        tables = self.level.economy
+        if tables is None:
+            return False
+        life = tables.spec.lifecycle
+        if life.respawn_delay == 0 and life.population_cap >= self.agents_per_town:
+            return False  # an empty slot is filled on the tick its agent leaves, a done tick
+        ended = torch.zeros(self.num_towns, dtype=torch.bool, device=self.device)
+        return lifecycle.arrivals(tables, state, ended).numel() > 0
 
     def _renew(
         self, ended: TownState, done: torch.Tensor, buffer: torch.Tensor | None
@@ -213,7 +229,63 @@ class Town:
             "interaction_progress": state.progress,
             "episode_step": state.life_steps,
             **self.social_info(),
+            **self.economy_info(),
         }
+
+    def economy_info(self) -> dict[str, torch.Tensor]:
+        """On an economy level, the events active in each slot's town ([N, E] bool, named by
+        `event_names`), its employer, whether it is employed, its shift status (0 not arrived,
+        1 on time, 2 late), absences in the window and firings. Empty on other levels."""
+        tables = self.level.economy
+        if tables is None:
+            return {}
+        state = self.state
+        work = state.work
+        active = state.clock[:, None] < state.event_clock[..., economy.END]
+        return {
+            "events": state.per_slot(active),
+            "employer": work[:, economy.EMPLOYER],
+            "employed": economy.employed(state),
+            "shift_status": work[:, economy.SHIFT],
+            "absences": economy.popcount(work[:, economy.ABSENCES], tables.spec.jobs.absence_window),
+            "firings": work[:, economy.FIRINGS],
+        }
+
+    @property
+    def event_names(self) -> tuple[str, ...]:
+        return () if self.level.economy is None else self.level.economy.event_names
+
+    @property
+    def exit_reasons(self) -> tuple[str, ...]:
+        return () if self.level.economy is None else self.level.economy.exit_reasons
+
+    def trigger_event(
+        self, town: int, name: str, duration: int | None = None, value: float | None = None
+    ) -> None:
+        """Start catalogue event `name` now in `town` (the admin's command), whatever its chance,
+        cooldown and the cap: for `duration` ticks (default: its longest) with `value` (default:
+        its highest multiplier). An outage releases the agents on what it closes."""
+        spec, e = self._event(town, name)
+        duration = spec.duration[1] if duration is None else int(duration)
+        value = spec.multiplier[1] if value is None else float(value)
+        if not 1 <= duration <= 10_000 or not 0.0 <= value <= 2.0:
+            raise ValueError(f"duration must be in [1, 10000] and value in [0, 2], got {duration}, {value}")
+        self._install(events.trigger(self.level, self.state, town, e, duration, value))
+
+    def cancel_event(self, town: int, name: str) -> None:
+        """End catalogue event `name` now in `town` (nothing happens if it is not active)."""
+        _, e = self._event(town, name)
+        self._install(events.cancel(self.state, town, e))
+
+    def _event(self, town: int, name: str) -> tuple[Any, int]:
+        if self.level.economy is None:
+            raise ValueError(f"level '{self.level.name}' has no events (no economy.yaml)")
+        names = self.level.economy.event_names
+        if name not in names:
+            raise ValueError(f"unknown event {name!r} (events: {', '.join(names)})")
+        if not 0 <= int(town) < self.num_towns:
+            raise ValueError(f"town {town} is not in [0, {self.num_towns})")
+        return self.level.economy.spec.events.catalogue[names.index(name)], names.index(name)
 
     def social_info(self) -> dict[str, torch.Tensor]:
         """On a social level, each slot's ties toward every slot of its town, in slot order, and
@@ -350,6 +422,21 @@ class Town:
             return tensor.index_select(0, slots).view(index.numel(), k, *tensor.shape[1:])
 
         clock = state.clock.index_select(0, index)
+        extra: dict[str, torch.Tensor] = {}
+        if self.level.social is not None:
+            extra.update(
+                trust=per_slot(state.trust),
+                familiarity=per_slot(state.familiarity),
+                rivalry=per_slot(state.rivalry),
+                queue_key=per_slot(state.queue_key),
+            )
+        if self.level.economy is not None:
+            extra.update(
+                employer=per_slot(state.work[:, economy.EMPLOYER]),
+                shift_status=per_slot(state.work[:, economy.SHIFT]),
+                employed=per_slot(economy.employed(state)),
+                events=(clock[:, None] < state.event_clock.index_select(0, index)[..., economy.END]),
+            )
         return TownView(
             towns=index.clone(),
             clock=clock,
@@ -361,6 +448,7 @@ class Town:
             progress=per_slot(state.progress),
             life_steps=per_slot(state.life_steps),
             affordance=per_slot(affordance_at(self.level, state)),
+            **extra,
         )
 
     def render(self, mode: str = "ansi", town: int = 0) -> str | np.ndarray:
@@ -372,6 +460,21 @@ class Town:
         if mode == "ansi":
             return render_ansi(self.level, self.state, town)
         return render_rgb(self.level, self.state, town)
+
+
+def economy_outputs(result: Any) -> dict[str, torch.Tensor]:
+    """The economy entries of a tick's output (empty on other levels)."""
+    if result.exit_reason is None or result.shift is None:
+        return {}
+    job = result.shift
+    return {
+        "exit_reason": result.exit_reason,
+        "wage": job.wage,
+        "arrived_on_time": job.on_time,
+        "arrived_late": job.late,
+        "absent": job.absent,
+        "fired": job.fired,
+    }
 
 
 def default_agents_per_town(level: CompiledLevel) -> int:

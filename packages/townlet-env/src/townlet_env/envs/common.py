@@ -7,6 +7,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 
 from townlet_env.core.level import CompiledLevel
 from townlet_env.core.town import Town
@@ -35,9 +36,40 @@ class LevelNames:
         return list(self.level.affordance_names)
 
     @property
+    def event_names(self) -> list[str]:
+        """The catalogue events of an economy level, the columns of `info["events"]`."""
+        return [] if self.level.economy is None else list(self.level.economy.event_names)
+
+    @property
+    def exit_reasons(self) -> list[str]:
+        """The names of `info["exit_reason"]`'s codes on an economy level (0: "none")."""
+        return [] if self.level.economy is None else list(self.level.economy.exit_reasons)
+
+    @property
     def observation_layout(self) -> list[tuple[str, int, int]]:
         """(name, offset, size) of every field of an agent's observation vector, in order."""
         return [(f.name, f.offset, f.size) for f in self.level.layout.fields]
+
+
+def reward_term_names(level: CompiledLevel) -> tuple[str, ...]:
+    """The reward terms a social level reports in `info["reward_terms"]`, in order: social.yaml's,
+    then economy.yaml's."""
+    names = () if level.social is None else level.social.term_names
+    return names if level.economy is None else (*names, *level.economy.spec.reward.term_names)
+
+
+def economy_reset_info(num_envs: int, device: torch.device) -> dict[str, torch.Tensor]:
+    """The economy's per-tick info entries before any tick: no exit, no wage, no arrival."""
+    zero = torch.zeros(num_envs, device=device)
+    no = torch.zeros(num_envs, dtype=torch.bool, device=device)
+    return {
+        "exit_reason": torch.zeros(num_envs, dtype=torch.long, device=device),
+        "wage": zero,
+        "arrived_on_time": no,
+        "arrived_late": no.clone(),
+        "absent": no.clone(),
+        "fired": no.clone(),
+    }
 
 
 def require_started(town: Town, what: str) -> None:

@@ -24,7 +24,13 @@ from gymnasium.vector.utils import batch_space
 
 from townlet_env.core.state import TownState
 from townlet_env.core.town import RENDER_MODES, Observation, Town, check_render_mode
-from townlet_env.envs.common import LevelNames, render_town, require_started
+from townlet_env.envs.common import (
+    LevelNames,
+    economy_reset_info,
+    render_town,
+    require_started,
+    reward_term_names,
+)
 
 # Gymnasium's vector wrappers that do numpy arithmetic on what the env returns; on torch tensors
 # they fail deep inside with a TypeError, so they are caught at their first reset instead.
@@ -120,8 +126,10 @@ class TownletVectorEnv(LevelNames, VectorEnv):
         if self.level.social is not None:  # nothing happened yet: no partner, every term 0
             none = torch.full((self.num_envs,), -1, dtype=torch.long, device=self.device)
             zero = torch.zeros(self.num_envs, device=self.device)
-            terms = {name: zero.clone() for name in self.level.social.term_names}
+            terms = {name: zero.clone() for name in reward_term_names(self.level)}
             info.update(chat_partner=none, chat_success=none >= 0, reward_terms=terms)
+        if self.level.economy is not None:  # no one left, no wage yet
+            info.update(economy_reset_info(self.num_envs, self.device))
         return first.obs, info
 
     def observe(self) -> tuple[torch.Tensor, dict[str, Any]]:
@@ -150,6 +158,7 @@ class TownletVectorEnv(LevelNames, VectorEnv):
             info.update(
                 chat_partner=out.chat_partner, chat_success=out.chat_success, reward_terms=out.reward_terms
             )
+        info.update(out.economy)
         return out.obs, out.reward, out.terminated, out.truncated, info
 
     def _info(self, now: Observation) -> dict[str, Any]:

@@ -13,6 +13,13 @@ the affordances known, and explores (walks to the nearest cell not yet seen) whe
 serves an urgent need or when nothing is urgent, until the whole grid has been seen: its
 actions then depend only on what the student could know.
 
+On an economy level (docs/economy.md) it also keeps its job and reads the market: an employed
+agent walks to its workplace in time for its shift and stays there (resting, or chatting) until
+the shift ends, unless a need is critical; the prices of the moment decide what it can afford
+(a spiked use costs more, and a dearer place scores lower), a place an outage closes is not
+usable, and it works for money whenever it holds less than twice the dearest food use now
+(or MONEY_LOW, whichever is more). On L0-L4 none of this runs.
+
 On a social level (docs/social.md) it also follows social rules: chat when the social meter is
 low or when there is nothing urgent to do, but never with a neighbour it holds as a rival; walk
 toward the nearest agent that is not a rival when no one is near and the social meter is the
@@ -26,7 +33,7 @@ from dataclasses import dataclass
 
 import torch
 
-from townlet_env.core import Town, affordance_at, hour_of_day
+from townlet_env.core import Town, affordance_at, economy, hour_of_day
 from townlet_env.core.pairs import Pairs, slot_major
 from townlet_env.core.social import chat_partner
 
@@ -36,6 +43,8 @@ SAFE = 0.1  # keep terminal meters above this after a use: about ten steps of wa
 SOCIAL_LOW = 0.6  # below this, chat before anything but a use in progress
 SOCIAL_IDLE = 0.95  # with nothing urgent to do, seek company below this
 RIVAL = 0.4  # own rivalry above this: do not chat with or walk to that agent
+CRITICAL = 0.35  # economy levels: a vital meter below this is worth missing a shift for
+SPIKE_AVERSION = 0.05  # economy levels: score lost per unit of price multiplier above 1
 
 
 @dataclass(frozen=True)
@@ -67,6 +76,8 @@ class ScriptedPolicy:
         # what it still buys: chasing money there would idle the agent until it starves
         self.can_earn = self.money >= 0 and bool((self.gain[:, self.money] > 0).any())
         self.names = list(level.action_names)
+        vital = [int(i) for i in level.terminal_index] + [i for i, m in enumerate(names) if m == "satiation"]
+        self.vital = torch.tensor(sorted(set(vital)), dtype=torch.long, device=town.device)
 
     def __call__(self, obs: torch.Tensor, info: dict, knowledge: Knowledge | None = None) -> torch.Tensor:
         level, state = self.level, self.town.state
@@ -78,7 +89,14 @@ class ScriptedPolicy:
         urgent = need_levels.min(dim=1).values < URGENT
         # affordances usable now: open at this hour, affordable, and safe: a use that leaves a
         # terminal meter (energy after Labor, say) too low to walk to its remedy kills later
-        usable = (meters[:, None, :] >= level.aff_required[None]).all(dim=2)  # [N, A]
+        price = None
+        if level.economy is not None:  # what things cost now, and what is open
+            market = economy.market(level.economy, state, affordance_at(level, state))
+            price = state.per_slot(market.price)  # [N, A]
+            required = level.aff_required[None] * price[:, :, None]
+            usable = (meters[:, None, :] >= required).all(dim=2) & ~state.per_slot(market.closed)
+        else:
+            usable = (meters[:, None, :] >= level.aff_required[None]).all(dim=2)  # [N, A]
         after = meters[:, None, level.terminal_index] + self.terminal_gain[None]
         usable &= (after > SAFE).all(dim=2)
         if level.day_cycle:
@@ -90,7 +108,10 @@ class ScriptedPolicy:
 
         def best_for(meter: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             gain = self.gain[:, meter].T  # [N, A]
-            score = torch.where(usable & (gain > 0), gain - 1e-3 * dist, float("-inf"))
+            value = gain - 1e-3 * dist
+            if price is not None:  # a spiked place scores lower than an equal one at list price
+                value = value - SPIKE_AVERSION * (price - 1.0)
+            score = torch.where(usable & (gain > 0), value, float("-inf"))
             return score.argmax(dim=1), torch.isfinite(score.max(dim=1).values)
 
         choice, found = best_for(most_urgent)
@@ -102,7 +123,8 @@ class ScriptedPolicy:
             # costly and a bed the only way out; a terminal need is never put off
             left = meters[:, self.money] + self.gain[choice, self.money]
             spends_too_much = found & urgent & ~self.terminal[most_urgent] & (left < MONEY_LOW)
-            broke = ((meters[:, self.money] < MONEY_LOW) | spends_too_much) & can_work
+            low = MONEY_LOW if price is None else self._money_floor(price)
+            broke = ((meters[:, self.money] < low) | spends_too_much) & can_work
             choice, found = torch.where(broke, work, choice), found | broke
             urgent = urgent | broke
         has_choice = found & urgent
@@ -133,9 +155,50 @@ class ScriptedPolicy:
         idle = ~has_choice & ~continuing & ~seek & ~explore
         rest = self.names.index("REST") if "REST" in self.names else level.wait_action
         action = torch.where(idle, rest, action)
+        walking = torch.zeros_like(idle)
+        if level.economy is not None:  # on shift, the workplace comes first
+            action, go, at_work = self._work(action, mask, continuing)
+            idle, seek = (idle & ~go) | at_work, seek & ~go
+            walking = go & ~at_work
         if social:
-            action = self._chat(action, mask, idle | seek, continuing)
+            # on the way to work no chat holds the agent up; at work it may chat
+            action = torch.where(walking, action, self._chat(action, mask, idle | seek, continuing))
         return torch.where(mask.gather(1, action[:, None]).squeeze(1), action, level.wait_action)
+
+    def _money_floor(self, price: torch.Tensor) -> torch.Tensor:
+        """[N] economy levels: MONEY_LOW, or twice the dearest full use of a food place at
+        today's prices when that is more (food: a use that raises satiation)."""
+        level = self.level
+        names = list(level.meter_names)
+        food = self.gain[:, names.index("satiation")] > 0 if "satiation" in names else self.gain[:, 0] < 0
+        spend = (level.aff_required[:, self.money] * level.aff_ticks.float())[None] * price  # [N, A]
+        dearest = torch.where(food[None], spend, 0.0).max(dim=1).values
+        return torch.clamp(2 * dearest, min=MONEY_LOW)
+
+    def _work(
+        self, action: torch.Tensor, mask: torch.Tensor, continuing: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(actions, [N] going to work or there, [N] at work): an employed agent with no vital
+        meter (a terminal one, or satiation) below CRITICAL goes to its workplace when its shift
+        starts within the walk there, and rests on site until the shift ends; a use already
+        started is finished first."""
+        level, state = self.level, self.town.state
+        tables = level.economy
+        assert tables is not None
+        employer = state.work[:, economy.EMPLOYER]
+        place = tables.place[employer]
+        site = state.affordance_position[state.town, place].to(state.position.dtype)
+        dist = (site - state.position).abs().sum(dim=1)
+        hour = hour_of_day(state)
+        until = (tables.shift_start[employer] - hour) % 24
+        on_shift = (hour >= tables.shift_start[employer]) & (hour < tables.shift_end[employer])
+        go = economy.employed(state) & state.alive & (on_shift | (until <= dist + 1))
+        vital = state.meters.index_select(1, self.vital)  # the meters that kill, and hunger
+        go &= (vital.min(dim=1).values >= CRITICAL) & ~continuing
+        there = (site == state.position).all(dim=1)
+        rest = self.names.index("REST") if "REST" in self.names else level.wait_action
+        walk = self._step_towards(site, mask)
+        return torch.where(go, torch.where(there, rest, walk), action), go, go & there
 
     def _chat(
         self, action: torch.Tensor, mask: torch.Tensor, idle: torch.Tensor, continuing: torch.Tensor

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 
 from townlet_env.config import LevelConfig
+from townlet_env.testing import reference_economy as economy
 from townlet_env.testing import reference_social as social
 from townlet_env.testing.reference_observe import ref_observe
 from townlet_env.testing.reference_state import (
@@ -68,9 +69,12 @@ def interact_check(cfg: LevelConfig, state: RefState, slot: int) -> tuple[bool, 
         return False, False
     if cfg.social is None and holder(state, slot) != slot:  # a social level queues instead
         return False, False
+    if cfg.economy is not None and economy.closed_here(cfg, state, slot):
+        return False, False
     idx = meter_index(cfg)
     meters = state.agents[slot].meters
-    margins = [meters[idx[name]] - need for name, need in price(cfg, aff).items()]
+    factor = 1.0 if cfg.economy is None else economy.price_here(cfg, state, slot)
+    margins = [meters[idx[name]] - need * factor for name, need in price(cfg, aff).items()]
     affordable = all(m >= 0 for m in margins)
     return affordable, any(abs(m) <= BOUNDARY for m in margins)
 
@@ -139,6 +143,15 @@ def ref_step_detail(cfg: LevelConfig, state: RefState, actions: list[int]) -> Re
     )
     if cfg.social is not None:
         out.reward_terms = {name: [0.0] * n for name in cfg.social.reward.term_names}
+    if cfg.economy is not None:
+        out.reward_terms.update({name: [0.0] * n for name in cfg.economy.reward.term_names})
+        out.exit_reason = [0] * n
+        jobs = [economy.shift(cfg, state, slot) for slot in range(n)]
+        out.wage, out.on_time = [j.wage for j, _ in jobs], [j.on_time for j, _ in jobs]
+        out.late, out.absent = [j.late for j, _ in jobs], [j.absent for j, _ in jobs]
+        out.fired = [j.fired for j, _ in jobs]
+        for slot, (_, work) in enumerate(jobs):
+            new.agents[slot].work = work
     for slot in range(n):
         out.invalid[slot] = not mask[slot][actions[slot]]
         out.executed[slot] = actions[slot] if mask[slot][actions[slot]] else wait
@@ -147,18 +160,42 @@ def ref_step_detail(cfg: LevelConfig, state: RefState, actions: list[int]) -> Re
         executed = out.executed[slot]
         if not before.alive:
             new.agents[slot].progress = 0
+            if cfg.economy is not None:  # an empty slot counts the ticks since its agent left
+                new.agents[slot].work[economy.VACANT] += 1
+                new.agents[slot].work[economy.BROKE] = 0
             continue
         meters = _Meters(before.meters)
-        out.used[slot], out.completed[slot] = _act(cfg, state, new, slot, executed, meters, chat)
+        job = jobs[slot][0] if cfg.economy is not None else None
+        out.used[slot], out.completed[slot] = _act(cfg, state, new, slot, executed, meters, chat, job)
         _drain(cfg, meters, before, chat is not None)
         agent = new.agents[slot]
         agent.meters = meters.values
         died, close = _terminal_check(cfg, meters)
         out.near_boundary[slot] |= close
+        if job is not None:
+            assert chat is not None, "an economy level is social"
+            money = idx_money(cfg)
+            evicted, reason, close = economy.leave(
+                cfg, True, agent.work, meters.values, meters.lowest[money], died
+            )
+            out.near_boundary[slot] |= close
+            out.exit_reason[slot] = reason
+            if not (died or evicted):
+                terms = social.reward(cfg, ref_reward(cfg, agent.meters), chat.chat_reward[slot])[1]
+            else:
+                terms = dict.fromkeys(social.spec_of(cfg).reward.term_names, 0.0)
+            out.rewards[slot], terms = economy.reward(
+                cfg, terms, not (died or evicted), reason, job, agent, True
+            )
+            for name, value in terms.items():
+                out.reward_terms[name][slot] = value
+            died = died or evicted
         agent.alive = not died
         out.terminated[slot] = died
         if died:
             agent.progress = 0
+        elif job is not None:
+            pass
         elif chat is None:
             out.rewards[slot] = ref_reward(cfg, agent.meters)
         else:
@@ -176,7 +213,13 @@ def ref_step_detail(cfg: LevelConfig, state: RefState, actions: list[int]) -> Re
     for slot, agent in enumerate(new.agents):
         town = new.towns[new.town_of(slot)]
         out.truncated[slot] = agent.alive and town.clock >= cfg.world.max_steps
+    if cfg.economy is not None:
+        economy.nightly(cfg, new)
     return out
+
+
+def idx_money(cfg: LevelConfig) -> int:
+    return cfg.meter_names.index(economy.spec_of(cfg).money)
 
 
 def _act(
@@ -187,6 +230,7 @@ def _act(
     executed: int,
     meters: _Meters,
     chat: social.Phase | None,
+    job: economy.Job | None = None,
 ) -> tuple[bool, bool]:
     """Phase 1: the action's own effects, any affordance use and what chats add to the social
     meter, with one clamp at the end. On a social level only the holder's INTERACT is a use;
@@ -200,6 +244,8 @@ def _act(
     used = completed = False
     if chat is not None:
         delta[idx[social.spec_of(cfg).meter]] += chat.social_gain[slot]
+    if job is not None:  # wages and lateness, with the actions' own effects
+        delta[idx_money(cfg)] += job.wage - job.late_fee
     if spec.kind == "interact" and (chat is None or chat.using[slot]):
         aff_index = affordance_under(before, slot)
         assert aff_index is not None, "a legal INTERACT stands on an affordance"
@@ -215,8 +261,9 @@ def _act(
             completed, uses = True, aff.ticks
         for name, amount in aff.effects.items():
             delta[idx[name]] += uses * amount
+        factor = 1.0 if cfg.economy is None else economy.price_here(cfg, before, slot)
         for name, amount in aff.cost.items():
-            delta[idx[name]] -= uses * amount
+            delta[idx[name]] -= uses * amount * factor
         if completed:
             for name, amount in aff.completion.items():
                 delta[idx[name]] += amount

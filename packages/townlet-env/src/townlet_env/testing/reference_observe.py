@@ -6,6 +6,7 @@ import math
 
 from townlet_env.config import LevelConfig
 from townlet_env.core.layout import ObservationLayout, build_layout
+from townlet_env.testing.reference_economy import observe_economy
 from townlet_env.testing.reference_social import observe_social
 from townlet_env.testing.reference_state import HOURS_PER_DAY, RefState, affordance_under, on_grid
 
@@ -40,6 +41,8 @@ def _observe_one(cfg: LevelConfig, layout: ObservationLayout, state: RefState, s
         _window(cfg, layout, state, slot, obs)
     if cfg.social is not None:
         observe_social(cfg, layout, state, slot, obs)
+    if cfg.economy is not None:
+        observe_economy(cfg, layout, state, slot, obs)
     return obs
 
 

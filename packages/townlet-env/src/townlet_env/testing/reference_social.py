@@ -14,6 +14,7 @@ import numpy as np
 from townlet_env.config import LevelConfig
 from townlet_env.config.social import SocialFile
 from townlet_env.core.layout import ObservationLayout
+from townlet_env.testing import reference_economy as economy
 from townlet_env.testing.reference_state import HOURS_PER_DAY, RefState, affordance_under, is_open
 
 TIE_RANGE = {"trust": (-1.0, 1.0), "familiarity": (0.0, 1.0), "rivalry": (0.0, 1.0)}
@@ -142,13 +143,15 @@ def _chat(cfg: LevelConfig, state: RefState, slot: int, out: Phase) -> None:
     out.partner[slot] = j
     refused = np.float32(other.rivalry[i]) > np.float32(spec.chat.avoid_rivalry)
     gain, loss, soft = factors(cfg, me.personality)
+    gain *= economy.boost(cfg, state, slot)  # a gathering here (economy levels)
     if refused or other.progress > 0:
         out.delta["rivalry"][slot][j] += spec.chat.rivalry_on_failure * loss
         out.delta["familiarity"][slot][j] -= spec.chat.familiarity_loss * soft
         return
     out.success[slot] = True
     reward = spec.reward.chat
-    for a, b, g in ((slot, p, gain), (p, slot, factors(cfg, other.personality)[0])):
+    other_gain = factors(cfg, other.personality)[0] * economy.boost(cfg, state, p)
+    for a, b, g in ((slot, p, gain), (p, slot, other_gain)):
         col = in_town(state, b)
         out.delta["trust"][a][col] += spec.chat.trust_gain * g
         out.delta["familiarity"][a][col] += spec.chat.familiarity_gain * g
@@ -170,6 +173,8 @@ def _queue(cfg: LevelConfig, state: RefState, slot: int, kind: str, out: Phase) 
     aff = affordance_under(state, slot)
     clock = state.towns[state.town_of(slot)].clock
     open_now = aff is not None and is_open(cfg, aff, clock % HOURS_PER_DAY)
+    if cfg.economy is not None:
+        open_now = open_now and not economy.closed_here(cfg, state, slot)
     stalling = (
         holder and me.progress == 0 and head is not None and open_now and kind not in ("interact", "move")
     )

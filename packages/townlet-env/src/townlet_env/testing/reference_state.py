@@ -30,12 +30,20 @@ class RefAgent:
     personality: list[float] = field(default_factory=list)
     queue_key: int = -1
     stall: int = 0
+    # economy levels (docs/economy.md): employer, shift, absences, rehire_at, firings, broke,
+    # vacant, home x, home y (the columns of TownState.work); the reward of the episode so far
+    work: list[int] = field(default_factory=list)
+    ledger: float = 0.0
 
 
 @dataclass
 class RefTown:
     clock: int
     affordances: list[tuple[int, int]]  # (x, y) of each affordance, pack order
+    # economy levels: per catalogue event, the tick it ends at, may start again, and its value
+    event_end: list[int] = field(default_factory=list)
+    event_ready: list[int] = field(default_factory=list)
+    event_value: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -61,10 +69,14 @@ class RefState:
                 familiarity=list(a.familiarity),
                 rivalry=list(a.rivalry),
                 personality=list(a.personality),
+                work=list(a.work),
             )
             for a in self.agents
         ]
-        towns = [RefTown(t.clock, list(t.affordances)) for t in self.towns]
+        towns = [
+            RefTown(t.clock, list(t.affordances), list(t.event_end), list(t.event_ready), list(t.event_value))
+            for t in self.towns
+        ]
         return RefState(agents, towns, self.agents_per_town, self.walls)
 
 
@@ -82,6 +94,13 @@ class RefStepResult:
     chat_partner: list[int] = field(default_factory=list)  # social levels: partner's slot in town, -1
     chat_success: list[bool] = field(default_factory=list)
     reward_terms: dict[str, list[float]] = field(default_factory=dict)
+    # economy levels: why each slot's agent left (0: it did not), and the job side of the tick
+    exit_reason: list[int] = field(default_factory=list)
+    wage: list[float] = field(default_factory=list)
+    on_time: list[bool] = field(default_factory=list)
+    late: list[bool] = field(default_factory=list)
+    absent: list[bool] = field(default_factory=list)
+    fired: list[bool] = field(default_factory=list)
 
 
 def from_tensor_state(cfg: LevelConfig, ts: TownState) -> RefState:
@@ -92,6 +111,7 @@ def from_tensor_state(cfg: LevelConfig, ts: TownState) -> RefState:
     life, difficulty = ts.life_steps.tolist(), ts.difficulty.tolist()
     social = [ts.trust.tolist(), ts.familiarity.tolist(), ts.rivalry.tolist(), ts.personality.tolist()]
     queue_key, stall = ts.queue_key.tolist(), ts.stall.tolist()
+    work, ledger = ts.work.tolist(), ts.ledger.tolist()
     agents = [
         RefAgent(
             meters[i],
@@ -107,12 +127,17 @@ def from_tensor_state(cfg: LevelConfig, ts: TownState) -> RefState:
             personality=social[3][i],
             queue_key=queue_key[i],
             stall=stall[i],
+            work=work[i],
+            ledger=ledger[i][0] if ledger[i] else 0.0,
         )
         for i in range(len(meters))
     ]
+    events, values = ts.event_clock.tolist(), ts.event_value.tolist()
     towns = [
-        RefTown(clock, [(p[0], p[1]) for p in aff])
-        for clock, aff in zip(ts.clock.tolist(), ts.affordance_position.tolist(), strict=True)
+        RefTown(clock, [(p[0], p[1]) for p in aff], [e[0] for e in ev], [e[1] for e in ev], val)
+        for clock, aff, ev, val in zip(
+            ts.clock.tolist(), ts.affordance_position.tolist(), events, values, strict=True
+        )
     ]
     walls = frozenset((x, y) for x, y in cfg.world.walls)
     return RefState(agents, towns, len(agents) // len(towns), walls)

@@ -1,0 +1,161 @@
+"""L5_town throughput beside L1 and L4 in the same run: agent-steps per second of TownletVectorEnv.
+
+    python benchmarks/economy_throughput.py                     # 4096 L1 slots, 4098 L4 and L5
+    python benchmarks/economy_throughput.py --steps 200 --repeats 5 --threads 1 2
+
+Like benchmarks/social_throughput.py: towns of six make 4098 slots (683 towns) for L4 and L5,
+L1 runs 4096 towns of one; random legal actions drawn on the device; a warm-up, then
+`--repeats` timed runs of `--steps` steps, interleaved level by level so that a busy shared CPU
+slows all alike; the median is reported, with reused buffers (`copy=False`, what the trainer
+uses). Also a breakdown of one L5 tick (the core `step`, the observation, the mask, the event
+scheduler) and the economy's figures of the random run (events per town-day, exits by reason,
+wages). Writes `benchmarks/results/economy_throughput.json`; the target is L5 at 0.5 M
+agent-steps/s on the project's CPU, read as the ratio to L1 measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from townlet_env import TownletVectorEnv
+from townlet_env.core import action_mask, affordance_at, events, observe, step
+from townlet_env.core.pairs import Pairs
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results" / "economy_throughput.json"
+CASES = (("L1_full_observability", 4096, 1), ("L4_social", 4098, 6), ("L5_town", 4098, 6))
+
+
+class Runner:
+    def __init__(self, level: str, slots: int, apt: int) -> None:
+        self.env = TownletVectorEnv(level, slots, agents_per_town=apt, copy=False)
+        _, self.info = self.env.reset(seed=0)
+        self.gen = torch.Generator().manual_seed(0)
+        self.slots = slots
+        self.tally: Counter = Counter()
+
+    def run(self, n: int) -> float:
+        start = time.perf_counter()
+        for _ in range(n):
+            mask = self.info["action_mask"]
+            actions = torch.rand(mask.shape, generator=self.gen).masked_fill_(~mask, -1.0).argmax(1)
+            _, _, _, _, self.info = self.env.step(actions)
+            if "exit_reason" in self.info:
+                self.tally["ticks"] += 1
+                self.tally["event_slot_ticks"] += int(self.info["events"].sum())
+                self.tally["wage"] += float(self.info["wage"].sum())
+                for code, count in zip(*self.info["exit_reason"].unique(return_counts=True), strict=True):
+                    self.tally[self.env.exit_reasons[int(code)]] += int(count)
+        return self.slots * n / (time.perf_counter() - start)
+
+
+def tick_breakdown(runner: Runner, steps: int) -> dict[str, float]:
+    """Milliseconds per call of the core pieces of one L5 tick, as social_throughput.py measures
+    L4's, plus the scheduler's draw and start of events."""
+    env = runner.env
+    level, state = env.level, env.state
+    aff = affordance_at(level, state)
+    scratch: dict[str, torch.Tensor] = {}
+
+    def fresh() -> Pairs:
+        return Pairs(state, aff, level.max_steps, scratch)
+
+    known = fresh()
+    mask = action_mask(level, state, aff, known)
+    buffer = observe(level, state, aff, pairs=known)
+    actions = torch.rand(mask.shape, generator=runner.gen).masked_fill_(~mask, -1.0).argmax(1)
+    assert level.economy is not None
+    gen = torch.Generator().manual_seed(1)
+    out: dict[str, float] = {}
+    for name, fn in (
+        ("step", lambda: step(level, state, actions, mask, known)),
+        ("observe", lambda: observe(level, state, aff, out=buffer, pairs=fresh())),
+        ("action_mask", lambda: action_mask(level, state, aff, fresh())),
+        ("schedule", lambda: events.schedule(level, state, events.draw(level.economy, state.num_towns, gen))),
+    ):
+        fn()
+        start = time.perf_counter()
+        for _ in range(steps):
+            fn()
+        out[name] = 1000 * (time.perf_counter() - start) / steps
+    return out
+
+
+def measure(steps: int, repeats: int) -> dict[str, Any]:
+    runners = {level: Runner(level, slots, apt) for level, slots, apt in CASES}
+    rates: dict[str, list[float]] = {level: [] for level in runners}
+    for runner in runners.values():
+        runner.run(max(5, steps // 5))  # warm-up
+    for _ in range(repeats):
+        for level, runner in runners.items():  # interleaved: the same load on all
+            rates[level].append(runner.run(steps))
+    results: dict[str, Any] = {"levels": {}}
+    for level, slots, apt in CASES:
+        median = statistics.median(rates[level])
+        results["levels"][level] = {
+            "slots": slots,
+            "agents_per_town": apt,
+            "agent_steps_per_s": median,
+            "runs": rates[level],
+        }
+        print(f"{level:24s} {median / 1e6:6.3f} M agent-steps/s")
+    l5 = runners["L5_town"]
+    results["levels"]["L5_town"]["economy"] = {
+        "active_events_per_town_tick": l5.tally["event_slot_ticks"] / max(l5.tally["ticks"] * l5.slots, 1),
+        "exits": {k: v for k, v in l5.tally.items() if k.startswith(("death", "evicted"))},
+        "wage_per_agent_step": l5.tally["wage"] / max(l5.tally["ticks"] * l5.slots, 1),
+    }
+    results["levels"]["L5_town"]["tick_ms"] = tick_breakdown(l5, max(5, steps // 5))
+    l1 = results["levels"]["L1_full_observability"]["agent_steps_per_s"]
+    results["l5_over_l1"] = results["levels"]["L5_town"]["agent_steps_per_s"] / l1
+    results["l4_over_l1"] = results["levels"]["L4_social"]["agent_steps_per_s"] / l1
+    print(f"L5 / L1: {results['l5_over_l1']:.2f}  L4 / L1: {results['l4_over_l1']:.2f}")
+    print(f"L5 tick (ms): {results['levels']['L5_town']['tick_ms']}")
+    print(f"L5 economy: {results['levels']['L5_town']['economy']}")
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, nargs="*", default=[1])
+    args = parser.parse_args()
+    results: dict[str, Any] = {
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "torch": torch.__version__,
+            "load_average_before": os.getloadavg(),
+        },
+        "steps": args.steps,
+        "repeats": args.repeats,
+        "runs": {},
+    }
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        print(f"torch threads: {threads}")
+        results["runs"][f"threads_{threads}"] = measure(args.steps, args.repeats)
+    results["machine"]["load_average_after"] = os.getloadavg()
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    tmp = RESULTS.with_suffix(".json.tmp")
+    with tmp.open("w") as f:
+        f.write(json.dumps(results, indent=2) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(RESULTS)
+    print(f"wrote {RESULTS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

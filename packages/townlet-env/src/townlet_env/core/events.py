@@ -1,0 +1,108 @@
+"""The perturbation scheduler of an economy level (docs/economy.md#events), and the admin's
+trigger and cancel.
+
+Each town keeps, per event of the pack's catalogue, the tick it ends at, the tick it may start
+again and its drawn value (`TownState.event_clock`, `event_value`); an event is active while the
+town's clock is below its end, so its effect ends exactly when it does. After every tick, `Town`
+draws three uniforms per town and event from its generator (`draw`) and `schedule` starts the
+events they pick: a fixed number of draws per tick, so a seed fixes the whole schedule.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from townlet_env.core.economy import END, HOURS_PER_DAY, OUTAGE, READY, EconomyTables
+from townlet_env.core.level import CompiledLevel
+from townlet_env.core.observe import affordance_at
+from townlet_env.core.state import TownState
+
+
+def draw(tables: EconomyTables, num_towns: int, generator: torch.Generator) -> torch.Tensor:
+    """[T, E, 3] uniforms: start, duration, value."""
+    return torch.rand(num_towns, tables.n_events, 3, generator=generator, device=tables.wage.device)
+
+
+def schedule(level: CompiledLevel, state: TownState, u: torch.Tensor) -> TownState:
+    """Start the events the uniforms `u` pick, at the state's clock (the tick just begun).
+
+    An event may start when it is not active, its cooldown is over, the hour is inside its
+    window and `u[..., 0]` is below its chance per tick; then, in catalogue order, as many as
+    the cap on concurrent events allows. Its duration is drawn in [low, high] from `u[..., 1]`,
+    its multiplier in [low, high] from `u[..., 2]`.
+    """
+    tables = level.economy
+    assert tables is not None
+    if tables.n_events == 0:
+        return state
+    clock = state.clock[:, None]  # [T, 1]
+    end, ready = state.event_clock[..., END], state.event_clock[..., READY]
+    active = clock < end
+    hour = (state.clock % HOURS_PER_DAY).long()
+    allowed = tables.event_hours.t().index_select(0, hour)  # [T, E]
+    wants = ~active & (clock >= ready) & allowed & (u[..., 0] < tables.event_chance)
+    room = tables.spec.events.max_concurrent - active.sum(dim=1, keepdim=True)
+    starts = wants & (wants.long().cumsum(dim=1) <= room)
+    duration = tables.duration_low + (u[..., 1] * tables.duration_span).long().clamp(
+        max=tables.duration_span - 1
+    )
+    value = tables.value_low + u[..., 2] * tables.value_span
+    return start(level, state, starts, duration, value)
+
+
+def start(
+    level: CompiledLevel, state: TownState, starts: torch.Tensor, duration: torch.Tensor, value: torch.Tensor
+) -> TownState:
+    """Start the events marked in `starts` [T, E] for `duration` ticks with `value`; an outage
+    releases every agent on a closed affordance: its use stops and its queue is dropped."""
+    tables = level.economy
+    assert tables is not None
+    clock = state.clock[:, None]
+    event_clock = state.event_clock.clone()
+    end = torch.where(starts, clock + duration, event_clock[..., END])
+    event_clock[..., END] = end
+    event_clock[..., READY] = torch.where(starts, end + tables.event_cooldown, event_clock[..., READY])
+    state = state.replace(event_clock=event_clock, event_value=torch.where(starts, value, state.event_value))
+    closing = starts & (tables.event_kind == OUTAGE)
+    if bool(closing.any()):
+        state = release(level, state, closing)
+    return state
+
+
+def release(level: CompiledLevel, state: TownState, closing: torch.Tensor) -> TownState:
+    tables = level.economy
+    assert tables is not None
+    shut = torch.zeros(state.num_towns, tables.base_price.shape[0], dtype=torch.bool, device=closing.device)
+    for e, target in tables.by_kind[OUTAGE]:
+        shut = shut | (closing[:, e, None] & target)
+    aff = affordance_at(level, state)
+    flat = state.town * shut.shape[1] + aff.clamp(min=0)
+    hit = (aff >= 0) & shut.view(-1).index_select(0, flat)
+    return state.replace(
+        progress=torch.where(hit, 0, state.progress),
+        queue_key=torch.where(hit, -1, state.queue_key),
+        stall=torch.where(hit, 0, state.stall),
+    )
+
+
+def trigger(
+    level: CompiledLevel, state: TownState, town: int, event: int, duration: int, value: float
+) -> TownState:
+    """Start one event now in one town (the admin's command), whatever its chance and cooldown."""
+    starts = torch.zeros_like(state.event_value, dtype=torch.bool)
+    starts[town, event] = True
+    shape = state.event_value.shape
+    dur = torch.full(shape, int(duration), dtype=torch.long, device=starts.device)
+    val = torch.full(shape, float(value), dtype=torch.float32, device=starts.device)
+    return start(level, state, starts, dur, val)
+
+
+def cancel(state: TownState, town: int, event: int) -> TownState:
+    """End one event now in one town; its cooldown still runs from now."""
+    event_clock = state.event_clock.clone()
+    now = state.clock[town]
+    if bool(event_clock[town, event, END] > now):
+        left = event_clock[town, event, READY] - event_clock[town, event, END]
+        event_clock[town, event, END] = now
+        event_clock[town, event, READY] = now + left
+    return state.replace(event_clock=event_clock)
