@@ -1,0 +1,176 @@
+"""What the agents of a `ScalarTown` see: `core.observe` for one town, written with numpy.
+
+Every value is one float32 rounding of an exact quantity (a ratio of integers, a table entry, a
+tie), or such a value times 0 or 1 as the core multiplies it (a negative offset of an agent not
+seen becomes -0.0 there too), so the rows equal the core's.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from townlet_env.core.level import BLOCKED, EMPTY, HOURS_PER_DAY, CompiledLevel
+from townlet_env.core.observe_social import FAR
+
+if TYPE_CHECKING:
+    from townlet_env.core.scalar import ScalarTown
+
+
+class ObserveTables:
+    def __init__(self, level: CompiledLevel) -> None:
+        layout = level.layout
+        self.layout = layout
+        self.size = layout.size
+        self.encoding = layout.encoding
+        self.day_cycle = level.day_cycle
+        self.multi_tick = level.multi_tick
+        self.max_steps = level.max_steps
+        self.sx, self.sy = level.position_scale.tolist()
+        self.hours = level.hour_features.tolist()
+        self.channel = level.aff_channel.tolist()
+        self.n_aff = level.n_affordances
+        self.n_ch = len(layout.channels)
+        self.ticks = level.aff_ticks.tolist()
+        self.meters = layout["meters"].offset
+        self.time = layout["time"].offset
+        self.progress = layout["interaction_progress"].offset
+        self.episode = layout["episode_progress"].offset
+        self.position = layout["position"].offset
+        self.underfoot = layout["underfoot"].offset
+        self.n_meters = level.n_meters
+        if "affordances" in layout:
+            base = layout["affordances"].offset
+            chan = np.asarray(self.channel)
+            self.aff_dx, self.aff_dy, self.aff_present = base + chan, base + self.n_ch + chan, base + 2 * self.n_ch + chan
+        self.others = layout.other_agents
+        if self.others:
+            self.agents = layout["agents"].offset
+        self.window = layout.window
+        if self.encoding == "partial":
+            self.window_offset = layout["window"].offset
+        self.social = level.social is not None
+        if self.social:
+            self.personality = layout["personality"].offset
+            self.queue = layout["queue"].offset
+            self.nearest = layout["nearest"].offset
+            self.nearest_rows = layout["nearest"].shape[0]
+
+
+def observe_into(town: ScalarTown, out: np.ndarray) -> np.ndarray:
+    v = town.view
+    k = town.k
+    out[:k].fill(0.0)
+    out[:k, v.meters : v.meters + v.n_meters] = town.meters
+    if v.day_cycle:
+        out[:k, v.time : v.time + 2] = v.hours[town.clock % HOURS_PER_DAY]
+    out[:k, v.episode] = town.clock / v.max_steps
+    xs, ys = np.asarray(town.x), np.asarray(town.y)
+    out[:k, v.position] = xs / v.sx
+    out[:k, v.position + 1] = ys / v.sy
+    for i in range(k):
+        aff = town.affordance(i)
+        if aff >= 0:
+            out[i, v.underfoot + v.channel[aff]] = 1.0
+            if v.multi_tick:
+                out[i, v.progress] = town.progress[i] / v.ticks[aff]
+    if v.encoding == "full":
+        _full_view(town, out, xs, ys)
+    else:
+        _window(town, out)
+    if v.social:
+        _social(town, out)
+    return out
+
+
+def _full_view(town: ScalarTown, out: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> None:
+    v = town.view
+    k = town.k
+    aff = np.asarray(town.aff_xy)
+    out[:k, v.aff_dx] = (aff[None, :, 0] - xs[:, None]) / v.sx
+    out[:k, v.aff_dy] = (aff[None, :, 1] - ys[:, None]) / v.sy
+    out[:k, v.aff_present] = 1.0
+    if not v.others or k == 1:
+        return
+    width = min(k - 1, v.others)
+    for i in range(k):
+        others = [j for j in range(k) if j != i][:width]
+        row = []
+        for axis, (pos, scale) in enumerate(((town.x, v.sx), (town.y, v.sy))):
+            del axis
+            row.extend(
+                (pos[j] - pos[i]) / scale * float(town.alive[i] and town.alive[j]) for j in others
+            )
+        at = v.agents
+        out[i, at : at + width] = row[:width]
+        out[i, at + v.others : at + v.others + width] = row[width:]
+        out[i, at + 2 * v.others : at + 2 * v.others + width] = [
+            float(town.alive[i] and town.alive[j]) for j in others
+        ]
+
+
+def _window(town: ScalarTown, out: np.ndarray) -> None:
+    v = town.view
+    k = town.k
+    r = v.window // 2
+    n_ch, cell_size = v.n_ch, v.n_ch + 2
+    occupied: dict[tuple[int, int], int] = {}
+    if k > 1:
+        for j in range(k):
+            if town.alive[j]:
+                occupied[(town.x[j], town.y[j])] = occupied.get((town.x[j], town.y[j]), 0) + 1
+    for i in range(k):
+        x0, y0 = town.x[i], town.y[i]
+        base = v.window_offset
+        for dy in range(-r, r + 1):
+            for dx in range(-r, r + 1):
+                code = town.cell(x0 + dx, y0 + dy)
+                if code == BLOCKED:
+                    out[i, base + n_ch] = 1.0
+                elif code != EMPTY:
+                    out[i, base + v.channel[code]] = 1.0
+                if k > 1 and town.alive[i]:
+                    seen = occupied.get((x0 + dx, y0 + dy), 0) - (dx == 0 and dy == 0)
+                    if seen > 0:
+                        out[i, base + n_ch + 1] = 1.0
+                base += cell_size
+
+
+def _social(town: ScalarTown, out: np.ndarray) -> None:
+    v = town.view
+    social = town.social
+    assert social is not None
+    k = town.k
+    out[:k, v.personality : v.personality + 3] = social.personality
+    for i, position in enumerate(social.queue_position(town)):
+        if position >= 0:
+            out[i, v.queue] = 1.0
+            out[i, v.queue + 1] = 1.0 / (1.0 + position)
+    width = min(k - 1, v.nearest_rows)
+    if width <= 0:
+        return
+    trust, fam, riv = social.ties
+    for i in range(k):
+        keys = []
+        for j in range(k):
+            if j == i:
+                keys.append(((FAR + 1) * k, j))
+                continue
+            far = abs(town.x[j] - town.x[i]) + abs(town.y[j] - town.y[i]) if town.alive[j] else FAR
+            keys.append((far * k + j, j))
+        keys.sort()
+        row: list[float] = []
+        for _, j in keys[:width]:
+            seen = float(town.alive[i] and town.alive[j])
+            row += (
+                (town.x[j] - town.x[i]) / v.sx * seen,
+                (town.y[j] - town.y[i]) / v.sy * seen,
+                float(town.alive[j]) * seen,
+                float(town.progress[j] > 0) * seen,
+                float(social.queue_key[j] >= 0) * seen,
+                trust[i][j] * seen,
+                fam[i][j] * seen,
+                riv[i][j] * seen,
+            )
+        out[i, v.nearest : v.nearest + len(row)] = row
