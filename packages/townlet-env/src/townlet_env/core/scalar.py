@@ -140,6 +140,7 @@ class ScalarTown:
         self.aff_xy = [tuple(xy) for xy in state.affordance_position[0].tolist()]
         # a drain row per slot: drain x difficulty, as the core multiplies them every tick
         self.drain = [[f32(d * diff) for d in self.t.drain] for diff in self.difficulty]
+        self._view_rows: dict[tuple[int, int], list[float]] = {}  # see view_rows
         if self.social is not None:
             self.social.load(self, state)
         self._mask = None
@@ -235,7 +236,9 @@ class ScalarTown:
             meters = self._act(i, executed[i], social)
             meters = self._drain(i, meters)
             self.meters[i] = meters
-            died[i] = any(meters[m] <= 0.0 for m in t.terminal)
+            for m in t.terminal:
+                if meters[m] <= 0.0:
+                    died[i] = True
             if died[i]:
                 self.alive[i] = False
                 self.progress[i] = 0
@@ -254,47 +257,61 @@ class ScalarTown:
         return result
 
     def _act(self, i: int, a: int, social: object) -> list[float]:
-        """Phase 1, as `dynamics._act`: the action's delta, chat's social gain, any use."""
+        """Phase 1, as `dynamics._act`: the action's delta, chat's social gain, any use. A use
+        that does not happen adds zeros, which change nothing, so it is skipped."""
         t = self.t
         delta = t.action_delta[a]
         if social is not None:
             delta = self.social.add_gain(delta, social, i)  # type: ignore[union-attr]
         using = a == t.interact if social is None else social.using[i]  # type: ignore[attr-defined]
-        if t.interact >= 0:
-            aff = self.affordance(i)
-            c = aff if aff >= 0 else 0
-            if self.t.level.multi_tick:
-                progress = self.progress[i] + 1 if using else 0
-                done = using and progress >= t.aff_ticks[c]
-                if using:
-                    tick, completion = t.aff_tick_delta[c], t.aff_completion[c]
-                    use = [f32(u + v) if done else u for u, v in zip(tick, completion, strict=True)]
-                else:
-                    use = [0.0] * t.m
-                self.progress[i] = 0 if done else progress
-            else:
-                use = t.aff_instant_delta[c] if using else [0.0] * t.m
-                self.progress[i] = 0
+        self.progress[i], use = self._use(i, using) if using else (0, None)
+        if use is not None:
             delta = f32s([d + u for d, u in zip(delta, use, strict=True)])
-        else:
-            self.progress[i] = 0
-        return f32s([min(1.0, max(0.0, v + d)) for v, d in zip(self.meters[i], delta, strict=True)])
+        return f32s(
+            [0.0 if v < 0.0 else 1.0 if v > 1.0 else v for v in map(float.__add__, self.meters[i], delta)]
+        )
+
+    def _use(self, i: int, using: bool) -> tuple[int, list[float]]:
+        """(progress after the tick, the use's meter change) of slot i's INTERACT."""
+        t = self.t
+        aff = self.affordance(i)
+        if not t.level.multi_tick:
+            return 0, t.aff_instant_delta[aff]
+        progress = self.progress[i] + 1
+        if progress < t.aff_ticks[aff]:
+            return progress, t.aff_tick_delta[aff]
+        tick, completion = t.aff_tick_delta[aff], t.aff_completion[aff]
+        return 0, f32s([u + v for u, v in zip(tick, completion, strict=True)])
 
     def _drain(self, i: int, meters: list[float]) -> list[float]:
-        """Phase 2, as `dynamics._drain`: drain x difficulty, modulations, cascade stages."""
-        meters = f32s([min(1.0, max(0.0, v - d)) for v, d in zip(meters, self.drain[i], strict=True)])
+        """Phase 2, as `dynamics._drain`: drain x difficulty, modulations, cascade stages. The
+        float32 rounding is written out (`r[0] = value; value = r[0]`): a call per operation
+        would cost a third of the tick."""
+        r = _ROUND
+        meters = f32s(
+            [0.0 if v < 0.0 else 1.0 if v > 1.0 else v for v in map(float.__sub__, meters, self.drain[i])]
+        )
         for source, target, base, offset, scale in self.t.modulations:
-            loss = f32(base * f32(offset + f32(scale * f32(1.0 - meters[source]))))
-            meters[target] = min(1.0, max(0.0, f32(meters[target] - loss)))
+            r[0] = 1.0 - meters[source]
+            r[0] = scale * r[0]
+            r[0] = offset + r[0]
+            r[0] = base * r[0]
+            r[0] = meters[target] - r[0]
+            v = r[0]
+            meters[target] = 0.0 if v < 0.0 else 1.0 if v > 1.0 else v
         for stage in self.t.stages:
             losses: dict[int, float] = {}
             for source, target, threshold, strength in stage:
-                pressure = f32(threshold - meters[source])
-                if pressure > 0.0:
-                    loss = f32(pressure * strength)
-                    losses[target] = f32(losses[target] + loss) if target in losses else loss
+                if threshold > meters[source]:  # else the pressure is 0 and so is the loss
+                    r[0] = threshold - meters[source]
+                    r[0] = r[0] * strength
+                    if target in losses:
+                        r[0] = losses[target] + r[0]
+                    losses[target] = r[0]
             for target, loss in losses.items():
-                meters[target] = min(1.0, max(0.0, f32(meters[target] - loss)))
+                r[0] = meters[target] - loss
+                v = r[0]
+                meters[target] = 0.0 if v < 0.0 else v
         return meters
 
     def _reward(self, meters: list[float]) -> float:
@@ -316,6 +333,16 @@ class ScalarTown:
         return reward
 
     # --- what an agent sees ----------------------------------------------------------------
+
+    def view_rows(self, x: int, y: int) -> list[float]:
+        """The full view's affordance field seen from (x, y), kept for the town's life (its
+        affordances never move): most steps revisit a cell seen before."""
+        rows = self._view_rows.get((x, y))
+        if rows is None:
+            from townlet_env.core.scalar_observe import affordance_rows
+
+            rows = self._view_rows[(x, y)] = affordance_rows(self, x, y)
+        return rows
 
     def observe(self, out: np.ndarray) -> np.ndarray:
         """Write every slot's observation into `out` ([K, obs_dim] float32, zeroed here)."""
