@@ -24,12 +24,16 @@ from __future__ import annotations
 
 from array import array
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from townlet_env.core.level import BLOCKED, HOURS_PER_DAY, CompiledLevel
 from townlet_env.core.state import TownState
+
+if TYPE_CHECKING:
+    from townlet_env.core.scalar_social import Phase
 
 _ROUND = array("f", [0.0])
 
@@ -42,6 +46,39 @@ def f32(value: float) -> float:
 
 def f32s(values: list[float]) -> list[float]:
     return array("f", values).tolist()
+
+
+def row_sum(values: list[float]) -> float:
+    """The float32 sum of a short row in the order torch's CPU kernel adds it (aten's
+    `row_sum`: four partial sums over runs of four, the rest into the first, then the partials in
+    turn; rows of 8 or more take its vectorised path, so they are summed by torch itself)."""
+    n = len(values)
+    if n >= 8:
+        return float(torch.tensor([values], dtype=torch.float32).sum(dim=1)[0])
+    r = _ROUND
+    partial = [0.0, 0.0, 0.0, 0.0]
+    whole = n // 4 * 4
+    for start in range(0, whole, 4):
+        for lane in range(4):
+            r[0] = partial[lane] + values[start + lane]
+            partial[lane] = r[0]
+    total = partial[0]
+    for value in values[whole:] + partial[1:]:
+        r[0] = total + value
+        total = r[0]
+    return total
+
+
+def unsupported(level: CompiledLevel) -> str | None:
+    """Why the scalar engine cannot replay this level's arithmetic exactly, or None. A cascade
+    stage sums its losses with a matrix product, whose order of addition is the BLAS
+    library's: with two or fewer cascades onto one meter the order cannot matter."""
+    for stage in level.cascade_stages:
+        if bool((stage.target.sum(dim=0) > 2).any()):
+            return "a cascade stage with more than two cascades onto one meter"
+    if level.reward_meters.numel() > 8:
+        return "a reward formula over more than eight meters"
+    return None
 
 
 @dataclass
@@ -201,7 +238,7 @@ class ScalarTown:
                     ok = ok and t.aff_open[aff][hour]
                     ok = ok and not (taken is not None and taken[i])
                 row[t.interact] = ok
-            if chat is not None:
+            if chat is not None and self.social is not None:
                 row[self.social.chat_action] = chat[i]
             rows.append(row)
         self._mask = rows
@@ -251,19 +288,19 @@ class ScalarTown:
         self.clock += 1
         truncated = [self.alive[i] and self.clock >= t.max_steps for i in range(k)]
         result = ScalarResult(reward, died, truncated, invalid, executed)
-        if social is not None:
+        if social is not None and self.social is not None:
             self.social.settle(self, social, result)
         self._mask = None
         return result
 
-    def _act(self, i: int, a: int, social: object) -> list[float]:
+    def _act(self, i: int, a: int, social: Phase | None) -> list[float]:
         """Phase 1, as `dynamics._act`: the action's delta, chat's social gain, any use. A use
         that does not happen adds zeros, which change nothing, so it is skipped."""
         t = self.t
         delta = t.action_delta[a]
-        if social is not None:
-            delta = self.social.add_gain(delta, social, i)  # type: ignore[union-attr]
-        using = a == t.interact if social is None else social.using[i]  # type: ignore[attr-defined]
+        if social is not None and self.social is not None:
+            delta = self.social.add_gain(delta, social, i)
+        using = a == t.interact if social is None else social.using[i]
         self.progress[i], use = self._use(i, using) if using else (0, None)
         if use is not None:
             delta = f32s([d + u for d, u in zip(delta, use, strict=True)])
@@ -319,15 +356,15 @@ class ScalarTown:
         t = self.t
         read = [meters[m] for m in t.reward_meters]
         if t.reward_kind == "weighted_sum":
-            total = 0.0
-            for v, w in zip(read, t.reward_weights, strict=True):
-                total = f32(total + f32(f32(v - t.reward_centre) * w))
-            reward = f32(t.reward_base + total)
+            terms = [f32(f32(v - t.reward_centre) * w) for v, w in zip(read, t.reward_weights, strict=True)]
+            reward = f32(t.reward_base + row_sum(terms))
         else:
             product = 1.0
             for v in read:
                 product = f32(product * v)
-            reward = product if t.reward_kind == "product" else f32(t.reward_base + f32(t.reward_bonus * product))
+            reward = (
+                product if t.reward_kind == "product" else f32(t.reward_base + f32(t.reward_bonus * product))
+            )
         if t.reward_clip is not None:
             reward = min(t.reward_clip[1], max(t.reward_clip[0], reward))
         return reward

@@ -65,6 +65,7 @@ class ObserveTables:
             self.queue = layout["queue"].offset
             self.nearest = layout["nearest"].offset
             self.nearest_rows = layout["nearest"].shape[0]
+            assert self.queue == self.personality + 3 and self.nearest == self.queue + 2, layout.names
 
 
 def observe_into(town: ScalarTown, out: np.ndarray) -> np.ndarray:
@@ -117,7 +118,9 @@ def _other_agents(town: ScalarTown, out: np.ndarray) -> None:
         others = [j for j in range(k) if j != i][:width]
         seen = [float(town.alive[i] and town.alive[j]) for j in others]
         at = v.agents
-        out[i, at : at + width] = [(town.x[j] - town.x[i]) / v.sx * s for j, s in zip(others, seen, strict=True)]
+        out[i, at : at + width] = [
+            (town.x[j] - town.x[i]) / v.sx * s for j, s in zip(others, seen, strict=True)
+        ]
         out[i, at + v.others : at + v.others + width] = [
             (town.y[j] - town.y[i]) / v.sy * s for j, s in zip(others, seen, strict=True)
         ]
@@ -152,39 +155,42 @@ def _window(town: ScalarTown, out: np.ndarray) -> None:
 
 
 def _social(town: ScalarTown, out: np.ndarray) -> None:
+    """personality, queue and nearest: one list per agent (the three fields are contiguous)."""
     v = town.view
     social = town.social
     assert social is not None
     k = town.k
-    out[:k, v.personality : v.personality + 3] = social.personality
-    for i, position in enumerate(social.queue_position(town)):
-        if position >= 0:
-            out[i, v.queue] = 1.0
-            out[i, v.queue + 1] = 1.0 / (1.0 + position)
     width = min(k - 1, v.nearest_rows)
-    if width <= 0:
-        return
     trust, fam, riv = social.ties
-    for i in range(k):
-        keys = []
-        for j in range(k):
-            if j == i:
-                keys.append(((FAR + 1) * k, j))
-                continue
-            far = abs(town.x[j] - town.x[i]) + abs(town.y[j] - town.y[i]) if town.alive[j] else FAR
-            keys.append((far * k + j, j))
-        keys.sort()
-        row: list[float] = []
-        for _, j in keys[:width]:
-            seen = float(town.alive[i] and town.alive[j])
-            row += (
-                (town.x[j] - town.x[i]) / v.sx * seen,
-                (town.y[j] - town.y[i]) / v.sy * seen,
-                float(town.alive[j]) * seen,
-                float(town.progress[j] > 0) * seen,
-                float(social.queue_key[j] >= 0) * seen,
-                trust[i][j] * seen,
-                fam[i][j] * seen,
-                riv[i][j] * seen,
+    xs, ys, alive = town.x, town.y, town.alive
+    facts = [  # of each j: alive, busy, queued
+        (float(alive[j]), float(town.progress[j] > 0), float(social.queue_key[j] >= 0)) for j in range(k)
+    ]
+    sx, sy = v.sx, v.sy
+    for i, position in enumerate(social.queue_position(town)):
+        row = (
+            [*social.personality[i], 1.0, 1.0 / (1.0 + position)]
+            if position >= 0
+            else [*social.personality[i], 0.0, 0.0]
+        )
+        if width > 0:
+            x, y = xs[i], ys[i]
+            keys = sorted(
+                (abs(xs[j] - x) + abs(ys[j] - y) if alive[j] else FAR) * k + j for j in range(k) if j != i
             )
-        out[i, v.nearest : v.nearest + len(row)] = row
+            me = float(alive[i])
+            for key in keys[:width]:
+                j = key % k
+                seen = me * facts[j][0]
+                a, b, c = facts[j]
+                row += (
+                    (xs[j] - x) / sx * seen,
+                    (ys[j] - y) / sy * seen,
+                    a * seen,
+                    b * seen,
+                    c * seen,
+                    trust[i][j] * seen,
+                    fam[i][j] * seen,
+                    riv[i][j] * seen,
+                )
+        out[i, v.personality : v.personality + len(row)] = row

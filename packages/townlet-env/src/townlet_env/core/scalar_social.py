@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from townlet_env.core.level import HOURS_PER_DAY, CompiledLevel
-from townlet_env.core.scalar import f32
+from townlet_env.core.scalar import _ROUND, f32, row_sum
 from townlet_env.core.social import TIES
 from townlet_env.core.state import TownState
 
@@ -38,6 +38,8 @@ class Phase:
     stall: list[int]
     deltas: list[dict[tuple[int, int], float]]  # per tie: (i, j) -> chat's change, nonzero only
     queue_deltas: list[dict[tuple[int, int], float]]  # per tie: the queue events' changes
+    ghosts: int = 0  # holders sent to the back this tick
+    handovers: int = 0  # uses completed with a queue waiting
 
 
 class SocialScalar:
@@ -69,12 +71,13 @@ class SocialScalar:
         )
         self.ghost_ticks = queue.ghost_ticks
         r = spec.reward
-        self.chat_reward = None if r.chat is None else tuple(
-            f32(v) for v in (r.chat.base, r.chat.trust, r.chat.familiarity)
+        self.chat_reward = (
+            None if r.chat is None else tuple(f32(v) for v in (r.chat.base, r.chat.trust, r.chat.familiarity))
         )
         self.needs = None if r.needs is None else f32(r.needs)
         self.survival = None if r.survival is None else f32(r.survival)
         self.clip = (f32(r.clip[0]), f32(r.clip[1]))
+        self.last: Phase | None = None  # the last tick's phase (tests count its events)
 
     # --- state -------------------------------------------------------------------------------
 
@@ -116,7 +119,12 @@ class SocialScalar:
         )
 
     def has_neighbour(self, town: ScalarTown) -> list[bool]:
-        return [any(self.near(town, i, j) for j in range(town.k)) for i in range(town.k)]
+        xs, ys, alive, k = town.x, town.y, town.alive, town.k
+        living = [j for j in range(k) if alive[j]]
+        return [
+            alive[i] and any(j != i and abs(xs[i] - xs[j]) + abs(ys[i] - ys[j]) <= 1 for j in living)
+            for i in range(k)
+        ]
 
     def standing(self, town: ScalarTown) -> list[int]:
         return [town.affordance(i) if town.alive[i] else -1 for i in range(town.k)]
@@ -150,7 +158,9 @@ class SocialScalar:
 
     def phase(self, town: ScalarTown, executed: list[int]) -> Phase:
         k = town.k
-        out = Phase([False] * k, [-1] * k, [False] * k, [0.0] * k, [0.0] * k, [], [], [{}, {}, {}], [{}, {}, {}])
+        out = self.last = Phase(
+            [False] * k, [-1] * k, [False] * k, [0.0] * k, [0.0] * k, [], [], [{}, {}, {}], [{}, {}, {}]
+        )
         both = [[0] * k for _ in range(k)]
         for i in range(k):
             if executed[i] == self.chat_action:
@@ -188,7 +198,7 @@ class SocialScalar:
             out.social_gain[i] = f32(total * f32(social_gain * self.gain[i]))
             if not total:
                 continue
-            reward = 0.0
+            each = [0.0] * town.k  # the chat reward of each pair, summed as torch sums a row
             for j, b in enumerate(row):
                 if not b:
                     continue
@@ -199,7 +209,8 @@ class SocialScalar:
                 if self.chat_reward is not None:
                     base, rt, rf = self.chat_reward
                     value = f32(f32(base + f32(rt * self.ties[0][i][j])) + f32(rf * self.ties[1][i][j]))
-                    reward = f32(reward + f32(b * value))
+                    each[j] = f32(b * value)
+            reward = row_sum(each)
             out.chat_reward[i] = reward
 
     @staticmethod
@@ -217,8 +228,12 @@ class SocialScalar:
             return i != j and standing[i] >= 0 and standing[i] == standing[j]
 
         queued = [q >= 0 for q in self.queue_key]
-        holder = [s >= 0 and not any(spot(i, j) and key[j] < key[i] for j in range(k)) for i, s in enumerate(standing)]
-        crowded = [any(spot(i, j) and queued[j] for j in range(k)) for i in range(k)]
+        holder, crowded = [False] * k, [False] * k
+        for i, s in enumerate(standing):
+            if s >= 0:
+                others = [j for j in range(k) if j != i and standing[j] == s]
+                holder[i] = all(key[j] >= key[i] for j in others)
+                crowded[i] = any(queued[j] for j in others)
         ghost, completing = [False] * k, [False] * k
         for i in range(k):
             acts = executed[i] == t.interact
@@ -227,7 +242,9 @@ class SocialScalar:
             open_now = aff >= 0 and t.aff_open[aff][hour]
             using = out.using[i] = acts and holder[i]
             q = town.clock if acts and not holder[i] and self.queue_key[i] < 0 else self.queue_key[i]
-            stalling = holder[i] and town.progress[i] == 0 and crowded[i] and open_now and not acts and not moved
+            stalling = (
+                holder[i] and town.progress[i] == 0 and crowded[i] and open_now and not acts and not moved
+            )
             stall = self.stall[i] + 1 if stalling else 0
             if stall >= self.ghost_ticks:
                 ghost[i], q, stall = True, town.clock, 0
@@ -237,7 +254,8 @@ class SocialScalar:
             out.stall.append(stall)
             a = aff if aff >= 0 else 0
             completing[i] = using and town.progress[i] + 1 >= t.aff_ticks[a] and crowded[i]
-        if not (any(ghost) or any(completing)):
+        out.ghosts, out.handovers = sum(ghost), sum(completing)
+        if not (out.ghosts or out.handovers):
             return
         stalled, overtaken, handover_trust = self.queue_gains
         for i in range(k):
@@ -273,18 +291,28 @@ class SocialScalar:
             for tie, changes in zip(self.ties, deltas, strict=True):
                 for (i, j), change in changes.items():
                     tie[i][j] = f32(tie[i][j] + change)
+        r = _ROUND
         for tie, (decay, low, high) in zip(self.ties, self.bounds, strict=True):
             for row in tie:
                 for j, v in enumerate(row):
-                    if v:
-                        v = f32(v - min(decay, max(-decay, v)))
-                        row[j] = min(high, max(low, v))
+                    if v:  # a zero tie stays zero; within the decay a tie goes to zero
+                        if v > decay:
+                            r[0] = v - decay
+                        elif v < -decay:
+                            r[0] = v + decay
+                        else:
+                            row[j] = 0.0
+                            continue
+                        v = r[0]
+                        row[j] = low if v < low else high if v > high else v
         living = town.alive
         self.queue_key = [q if alive else -1 for q, alive in zip(phase.queue_key, living, strict=True)]
         self.stall = [s if alive else 0 for s, alive in zip(phase.stall, living, strict=True)]
         terms: dict[str, list[float]] = {}
         if self.needs is not None:
-            terms["needs"] = [f32(self.needs * r) if a else 0.0 for r, a in zip(result.reward, living, strict=True)]
+            terms["needs"] = [
+                f32(self.needs * r) if a else 0.0 for r, a in zip(result.reward, living, strict=True)
+            ]
         if self.survival is not None:
             terms["survival"] = [self.survival if a else 0.0 for a in living]
         if self.chat_reward is not None:
@@ -295,7 +323,10 @@ class SocialScalar:
                 total = f32(total + values[i])
             result.reward[i] = min(self.clip[1], max(self.clip[0], total)) if alive else 0.0
         result.reward_terms = terms
-        result.chat_partner = [p if executed == self.chat_action else -1 for p, executed in zip(phase.partner, result.executed, strict=True)]
+        result.chat_partner = [
+            p if executed == self.chat_action else -1
+            for p, executed in zip(phase.partner, result.executed, strict=True)
+        ]
         result.chat_success = phase.success
 
 

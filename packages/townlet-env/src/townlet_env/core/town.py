@@ -32,7 +32,7 @@ from townlet_env.core.observe import action_mask, affordance_at, hour_of_day, ob
 from townlet_env.core.outputs import Observation, StepOutput, TownView
 from townlet_env.core.pairs import Pairs
 from townlet_env.core.render import render_ansi, render_rgb
-from townlet_env.core.scalar import ScalarResult, ScalarTown
+from townlet_env.core.scalar import ScalarResult, ScalarTown, unsupported
 from townlet_env.core.spawn import autoreset, check_room, initial_state
 from townlet_env.core.state import TownState
 
@@ -100,6 +100,9 @@ class Town:
         if scalar:
             if self.num_towns != 1 or autoreset or self.device.type != "cpu":
                 raise ValueError("the scalar engine runs one town on the CPU, without autoreset")
+            reason = unsupported(self.level)
+            if reason is not None:
+                raise ValueError(f"the scalar engine cannot run level '{self.level.name}': {reason}")
             self._engine = ScalarTown(self.level)
         self._engine_live = False  # the engine holds the current state
         self._state_stale = False  # ... and _state is behind it: `state` converts it back
