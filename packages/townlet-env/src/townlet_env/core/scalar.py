@@ -22,135 +22,29 @@ operation fails it.
 
 from __future__ import annotations
 
-from array import array
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
 import numpy as np
 import torch
 
 from townlet_env.core.level import BLOCKED, HOURS_PER_DAY, CompiledLevel
+from townlet_env.core.scalar_base import (
+    _ROUND,
+    ScalarResult,
+    ScalarTables,
+    TownNumbers,
+    f32,
+    f32s,
+    row_sum,
+    unsupported,
+)
+from townlet_env.core.scalar_observe import ObserveTables, observe_into
+from townlet_env.core.scalar_social import Phase, SocialScalar
 from townlet_env.core.state import TownState
 
-if TYPE_CHECKING:
-    from townlet_env.core.scalar_social import Phase
 
-_ROUND = array("f", [0.0])
-
-
-def f32(value: float) -> float:
-    """`value` rounded to the nearest float32 (what a torch float32 operation stores)."""
-    _ROUND[0] = value
-    return _ROUND[0]
-
-
-def f32s(values: list[float]) -> list[float]:
-    return array("f", values).tolist()
-
-
-def row_sum(values: list[float]) -> float:
-    """The float32 sum of a short row in the order torch's CPU kernel adds it (aten's
-    `row_sum`: four partial sums over runs of four, the rest into the first, then the partials in
-    turn; rows of 8 or more take its vectorised path, so they are summed by torch itself)."""
-    n = len(values)
-    if n >= 8:
-        return float(torch.tensor([values], dtype=torch.float32).sum(dim=1)[0])
-    r = _ROUND
-    partial = [0.0, 0.0, 0.0, 0.0]
-    whole = n // 4 * 4
-    for start in range(0, whole, 4):
-        for lane in range(4):
-            r[0] = partial[lane] + values[start + lane]
-            partial[lane] = r[0]
-    total = partial[0]
-    for value in values[whole:] + partial[1:]:
-        r[0] = total + value
-        total = r[0]
-    return total
-
-
-def unsupported(level: CompiledLevel) -> str | None:
-    """Why the scalar engine cannot replay this level's arithmetic exactly, or None. A cascade
-    stage sums its losses with a matrix product, whose order of addition is the BLAS
-    library's: with two or fewer cascades onto one meter the order cannot matter."""
-    for stage in level.cascade_stages:
-        if bool((stage.target.sum(dim=0) > 2).any()):
-            return "a cascade stage with more than two cascades onto one meter"
-    if level.reward_meters.numel() > 8:
-        return "a reward formula over more than eight meters"
-    return None
-
-
-@dataclass
-class ScalarResult:
-    """One tick, as `StepResult` holds it, in Python lists."""
-
-    reward: list[float]
-    terminated: list[bool]
-    truncated: list[bool]
-    invalid: list[bool]
-    executed: list[int]
-    chat_partner: list[int] | None = None
-    chat_success: list[bool] | None = None
-    reward_terms: dict[str, list[float]] = field(default_factory=dict)
-
-
-class ScalarTables:
-    """The compiled level's tables as Python numbers, read once per level."""
-
-    def __init__(self, level: CompiledLevel) -> None:
-        self.level = level
-        self.m = level.n_meters
-        self.n_actions = level.n_actions
-        self.wait = level.wait_action
-        self.interact = level.interact_action
-        self.max_steps = level.max_steps
-        self.pad = level.pad
-        self.action_delta = level.action_delta.tolist()
-        self.move_delta = [tuple(d) for d in level.move_delta.tolist()]
-        self.is_move = level.is_move.tolist()
-        self.move_actions = level.move_actions.tolist()
-        self.aff_ticks = level.aff_ticks.tolist()
-        self.aff_tick_delta = level.aff_tick_delta.tolist()
-        self.aff_completion = level.aff_completion.tolist()
-        self.aff_instant_delta = level.aff_instant_delta.tolist()
-        self.aff_required = level.aff_required.tolist()
-        self.aff_open = level.aff_open.tolist()
-        self.drain = level.drain.tolist()
-        self.terminal = level.terminal_index.tolist()
-        self.modulations = [
-            (s, t, f32(base), f32(offset), f32(scale)) for s, t, base, offset, scale in level.modulations
-        ]
-        self.stages = [
-            [
-                (src, tgt, th, sot)
-                for src, tgt, th, sot in zip(
-                    st.source.tolist(),
-                    st.target.argmax(dim=1).tolist(),
-                    st.threshold.tolist(),
-                    st.strength_over_threshold.tolist(),
-                    strict=True,
-                )
-            ]
-            for st in level.cascade_stages
-        ]
-        spec = level.config.reward.reward
-        self.reward_kind = spec.kind
-        self.reward_meters = level.reward_meters.tolist()
-        self.reward_weights = level.reward_weights.tolist()
-        self.reward_base = f32(getattr(spec, "base", 0.0) or 0.0)
-        self.reward_centre = f32(getattr(spec, "centre", 0.0) or 0.0)
-        self.reward_bonus = f32(getattr(spec, "bonus", 0.0) or 0.0)
-        self.reward_clip = None if spec.clip is None else (f32(spec.clip[0]), f32(spec.clip[1]))
-
-
-class ScalarTown:
+class ScalarTown(TownNumbers):
     """One town's state as Python values, and the tick, mask and observation over it."""
 
     def __init__(self, level: CompiledLevel) -> None:
-        from townlet_env.core.scalar_observe import ObserveTables
-        from townlet_env.core.scalar_social import SocialScalar
-
         self.t = ScalarTables(level)
         self.view = ObserveTables(level)
         self.social = None if level.social is None else SocialScalar(level)
@@ -177,7 +71,7 @@ class ScalarTown:
         self.aff_xy = [tuple(xy) for xy in state.affordance_position[0].tolist()]
         # a drain row per slot: drain x difficulty, as the core multiplies them every tick
         self.drain = [[f32(d * diff) for d in self.t.drain] for diff in self.difficulty]
-        self._view_rows: dict[tuple[int, int], list[float]] = {}  # see view_rows
+        self.view_cache = {}
         if self.social is not None:
             self.social.load(self, state)
         self._mask = None
@@ -198,16 +92,6 @@ class ScalarTown:
         return out
 
     # --- what an agent may do --------------------------------------------------------------
-
-    def affordance(self, i: int) -> int:
-        """The affordance under slot i, -1 for none."""
-        code = self.cells[self.y[i]][self.x[i]]
-        return code if code >= 0 else -1
-
-    def cell(self, x: int, y: int) -> int:
-        if 0 <= y < len(self.cells) and 0 <= x < len(self.cells[0]):
-            return self.cells[y][x]
-        return BLOCKED
 
     def mask(self) -> list[list[bool]]:
         """[K][n_actions] legal actions, as `core.action_mask`."""
@@ -371,18 +255,9 @@ class ScalarTown:
 
     # --- what an agent sees ----------------------------------------------------------------
 
-    def view_rows(self, x: int, y: int) -> list[float]:
-        """The full view's affordance field seen from (x, y), kept for the town's life (its
-        affordances never move): most steps revisit a cell seen before."""
-        rows = self._view_rows.get((x, y))
-        if rows is None:
-            from townlet_env.core.scalar_observe import affordance_rows
-
-            rows = self._view_rows[(x, y)] = affordance_rows(self, x, y)
-        return rows
-
     def observe(self, out: np.ndarray) -> np.ndarray:
         """Write every slot's observation into `out` ([K, obs_dim] float32, zeroed here)."""
-        from townlet_env.core.scalar_observe import observe_into
-
         return observe_into(self, out)
+
+
+__all__ = ["ScalarResult", "ScalarTown", "f32", "row_sum", "unsupported"]

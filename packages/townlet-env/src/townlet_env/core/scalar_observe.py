@@ -15,7 +15,7 @@ from townlet_env.core.level import BLOCKED, EMPTY, HOURS_PER_DAY, CompiledLevel
 from townlet_env.core.observe_social import FAR
 
 if TYPE_CHECKING:
-    from townlet_env.core.scalar import ScalarTown
+    from townlet_env.core.scalar_base import TownNumbers as ScalarTown
 
 
 class ObserveTables:
@@ -85,7 +85,7 @@ def observe_into(town: ScalarTown, out: np.ndarray) -> np.ndarray:
         row = [*town.meters[i], *time, progress, episode, x / v.sx, y / v.sy, *v.underfoot_rows[aff + 1]]
         if v.affordance_field:
             if full:
-                row += town.view_rows(x, y)
+                row += view_rows(town, x, y)
             else:
                 row += v.no_affordances
         out[i, : len(row)] = row
@@ -97,6 +97,15 @@ def observe_into(town: ScalarTown, out: np.ndarray) -> np.ndarray:
     if v.social:
         _social(town, out)
     return out
+
+
+def view_rows(town: ScalarTown, x: int, y: int) -> list[float]:
+    """The full view's affordance field seen from (x, y), kept for the town's life (its
+    affordances never move): most steps revisit a cell seen before."""
+    rows = town.view_cache.get((x, y))
+    if rows is None:
+        rows = town.view_cache[(x, y)] = affordance_rows(town, x, y)
+    return rows
 
 
 def affordance_rows(town: ScalarTown, x: int, y: int) -> list[float]:

@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING
 import torch
 
 from townlet_env.core.level import HOURS_PER_DAY, CompiledLevel
-from townlet_env.core.scalar import _ROUND, f32, row_sum
+from townlet_env.core.scalar_base import _ROUND, f32, row_sum
 from townlet_env.core.social import TIES
 from townlet_env.core.state import TownState
 
 if TYPE_CHECKING:
-    from townlet_env.core.scalar import ScalarResult, ScalarTown
+    from townlet_env.core.scalar_base import ScalarResult
+    from townlet_env.core.scalar_base import TownNumbers as ScalarTown
 
 LONG_MAX = 2**63 - 1
 
