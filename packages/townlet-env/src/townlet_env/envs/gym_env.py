@@ -105,7 +105,7 @@ class TownletEnv(LevelNames, gym.Env[np.ndarray, np.int64]):
 
     def _observe(self) -> tuple[np.ndarray, dict[str, Any]]:
         engine = self.town.engine
-        obs = engine.observe(np.zeros((1, self.level.layout.size), dtype=np.float32))[0]
+        obs = engine.observe(np.empty((1, self.level.layout.size), dtype=np.float32))[0]
         self._mask = np.array(engine.mask()[0])
         info = {
             "action_mask": self._mask.astype(np.int8),

@@ -203,13 +203,14 @@ class TownletParallelEnv(LevelNames, ParallelEnv[str, Any, int]):
         return obs, np.array(engine.mask(), dtype=np.int8)
 
     def _agent_obs(self, obs: np.ndarray, masks: np.ndarray, agent: str) -> Any:
+        # rows of arrays made for this step alone: no agent's row is another's, nor reused later
         i = self._index[agent]
         if self.mask_in_obs:
-            return {"observation": obs[i].copy(), "action_mask": masks[i].copy()}
-        return obs[i].copy()
+            return {"observation": obs[i], "action_mask": masks[i]}
+        return obs[i]
 
     def _agent_info(self, masks: np.ndarray, agent: str) -> dict[str, Any]:
-        return {} if self.mask_in_obs else {"action_mask": masks[self._index[agent]].copy()}
+        return {} if self.mask_in_obs else {"action_mask": masks[self._index[agent]]}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # SuperSuit's concat_vec_envs_v1 copies the env by pickling it: an unseeded copy gets
