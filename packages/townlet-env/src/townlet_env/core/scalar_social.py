@@ -139,6 +139,8 @@ class SocialScalar:
 
     def queue_position(self, town: ScalarTown) -> list[int]:
         """How many queued agents are served before each queued one; -1 when not queued."""
+        if max(self.queue_key) < 0:
+            return [-1] * town.k
         standing, key = self.standing(town), self.serve_keys(town)
         out = []
         for i in range(town.k):
@@ -162,11 +164,12 @@ class SocialScalar:
         out = self.last = Phase(
             [False] * k, [-1] * k, [False] * k, [0.0] * k, [0.0] * k, [], [], [{}, {}, {}], [{}, {}, {}]
         )
-        both = [[0] * k for _ in range(k)]
-        for i in range(k):
-            if executed[i] == self.chat_action:
+        chatting = [i for i in range(k) if executed[i] == self.chat_action]
+        if chatting:  # else no tie, social meter or chat reward changes by chat
+            both = [[0] * k for _ in range(k)]
+            for i in chatting:
                 self._chat(town, i, out, both)
-        self._chat_effects(town, out, both)
+            self._chat_effects(town, out, both)
         self._queues(town, executed, out)
         return out
 
@@ -222,7 +225,11 @@ class SocialScalar:
     def _queues(self, town: ScalarTown, executed: list[int], out: Phase) -> None:
         """`queue.advance`, and the ghost steps' and handovers' tie changes."""
         t, k = town.t, town.k
-        standing, key = self.standing(town), self.serve_keys(town)
+        standing = self.standing(town)
+        spots = [a for a in standing if a >= 0]
+        if max(self.queue_key) < 0 and len(spots) == len(set(spots)):
+            return self._no_queue(town, executed, standing, out)
+        key = self.serve_keys(town)
         hour = town.clock % HOURS_PER_DAY
 
         def spot(i: int, j: int) -> bool:
@@ -275,6 +282,16 @@ class SocialScalar:
                     waited = f32(self.loss[i] * f32(stalled + f32(overtaken * 0.0)))
                     self._add_to(out, 2, i, j, waited)
 
+    def _no_queue(self, town: ScalarTown, executed: list[int], standing: list[int], out: Phase) -> None:
+        """`_queues` where no one is queued and no two living agents share an affordance (most
+        ticks): each agent on an affordance holds it, INTERACT there is a use, nothing stalls,
+        and no event changes a tie."""
+        interact = town.t.interact
+        for i in range(town.k):
+            out.using[i] = executed[i] == interact and standing[i] >= 0
+        out.queue_key += [-1] * town.k
+        out.stall += [0] * town.k
+
     @staticmethod
     def _add_to(out: Phase, tie: int, i: int, j: int, change: float) -> None:
         """A queue event's change (the events of one pair never coincide: one holder a spot)."""
@@ -282,8 +299,11 @@ class SocialScalar:
 
     def add_gain(self, delta: list[float], phase: Phase, i: int) -> list[float]:
         """The action's meter change plus what chats gave the social meter."""
+        gain = phase.social_gain[i]
+        if not gain:  # adding +0.0 changes nothing
+            return delta
         delta = list(delta)
-        delta[self.meter] = f32(delta[self.meter] + phase.social_gain[i])
+        delta[self.meter] = f32(delta[self.meter] + gain)
         return delta
 
     def settle(self, town: ScalarTown, phase: Phase, result: ScalarResult) -> None:
@@ -312,17 +332,22 @@ class SocialScalar:
         terms: dict[str, list[float]] = {}
         if self.needs is not None:
             terms["needs"] = [
-                f32(self.needs * r) if a else 0.0 for r, a in zip(result.reward, living, strict=True)
+                f32(self.needs * needs) if a else 0.0 for needs, a in zip(result.reward, living, strict=True)
             ]
         if self.survival is not None:
             terms["survival"] = [self.survival if a else 0.0 for a in living]
         if self.chat_reward is not None:
             terms["chat"] = [c if a else 0.0 for c, a in zip(phase.chat_reward, living, strict=True)]
-        for i, alive in enumerate(living):
-            total = 0.0
-            for values in terms.values():
-                total = f32(total + values[i])
-            result.reward[i] = min(self.clip[1], max(self.clip[0], total)) if alive else 0.0
+        low, high = self.clip
+        for i, values in enumerate(zip(*terms.values(), strict=True)):
+            if not living[i]:
+                result.reward[i] = 0.0
+                continue
+            total = 0.0  # summed term by term, as torch sums the stacked terms
+            for value in values:
+                r[0] = total + value
+                total = r[0]
+            result.reward[i] = low if total < low else high if total > high else total
         result.reward_terms = terms
         result.chat_partner = [
             p if executed == self.chat_action else -1
