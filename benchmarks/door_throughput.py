@@ -339,6 +339,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=1.0, help="time per door per round")
     parser.add_argument("--slots", type=int, default=4096, help="vector env slots (0: skip the vector env)")
     parser.add_argument("--steps", type=int, default=60, help="vector env steps per round")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (1: no OpenMP waits on a busy CPU)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--force", action="store_true", help="replace an existing results file")
     parser.add_argument("--page", action="store_true", help="only rewrite docs/performance.md from --out")
@@ -351,6 +354,7 @@ def main() -> None:
     unknown = sorted(set(args.levels) - set(builtin_levels()))
     if unknown:
         sys.exit(f"error: --levels: unknown {unknown}; built-in levels: {', '.join(builtin_levels())}")
+    torch.set_num_threads(args.threads)
     write_json(args.out, run(args), args.force)
 
 

@@ -84,6 +84,8 @@ class SocialScalar:
 
     def load(self, town: ScalarTown, state: TownState) -> None:
         self.ties = [state.trust.tolist(), state.familiarity.tolist(), state.rivalry.tolist()]
+        # all ties zero: the decay has nothing to do until an event changes one
+        self.quiet = not any(any(row) for tie in self.ties for row in tie)
         self.queue_key = state.queue_key.tolist()
         self.stall = state.stall.tolist()
         self.personality = state.personality.tolist()
@@ -308,12 +310,14 @@ class SocialScalar:
 
     def settle(self, town: ScalarTown, phase: Phase, result: ScalarResult) -> None:
         """New ties (events, decay, clamp), queue places, reward terms and the clipped reward."""
+        r = _ROUND
         for deltas in (phase.deltas, phase.queue_deltas):
             for tie, changes in zip(self.ties, deltas, strict=True):
                 for (i, j), change in changes.items():
                     tie[i][j] = f32(tie[i][j] + change)
-        r = _ROUND
-        for tie, (decay, low, high) in zip(self.ties, self.bounds, strict=True):
+                    self.quiet = False
+        bounds = () if self.quiet else self.bounds
+        for tie, (decay, low, high) in zip(self.ties, bounds, strict=False):
             for row in tie:
                 for j, v in enumerate(row):
                     if v:  # a zero tie stays zero; within the decay a tie goes to zero
