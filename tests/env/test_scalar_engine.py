@@ -232,3 +232,31 @@ def test_the_scalar_engine_runs_one_town_on_the_cpu_without_autoreset() -> None:
         Town("L0_minimal", 1, 1, scalar=True)
     with pytest.raises(RuntimeError, match="scalar=True"):
         _ = Town("L0_minimal", 1, 1).engine
+
+
+def test_a_level_the_engine_cannot_replay_runs_on_the_tensor_core(tmp_path: Path) -> None:
+    """Three cascades onto one meter in one stage sum in the BLAS library's order: the engine
+    refuses such a level with a one-line notice, and gym.make's env steps it with the tensor
+    core instead, with the same results as a tensor town."""
+    import gymnasium as gym
+
+    import townlet_env  # noqa: F401  (registers Townlet-v0)
+
+    pack = tmp_path / "three_onto_energy"
+    shutil.copytree(BUILTIN_DIR / "L1_full_observability", pack)
+    cascades = yaml.safe_load((pack / "cascades.yaml").read_text())
+    cascades["groups"][0]["cascades"].append({"source": "hygiene", "target": "energy", "strength": 0.002})
+    (pack / "cascades.yaml").write_text(yaml.safe_dump(cascades))
+    with pytest.warns(UserWarning, match="cannot replay"):
+        env = gym.make("Townlet-v0", level=str(pack))
+    tensor = Town(str(pack), 1, 1, autoreset=False)
+    obs, info = env.reset(seed=4)
+    rng = random.Random(0)
+    tensor.set_state(env.unwrapped.town.state)  # type: ignore[attr-defined]
+    for _ in range(50):
+        action = rng.choice([a for a, ok in enumerate(info["action_mask"].tolist()) if ok])
+        obs, reward, terminated, truncated, info = env.step(action)
+        want = tensor.step(torch.tensor([action]))
+        assert same_bits(obs, want.obs[0]) and reward == float(want.reward[0])
+        if terminated or truncated:
+            break

@@ -18,6 +18,7 @@ turn (see `Town.__init__`).
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from townlet_env.core.outputs import Observation, StepOutput, TownView
 from townlet_env.core.pairs import Pairs
 from townlet_env.core.render import render_ansi, render_rgb
 from townlet_env.core.scalar import ScalarResult, ScalarTown, unsupported
+from townlet_env.core.scalar_fallback import TensorReadout, as_result
 from townlet_env.core.spawn import autoreset, check_room, initial_state
 from townlet_env.core.state import TownState
 
@@ -97,13 +99,20 @@ class Town:
         self._buffers: list[torch.Tensor] = []
         self._turn = 0
         self._engine: ScalarTown | None = None
+        self._scalar = scalar
+        self._readout: TensorReadout | None = None  # `engine` of a level the engine cannot run
         if scalar:
             if self.num_towns != 1 or autoreset or self.device.type != "cpu":
                 raise ValueError("the scalar engine runs one town on the CPU, without autoreset")
             reason = unsupported(self.level)
-            if reason is not None:
-                raise ValueError(f"the scalar engine cannot run level '{self.level.name}': {reason}")
-            self._engine = ScalarTown(self.level)
+            if reason is None:
+                self._engine = ScalarTown(self.level)
+            else:
+                warnings.warn(
+                    f"level '{self.level.name}': {reason}, which the scalar engine cannot replay "
+                    "exactly; stepping it with the tensor core (slower, same results)",
+                    stacklevel=2,
+                )
         self._engine_live = False  # the engine holds the current state
         self._state_stale = False  # ... and _state is behind it: `state` converts it back
 
@@ -152,20 +161,30 @@ class Town:
     # --- the scalar engine (one town, plain Python numbers) -----------------------------------
 
     @property
-    def engine(self) -> ScalarTown:
-        """The scalar engine, holding the current state (a `Town(..., scalar=True)` only)."""
+    def engine(self) -> ScalarTown | TensorReadout:
+        """The scalar engine, holding the current state (a `Town(..., scalar=True)` only); on a
+        level it cannot replay exactly, the same readings taken from the tensor core."""
         if self._engine is None:
-            raise RuntimeError("this town has no scalar engine: build it with scalar=True")
+            if not self._scalar:
+                raise RuntimeError("this town has no scalar engine: build it with scalar=True")
+            if self._readout is None or self._readout.state is not self.state:
+                self._readout = TensorReadout(self.state, self.observe())
+            return self._readout
+        return self._live_engine(self._engine)
+
+    def _live_engine(self, engine: ScalarTown) -> ScalarTown:
         if not self._engine_live:
-            self._engine.load(self.state)
+            engine.load(self.state)
             self._engine_live = True
-        return self._engine
+        return engine
 
     def step_scalar(self, actions: list[int]) -> ScalarResult:
         """One tick by the scalar engine: `actions` are ints in range, one per slot (the caller
         checks them). Equal to `step` without autoreset; `engine.observe` and `engine.mask`
         give what it returns as `obs` and `mask`, and `state` the new state."""
-        result = self.engine.step(actions)
+        if self._engine is None:
+            return as_result(self.step(torch.tensor(actions)))
+        result = self._live_engine(self._engine).step(actions)
         self._state_stale = True
         return result
 
