@@ -288,6 +288,12 @@ def render(results: dict[str, Any]) -> list[str]:
                 f"{k(v[kind]['cpu_rate'])} | {v[kind]['ratio_to_cartpole']:.2f} | {k(target)} | "
                 f"{yes(v[kind]['rate'] >= target)} |"
             )
+        t = v["tensor_core_town"]
+        lines.append(
+            f"| the same town by the tensor core, {agents} agents | {level} | {k(t['rate'])} agent-steps | "
+            f"{k(t['cpu_rate'])} | {t['ratio_to_cartpole']:.2f} | (before: `parallel_env` is "
+            f"x{v['speedup_over_tensor_core']:.1f}) | |"
+        )
     lines += [
         "",
         "| level | `TownletVectorEnv` slots | agent-steps/s (`copy=False`) | bare-tensor floor "
@@ -306,7 +312,7 @@ def render(results: dict[str, Any]) -> list[str]:
     lines += [
         "",
         f"Medians of {results['rounds']} rounds: {m['date']}, commit {m['commit']}, torch {m['torch']}, "
-        f"{m['threads']} threads, {m['cpus']} CPUs, load average {m['load_average'][0]:.1f} at the end. "
+        f"{m['threads']} torch thread(s), {m['cpus']} CPUs, load average {m['load_average'][0]:.1f} at the end. "
         f"Command: `{results['command']}`.",
     ]
     return lines
@@ -327,6 +333,7 @@ def write_json(path: Path, data: dict[str, Any], force: bool) -> None:
         json.dump(data, f, indent=1)
         f.flush()
         os.fsync(f.fileno())
+    os.chmod(f.name, 0o644)
     os.replace(f.name, path)
 
 

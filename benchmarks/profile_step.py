@@ -219,6 +219,7 @@ def main() -> None:
         json.dump(results, f, indent=1)
         f.flush()
         os.fsync(f.fileno())
+    os.chmod(f.name, 0o644)
     os.replace(f.name, args.out)
 
 
