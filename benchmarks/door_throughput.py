@@ -312,7 +312,8 @@ def render(results: dict[str, Any]) -> list[str]:
     lines += [
         "",
         f"Medians of {results['rounds']} rounds: {m['date']}, commit {m['commit']}, torch {m['torch']}, "
-        f"{m['threads']} torch thread(s), {m['cpus']} CPUs, load average {m['load_average'][0]:.1f} at the end. "
+        f"{m['threads']} torch thread(s), {m['cpus']} CPUs, "
+        f"load average {m['load_average'][0]:.1f} at the end. "
         f"Command: `{results['command']}`.",
     ]
     return lines
