@@ -312,6 +312,8 @@ class SocialScalar:
         """New ties (events, decay, clamp), queue places, reward terms and the clipped reward."""
         r = _ROUND
         for deltas in (phase.deltas, phase.queue_deltas):
+            if not any(deltas):
+                continue
             for tie, changes in zip(self.ties, deltas, strict=True):
                 for (i, j), change in changes.items():
                     tie[i][j] = f32(tie[i][j] + change)
@@ -331,33 +333,51 @@ class SocialScalar:
                         v = r[0]
                         row[j] = low if v < low else high if v > high else v
         living = town.alive
-        self.queue_key = [q if alive else -1 for q, alive in zip(phase.queue_key, living, strict=True)]
-        self.stall = [s if alive else 0 for s, alive in zip(phase.stall, living, strict=True)]
-        terms: dict[str, list[float]] = {}
-        if self.needs is not None:
-            terms["needs"] = [
-                f32(self.needs * needs) if a else 0.0 for needs, a in zip(result.reward, living, strict=True)
-            ]
-        if self.survival is not None:
-            terms["survival"] = [self.survival if a else 0.0 for a in living]
-        if self.chat_reward is not None:
-            terms["chat"] = [c if a else 0.0 for c, a in zip(phase.chat_reward, living, strict=True)]
+        if all(living):
+            self.queue_key, self.stall = phase.queue_key, phase.stall
+        else:
+            self.queue_key = [q if alive else -1 for q, alive in zip(phase.queue_key, living, strict=True)]
+            self.stall = [s if alive else 0 for s, alive in zip(phase.stall, living, strict=True)]
+        result.reward_terms = self._rewards(living, phase, result.reward)
+        result.chat_partner = phase.partner  # -1 but for the agents that chatted
+        result.chat_success = phase.success
+
+    def _rewards(self, living: list[bool], phase: Phase, reward: list[float]) -> dict[str, list[float]]:
+        """The declared terms of each living agent (0 for the others), and in `reward` (which
+        holds the needs formula) their sum, clipped: summed term by term, as torch sums them."""
+        r = _ROUND
         low, high = self.clip
-        for i, values in enumerate(zip(*terms.values(), strict=True)):
-            if not living[i]:
-                result.reward[i] = 0.0
+        needs, survival, chat = self.needs, self.survival, self.chat_reward is not None
+        terms: dict[str, list[float]] = {}
+        if needs is not None:
+            terms["needs"] = []
+        if survival is not None:
+            terms["survival"] = []
+        if chat:
+            terms["chat"] = []
+        for i, alive in enumerate(living):
+            if not alive:
+                for values in terms.values():
+                    values.append(0.0)
+                reward[i] = 0.0
                 continue
-            total = 0.0  # summed term by term, as torch sums the stacked terms
-            for value in values:
+            total = 0.0
+            if needs is not None:
+                r[0] = needs * reward[i]
+                value = r[0]
+                terms["needs"].append(value)
+                total = value
+            if survival is not None:
+                terms["survival"].append(survival)
+                r[0] = total + survival
+                total = r[0]
+            if chat:
+                value = phase.chat_reward[i]
+                terms["chat"].append(value)
                 r[0] = total + value
                 total = r[0]
-            result.reward[i] = low if total < low else high if total > high else total
-        result.reward_terms = terms
-        result.chat_partner = [
-            p if executed == self.chat_action else -1
-            for p, executed in zip(phase.partner, result.executed, strict=True)
-        ]
-        result.chat_success = phase.success
+            reward[i] = low if total < low else high if total > high else total
+        return terms
 
 
 __all__ = ["TIES", "Phase", "SocialScalar"]
