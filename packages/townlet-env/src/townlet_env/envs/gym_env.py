@@ -110,7 +110,7 @@ class TownletEnv(LevelNames, gym.Env[np.ndarray, np.int64]):
         info = {
             "action_mask": self._mask.astype(np.int8),
             "meters": np.array(engine.meters[0], dtype=np.float32),
-            "position": np.array((engine.x[0], engine.y[0])),
+            "position": np.array((engine.x[0], engine.y[0]), dtype=np.int64),
             "episode_step": engine.life_steps[0],
         }
         return obs, info
