@@ -260,3 +260,29 @@ def test_a_level_the_engine_cannot_replay_runs_on_the_tensor_core(tmp_path: Path
         assert same_bits(obs, want.obs[0]) and reward == float(want.reward[0])
         if terminated or truncated:
             break
+
+
+def test_a_mechanic_the_engine_does_not_know_is_never_stepped_by_it() -> None:
+    """A new mechanic adds a compiled table or state tensors: until it joins the engine, a level
+    that uses it runs on the tensor core, and a state that carries it is refused."""
+    import dataclasses
+
+    from townlet_env.core import CompiledLevel, TownState, compile_level
+    from townlet_env.core.scalar_base import unknown_state, unsupported
+
+    level = compile_level("L1_full_observability")
+    extended = dataclasses.make_dataclass(
+        "Extended", [("economy", object, None)], bases=(CompiledLevel,), frozen=True
+    )
+    tables = {f.name: getattr(level, f.name) for f in dataclasses.fields(level)}
+    assert "economy" in (unsupported(extended(**tables, economy=object())) or "")
+    assert unsupported(extended(**tables)) is None
+    state_type = dataclasses.make_dataclass(
+        "State", [("wallet", torch.Tensor)], bases=(TownState,), frozen=True
+    )
+    town = Town(level, 1, 1, autoreset=False, scalar=True)
+    town.reset(0)
+    assert unknown_state(state_type(**town.state.tensors(), wallet=torch.ones(1))) == ["wallet"]
+    assert unknown_state(state_type(**town.state.tensors(), wallet=torch.zeros(1, 0))) == []
+    with pytest.raises(RuntimeError, match="wallet"):
+        town.engine.load(state_type(**town.state.tensors(), wallet=torch.ones(1)))  # type: ignore[union-attr]

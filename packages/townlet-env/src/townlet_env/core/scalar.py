@@ -34,6 +34,7 @@ from townlet_env.core.scalar_base import (
     f32,
     f32s,
     row_sum,
+    unknown_state,
     unsupported,
 )
 from townlet_env.core.scalar_observe import ObserveTables, observe_into
@@ -55,6 +56,9 @@ class ScalarTown(TownNumbers):
     def load(self, state: TownState) -> None:
         if state.num_towns != 1:
             raise ValueError("the scalar engine runs one town")
+        unknown = unknown_state(state)
+        if unknown:  # never step a mechanic it would leave frozen
+            raise RuntimeError(f"the scalar engine does not replay the state {unknown} yet")
         self.source = state  # its per-town layout and per-slot constants are reused by to_state
         self.k = state.num_slots
         self.meters = state.meters.tolist()

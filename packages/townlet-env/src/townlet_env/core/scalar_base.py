@@ -8,6 +8,7 @@ first to float64 and then to float32 cannot differ from rounding once).
 
 from __future__ import annotations
 
+import dataclasses
 from array import array
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,10 +52,64 @@ def row_sum(values: list[float]) -> float:
     return total
 
 
+# What the engine replays. A pack file, compiled table or state tensor added for a new mechanic
+# is not in these sets: until the mechanic joins the engine (docs/performance.md, "How a new
+# mechanic joins"), a level that uses it runs on the tensor core instead of giving wrong numbers.
+KNOWN_CONFIG = frozenset(
+    {
+        "name",
+        "source",
+        "meters",
+        "cascades",
+        "affordances",
+        "world",
+        "actions",
+        "reward",
+        "observation",
+        "social",
+    }
+)
+KNOWN_TABLES = frozenset(
+    {
+        "name", "content_hash", "config", "meter_names", "action_names", "affordance_names", "width",
+        "height", "pad", "max_steps", "day_cycle", "multi_tick", "wait_action", "interact_action",
+        "layout", "initial_meters", "drain", "terminal", "action_delta", "move_delta", "is_move",
+        "move_actions", "move_columns", "aff_ticks", "aff_tick_delta", "aff_completion",
+        "aff_instant_delta", "aff_required", "aff_open", "aff_channel", "channels_in_order",
+        "reward_meters", "reward_weights", "modulations", "cascade_stages", "walls", "free_cells",
+        "terminal_index", "move_cell_offset", "position_scale", "hour_features", "window_offset",
+        "code_channel", "social",
+    }
+)  # fmt: skip
+KNOWN_STATE = frozenset(
+    {
+        "meters", "position", "alive", "progress", "life_steps", "difficulty", "clock",
+        "affordance_position", "cells", "trust", "familiarity", "rivalry", "personality",
+        "queue_key", "stall",
+    }
+)  # fmt: skip
+
+
+def unknown_state(state: TownState) -> list[str]:
+    """State tensors of a mechanic the engine does not replay (empty ones do not count)."""
+    return [
+        f.name
+        for f in dataclasses.fields(state)
+        if f.name not in KNOWN_STATE and getattr(state, f.name).numel() > 0
+    ]
+
+
 def unsupported(level: CompiledLevel) -> str | None:
-    """Why the scalar engine cannot replay this level's arithmetic exactly, or None. A cascade
+    """Why the scalar engine cannot replay this level's arithmetic exactly, or None: a mechanic
+    it does not know yet, or a cascade stage with three or more cascades onto one meter (the
     stage sums its losses with a matrix product, whose order of addition is the BLAS
-    library's: with two or fewer cascades onto one meter the order cannot matter."""
+    library's; with two or fewer the order cannot matter)."""
+    for f in dataclasses.fields(level.config):
+        if f.name not in KNOWN_CONFIG and getattr(level.config, f.name) is not None:
+            return f"a mechanic the scalar engine does not replay yet ({f.name})"
+    for f in dataclasses.fields(level):
+        if f.name not in KNOWN_TABLES and getattr(level, f.name) is not None:
+            return f"a mechanic the scalar engine does not replay yet ({f.name})"
     for stage in level.cascade_stages:
         if bool((stage.target.sum(dim=0) > 2).any()):
             return "a cascade stage with more than two cascades onto one meter"
