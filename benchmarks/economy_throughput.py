@@ -1,7 +1,7 @@
 """L5_town throughput beside L1 and L4 in the same run: agent-steps per second of TownletVectorEnv.
 
-    python benchmarks/economy_throughput.py                     # 4096 L1 slots, 4098 L4 and L5
-    python benchmarks/economy_throughput.py --steps 200 --repeats 5 --threads 1 2
+    python -m benchmarks.economy_throughput                     # 4096 L1 slots, 4098 L4 and L5
+    python -m benchmarks.economy_throughput --steps 200 --repeats 5 --threads 1 2
 
 Like benchmarks/social_throughput.py: towns of six make 4098 slots (683 towns) for L4 and L5,
 L1 runs 4096 towns of one; random legal actions drawn on the device; a warm-up, then

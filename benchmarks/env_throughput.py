@@ -80,7 +80,7 @@ def time_env(
 
 def time_floor(level: str, slots: int, device: torch.device, steps: int, repeats: int) -> float:
     """The bare minimum a tick of this shape does, with nothing else."""
-    env = TownletVectorEnv(level, 1)
+    env = TownletVectorEnv(level, 1, agents_per_town=1)  # only its shapes are read
     obs_dim, n_meters, n_actions = env.level.layout.size, env.level.n_meters, env.level.n_actions
     width, height = env.level.width, env.level.height
     gen = torch.Generator(device=device).manual_seed(0)

@@ -18,6 +18,7 @@ turn (see `Town.__init__`).
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,8 @@ from townlet_env.core.observe import action_mask, affordance_at, hour_of_day, ob
 from townlet_env.core.outputs import Observation, StepOutput, TownView
 from townlet_env.core.pairs import Pairs
 from townlet_env.core.render import render_ansi, render_rgb
+from townlet_env.core.scalar import ScalarResult, ScalarTown, unsupported
+from townlet_env.core.scalar_fallback import TensorReadout, as_result
 from townlet_env.core.spawn import autoreset, check_room, initial_state
 from townlet_env.core.state import TownState
 
@@ -48,6 +51,7 @@ class Town:
         *,
         autoreset: bool = True,
         reuse_buffers: bool = False,
+        scalar: bool = False,
     ) -> None:
         """`autoreset` replaces ended slots inside `step` (SAME_STEP): a dead agent by a
         newcomer, a town whose agents have all ended or that reached max_steps by a new town.
@@ -58,6 +62,10 @@ class Town:
         rows of `final_obs` where `done` is false are unspecified. Do not write into them.
 
         `agents_per_town=None` takes the level's population: 1, or social.yaml's `population`.
+
+        `scalar` adds the scalar engine (`core.scalar`, one town on the CPU without autoreset):
+        `step_scalar` then runs a tick in plain Python numbers, equal to `step`'s bit for bit,
+        some ten times faster for one town. The Gymnasium and PettingZoo envs use it.
         """
         self.device = torch.device(device)
         self.level = (
@@ -90,6 +98,23 @@ class Town:
         self._scratch: dict[str, torch.Tensor] = {}  # see Pairs
         self._buffers: list[torch.Tensor] = []
         self._turn = 0
+        self._engine: ScalarTown | None = None
+        self._scalar = scalar
+        self._readout: TensorReadout | None = None  # `engine` of a level the engine cannot run
+        if scalar:
+            if self.num_towns != 1 or autoreset or self.device.type != "cpu":
+                raise ValueError("the scalar engine runs one town on the CPU, without autoreset")
+            reason = unsupported(self.level)
+            if reason is None:
+                self._engine = ScalarTown(self.level)
+            else:
+                warnings.warn(
+                    f"level '{self.level.name}': {reason}, which the scalar engine cannot replay "
+                    "exactly; stepping it with the tensor core (slower, same results)",
+                    stacklevel=2,
+                )
+        self._engine_live = False  # the engine holds the current state
+        self._state_stale = False  # ... and _state is behind it: `state` converts it back
 
     # --- the running batch ------------------------------------------------------------------
 
@@ -102,6 +127,10 @@ class Town:
         """The current state (frozen tensors; replace it with `set_state`, never in place)."""
         if self._state is None:
             raise RuntimeError("call reset() before using the town")
+        if self._state_stale:
+            assert self._engine is not None
+            self._state, self._state_stale = self._engine.to_state(), False
+            self._mask = self._pairs = None
         return self._state
 
     @property
@@ -117,12 +146,47 @@ class Town:
             self.generator.manual_seed(int(seed))
 
     def reset(self, seed: int | None = None) -> Observation:
+        self.reset_state(seed)
+        return self.observe()
+
+    def reset_state(self, seed: int | None = None) -> None:
+        """New towns, like `reset`, without observing them (a scalar town's adapter observes
+        through `engine`)."""
         if seed is not None:
             self.seed(seed)
         self._install(
             initial_state(self.level, self.num_towns, self.agents_per_town, self.generator, self._difficulty)
         )
-        return self.observe()
+
+    # --- the scalar engine (one town, plain Python numbers) -----------------------------------
+
+    @property
+    def engine(self) -> ScalarTown | TensorReadout:
+        """The scalar engine, holding the current state (a `Town(..., scalar=True)` only); on a
+        level it cannot replay exactly, the same readings taken from the tensor core."""
+        if self._engine is None:
+            if not self._scalar:
+                raise RuntimeError("this town has no scalar engine: build it with scalar=True")
+            if self._readout is None or self._readout.state is not self.state:
+                self._readout = TensorReadout(self.state, self.observe())
+            return self._readout
+        return self._live_engine(self._engine)
+
+    def _live_engine(self, engine: ScalarTown) -> ScalarTown:
+        if not self._engine_live:
+            engine.load(self.state)
+            self._engine_live = True
+        return engine
+
+    def step_scalar(self, actions: list[int]) -> ScalarResult:
+        """One tick by the scalar engine: `actions` are ints in range, one per slot (the caller
+        checks them). Equal to `step` without autoreset; `engine.observe` and `engine.mask`
+        give what it returns as `obs` and `mask`, and `state` the new state."""
+        if self._engine is None:
+            return as_result(self.step(torch.tensor(actions)))
+        result = self._live_engine(self._engine).step(actions)
+        self._state_stale = True
+        return result
 
     def observe(self) -> Observation:
         """The observation and mask of the current state, as `reset` returns them."""
@@ -155,6 +219,7 @@ class Town:
         # `mask` goes to the caller, and when nothing ended it is also `final_mask`: the town
         # keeps a copy of its own for the next step.
         self._state, self._mask = state, now.mask.clone()
+        self._engine_live = False
         return StepOutput(
             obs=now.obs,
             mask=now.mask,
@@ -334,6 +399,7 @@ class Town:
 
     def _install(self, state: TownState) -> None:
         self._state = state
+        self._engine_live = self._state_stale = False
         self._mask = None  # a new state: the next observe() or step() computes its mask
         self._pairs = None
 
@@ -352,7 +418,8 @@ class Town:
             raise ValueError("difficulty multipliers must be finite and >= 0")
         self._difficulty = value.clone()
         if self._state is not None:
-            self._state = self._state.replace(difficulty=self._difficulty)
+            self._state = self.state.replace(difficulty=self._difficulty)
+            self._engine_live = False
 
     def set_state(self, state: TownState) -> None:
         """Install a state built by a tool or a test (say, an agent moved onto a Bed). It is
@@ -406,6 +473,7 @@ class Town:
 
     def close(self) -> None:
         self._state = self._mask = self._pairs = None
+        self._engine_live = self._state_stale = False
         self._buffers, self._scratch = [], {}
 
     # --- looking at it ------------------------------------------------------------------------

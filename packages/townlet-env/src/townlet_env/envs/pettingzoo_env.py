@@ -6,8 +6,9 @@
         actions = {a: env.action_space(a).sample(observations[a]["action_mask"]) for a in env.agents}
         observations, rewards, terminations, truncations, infos = env.step(actions)
 
-A thin view of a `Town` (`env.town`) built without autoreset: the town is never regenerated
-and an agent that dies is never replaced. It leaves `agents` after the step that reports
+A thin view of a `Town` (`env.town`) built without autoreset and stepped by the scalar engine
+(`core.scalar`, equal to the tensor core bit for bit): the town is never regenerated and an
+agent that dies is never replaced. It leaves `agents` after the step that reports
 `terminations[agent] = True` and does not come back; the episode ends when every agent has
 left or at `max_cycles` (every agent still alive is then truncated).
 
@@ -39,7 +40,7 @@ from pettingzoo.utils.conversions import parallel_to_aec
 from townlet_env.core.level import CompiledLevel, compile_level
 from townlet_env.core.observe import affordance_at, hour_of_day
 from townlet_env.core.state import TownState
-from townlet_env.core.town import Observation, Town, check_render_mode, default_agents_per_town
+from townlet_env.core.town import Town, check_render_mode, default_agents_per_town
 from townlet_env.envs.common import LevelNames, action_index, render_town, require_started
 
 RENDER_MODES = ("human", "ansi", "rgb_array")
@@ -85,7 +86,7 @@ class TownletParallelEnv(LevelNames, ParallelEnv[str, Any, int]):
             num_agents = 4 if compiled.social is None else default_agents_per_town(compiled)
         if int(num_agents) < 1:
             raise ValueError(f"num_agents must be >= 1, got {num_agents}")
-        self.town = Town(compiled, int(num_agents), int(num_agents), "cpu", autoreset=False)
+        self.town = Town(compiled, int(num_agents), int(num_agents), "cpu", autoreset=False, scalar=True)
         self.level: CompiledLevel = self.town.level
         if max_cycles is not None and int(max_cycles) < 1:
             raise ValueError(f"max_cycles must be >= 1, got {max_cycles}")
@@ -133,9 +134,9 @@ class TownletParallelEnv(LevelNames, ParallelEnv[str, Any, int]):
     ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
         if seed is not None:
             self._seeded = True
-        first = self.town.reset(None if seed is None else int(seed))
+        self.town.reset_state(None if seed is None else int(seed))
         self.agents = self.possible_agents[:]
-        obs, masks = _numpy(first)
+        obs, masks = self._observe()
         return (
             {a: self._agent_obs(obs, masks, a) for a in self.agents},
             {a: self._agent_info(masks, a) for a in self.agents},
@@ -158,24 +159,26 @@ class TownletParallelEnv(LevelNames, ParallelEnv[str, Any, int]):
                 f"no action for live agents {missing}: step() needs one for every agent in env.agents"
             )
 
-        executed = torch.full((len(self.possible_agents),), self.level.wait_action, dtype=torch.long)
+        executed = [self.level.wait_action] * len(self.possible_agents)
+        n_actions = self.level.n_actions
         for agent in self.agents:
-            executed[self._index[agent]] = action_index(actions[agent], self.level.n_actions)
-        out = self.town.step(executed)
+            action = actions[agent]
+            if type(action) is not int or not 0 <= action < n_actions:
+                action = action_index(action, n_actions)
+            executed[self._index[agent]] = action
+        out = self.town.step_scalar(executed)
 
-        obs, masks = _numpy(out)
-        state = self.town.state
-        died = out.terminated.tolist()
-        alive = state.alive.tolist()
-        out_of_time = int(state.clock[0]) >= min(self.max_cycles, self.level.max_steps)
-        reward = out.reward.tolist()
+        obs, masks = self._observe()
+        engine = self.town.engine
+        died, alive, reward = out.terminated, engine.alive, out.reward
+        out_of_time = engine.clock >= min(self.max_cycles, self.level.max_steps)
         observations, rewards, terminations, truncations, infos = {}, {}, {}, {}, {}
         for agent in self.agents:
             i = self._index[agent]
             observations[agent] = self._agent_obs(obs, masks, agent)
-            rewards[agent] = float(reward[i])
-            terminations[agent] = bool(died[i])
-            truncations[agent] = bool(alive[i] and out_of_time)
+            rewards[agent] = reward[i]
+            terminations[agent] = died[i]
+            truncations[agent] = alive[i] and out_of_time
             infos[agent] = self._agent_info(masks, agent)
         self.agents = [a for a in self.agents if not (terminations[a] or truncations[a])]
         return observations, rewards, terminations, truncations, infos
@@ -193,14 +196,21 @@ class TownletParallelEnv(LevelNames, ParallelEnv[str, Any, int]):
 
     # --- helpers ---------------------------------------------------------------------------
 
+    def _observe(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every slot's observation and int8 mask, from the scalar engine."""
+        engine = self.town.engine
+        obs = engine.observe(np.empty((len(self.possible_agents), self.level.layout.size), dtype=np.float32))
+        return obs, np.array(engine.mask(), dtype=np.int8)
+
     def _agent_obs(self, obs: np.ndarray, masks: np.ndarray, agent: str) -> Any:
+        # rows of arrays made for this step alone: no agent's row is another's, nor reused later
         i = self._index[agent]
         if self.mask_in_obs:
-            return {"observation": obs[i].copy(), "action_mask": masks[i].copy()}
-        return obs[i].copy()
+            return {"observation": obs[i], "action_mask": masks[i]}
+        return obs[i]
 
     def _agent_info(self, masks: np.ndarray, agent: str) -> dict[str, Any]:
-        return {} if self.mask_in_obs else {"action_mask": masks[self._index[agent]].copy()}
+        return {} if self.mask_in_obs else {"action_mask": masks[self._index[agent]]}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # SuperSuit's concat_vec_envs_v1 copies the env by pickling it: an unseeded copy gets
@@ -208,10 +218,6 @@ class TownletParallelEnv(LevelNames, ParallelEnv[str, Any, int]):
         self.__dict__.update(state)
         if not self._seeded:
             self.town.seed(None)
-
-
-def _numpy(now: Observation) -> tuple[np.ndarray, np.ndarray]:
-    return now.obs.numpy(), now.mask.numpy().astype(np.int8)
 
 
 def _state_layout(level: CompiledLevel, num_agents: int) -> list[tuple[str, int, int]]:
