@@ -104,7 +104,7 @@ def upgrade(saved: Any, expected: TownState) -> Any:
     ):
         return saved
     state = dict(saved["state"])
-    groups = [(ECONOMY_TENSORS, expected.work.shape[1] > 0)]
+    groups: list[tuple[tuple[str, ...], bool]] = [(ECONOMY_TENSORS, expected.work.shape[1] > 0)]
     if saved["format"] == 2:
         groups.append((SOCIAL_TENSORS, expected.personality.shape[1] > 0))
     for names, layer in groups:
