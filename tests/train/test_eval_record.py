@@ -64,13 +64,13 @@ def test_a_recurrent_agent_is_recorded_acting_as_eval_plays_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The recording carries the LSTM's state through the ticks and zeroes it for each new life,
-    as the policy protocol does: its actions are those of `RecurrentGreedyPolicy`."""
+    as the policy protocol does: its actions are those of `ModelPolicy`."""
     import numpy as np
 
     from townlet_env.core import Town
     from townlet_env.recording import load_recording
     from townlet_train.checkpoint import load_checkpoint, save_checkpoint
-    from townlet_train.policy import RecurrentGreedyPolicy, load_network
+    from townlet_train.policy import ModelPolicy, load_network
     from townlet_train.trainers import make_trainer
 
     from .helpers import short_level, tiny_config
@@ -96,7 +96,7 @@ def test_a_recurrent_agent_is_recorded_acting_as_eval_plays_it(
     capsys.readouterr()
 
     def play(reset: bool) -> np.ndarray:
-        policy = RecurrentGreedyPolicy(load_network(checkpoint, "cpu")[0])
+        policy = ModelPolicy(load_network(checkpoint, "cpu")[0])
         town = Town(str(level), 3, 1)
         now = town.reset(seed=4)
         state, actions = policy.initial_state(3, town.device), []

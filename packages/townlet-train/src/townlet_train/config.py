@@ -36,7 +36,9 @@ class NetworkSettings(StrictModel):
 
 class HardTarget(StrictModel):
     kind: Literal["hard"] = "hard"
-    every: int = Field(default=500, ge=1, description="gradient updates between copies")
+    every: int = Field(
+        default=500, ge=1, le=1 << 40, description="gradient updates between copies (at most 2**40)"
+    )
 
 
 class PolyakTarget(StrictModel):
@@ -274,6 +276,20 @@ class TrainConfig(StrictModel):
             raise ValueError(
                 "network.kind 'lstm' needs replay.kind 'sequence' and vice versa "
                 f"(got network.kind '{self.network.kind}', replay.kind '{self.replay.kind}')"
+            )
+        if (
+            isinstance(self.algorithm, DaggerSettings)
+            and self.algorithm.capacity < self.algorithm.learning_starts
+        ):
+            raise ValueError(
+                f"algorithm.capacity {self.algorithm.capacity} is below algorithm.learning_starts "
+                f"{self.algorithm.learning_starts}: the labelled states kept could never reach it, so the "
+                "student would never learn"
+            )
+        if isinstance(self.algorithm, AlgorithmSettings) and self.replay.capacity < self.algorithm.batch_size:
+            raise ValueError(
+                f"replay.capacity {self.replay.capacity} is below algorithm.batch_size "
+                f"{self.algorithm.batch_size}: the replay could never fill a batch, so nothing is learned"
             )
         if self.env.num_envs % self.env.agents_per_town:
             raise ValueError("env.num_envs must be a multiple of env.agents_per_town")
