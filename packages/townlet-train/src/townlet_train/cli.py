@@ -252,7 +252,7 @@ def _json_line(result: dict) -> str:
 
 
 def _quiet(cfg: TrainConfig, args: argparse.Namespace) -> TrainConfig:
-    if args.no_progress or not sys.stderr.isatty():
+    if args.no_progress:  # without a terminal, Progress prints a plain line every 30 seconds
         return cfg.model_copy(update={"metrics": cfg.metrics.model_copy(update={"progress": False})})
     return cfg
 
