@@ -99,3 +99,30 @@ def test_include_replay_saves_and_resumes_every_algorithm(kind: str, tmp_path: P
 def test_configs_that_could_never_learn_are_refused(overrides: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         tiny_config(**overrides)
+
+
+def test_the_evaluation_callback_keeps_best_and_changes_nothing_learned(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+    import sqlite3
+
+    plain = make_trainer(tiny_config(total_steps=1024), tmp_path / "plain")
+    plain.run()
+    cfg = tiny_config(total_steps=1024, evaluation={"every_steps": 256, "episodes": 4})
+    evaluated = make_trainer(cfg, tmp_path / "eval")
+    result = evaluated.run()
+    for key, value in plain.agent.online.state_dict().items():  # the callback never disturbs learning
+        assert torch.equal(evaluated.agent.online.state_dict()[key], value), key
+    with sqlite3.connect(tmp_path / "eval" / "metrics.db") as db:
+        rows = db.execute(
+            "SELECT agent_steps, episodes, difficulty, mean_survival FROM evaluations"
+        ).fetchall()
+    assert [r[0] for r in rows] == [256, 512, 768, 1024] and all(r[1:3] == (4, 1.0) for r in rows)
+    assert result["eval"] == rows[-1][3]
+    best = load_checkpoint(tmp_path / "eval" / "checkpoints" / "best.pt")
+    assert best["best_eval"] == max(r[3] for r in rows)
+    capsys.readouterr()
+    command = ["eval", "--checkpoint", str(tmp_path / "eval" / "best"), "--episodes", "4", "--json"]
+    assert cli.main(command) == 0
+    assert json.loads(capsys.readouterr().out)["mean_survival"] == best["best_eval"]

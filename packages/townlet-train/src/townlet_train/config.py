@@ -217,6 +217,15 @@ class CheckpointSettings(StrictModel):
     include_replay: bool = False
 
 
+class EvaluationSettings(StrictModel):
+    """Every `every_steps` agent-steps, a greedy evaluation at full difficulty on fixed towns (the
+    same seed each time); the best so far is kept as checkpoints/best.pt. 0 turns it off."""
+
+    every_steps: int = Field(default=0, ge=0, description="agent-steps between evaluations; 0: never")
+    episodes: int = Field(default=32, ge=1, le=1 << 16, description="episodes, played side by side")
+    seed: int = Field(default=12345, ge=0, lt=1 << 63, description="the towns' seed")
+
+
 class MetricsSettings(StrictModel):
     tensorboard: bool = True
     log_every_updates: int = Field(default=50, ge=1)
@@ -235,6 +244,7 @@ class TrainConfig(StrictModel):
     exploration: ExplorationSettings = Field(default_factory=ExplorationSettings)
     curriculum: CurriculumSettings = Field(default_factory=CurriculumSettings)
     checkpoint: CheckpointSettings = Field(default_factory=CheckpointSettings)
+    evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @field_validator("algorithm", mode="before")

@@ -25,6 +25,7 @@ from townlet_train.metrics import Metrics
 from townlet_train.models import RecurrentQNetwork, build_network, masked_argmax
 from townlet_train.progress import Progress
 from townlet_train.recurrent import RecurrentDQN
+from townlet_train.run.evaluation import Evaluation
 from townlet_train.runlock import run_lock
 from townlet_train.schedule import CheckpointSchedule
 
@@ -84,6 +85,7 @@ class Trainer:
             RND(self.obs_dim, cfg.exploration.rnd).to(self.device) if cfg.exploration.rnd.enabled else None
         )
         self.curriculum = Curriculum(cfg.curriculum, n, env.level.max_steps, self.device)
+        self.evaluation = Evaluation(cfg.evaluation)
         self.counters = {"agent_steps": 0, "env_steps": 0, "episodes": 0}
         self.counters["next_checkpoint"] = cfg.checkpoint.every_episodes
         self.update_debt = 0.0  # fractional gradient updates owed (see replay_ratio)
@@ -256,6 +258,7 @@ class Trainer:
             "affordances": {"visits": self.visits, "moves": self.moves, "last": self.last_affordance},
             "rng": {"torch": torch.get_rng_state(), "trainer": self.rng.get_state()},
             "recent_survival": list(self.recent_survival),
+            "evaluation": self.evaluation.state_dict(),
         }
         if self.rnd is not None:
             payload["rnd"] = {
@@ -287,6 +290,8 @@ class Trainer:
         self.counters = {key: int(value) for key, value in payload["counters"].items()}
         self.update_debt = float(payload["update_debt"])
         self.recent_survival = list(payload["recent_survival"])
+        if "evaluation" in payload:  # checkpoints before the evaluation callback have none
+            self.evaluation.load_state_dict(payload["evaluation"])
         if self.rnd is not None and "rnd" in payload:
             self.rnd.load_state_dict(payload["rnd"]["modules"])
             self.rnd.optimizer.load_state_dict(payload["rnd"]["optimizer"])
@@ -345,6 +350,8 @@ class Trainer:
             stats = fresh or stats
             if self.observer is not None:
                 self.observer.after_step(self, stats)
+            if self.evaluation.due(self.counters["agent_steps"]):
+                self.evaluation.run(self, metrics)
             self._report(metrics, progress, fresh, stats)
             saved = self._checkpoint(metrics, schedule) if schedule.due(self.counters) else None
         return saved or self._checkpoint(metrics, schedule), stats
@@ -394,6 +401,7 @@ class Trainer:
             "mean_survival": sum(recent) / len(recent) if recent else math.nan,
             "mean_stage": float(self.curriculum.stage.float().mean()),
             "epsilon": self.explorer.epsilon(self.counters["agent_steps"]),
+            **({"eval": self.evaluation.last} if self.cfg.evaluation.every_steps else {}),
         }
 
     def _report(

@@ -54,6 +54,7 @@ class Progress:
             "mean stage",
             "epsilon",
             "loss",
+            "eval",
         ):
             table.add_column(column, justify="right")
         table.add_row(
@@ -64,6 +65,7 @@ class Progress:
             f"{summary['mean_stage']:.2f}",
             f"{summary['epsilon']:.3f}",
             f"{stats['loss']:.4f}" if "loss" in stats else "-",
+            f"{summary['eval']:.1f}" if summary.get("eval") is not None else "-",
         )
         self.live.update(table)
 
