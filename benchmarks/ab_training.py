@@ -69,7 +69,7 @@ CASES: dict[str, tuple[Path, dict[str, Any], int]] = {
         {
             "network": {"hidden": [64], "lstm_hidden": 32},
             "algorithm": SMALL_DQN,
-            "replay": {"capacity": 20000, "sequence_length": 8, "burn_in": 4},
+            "replay": {"kind": "sequence", "capacity": 20000, "sequence_length": 8, "burn_in": 4},
         },
         4096,
     ),
@@ -78,7 +78,7 @@ CASES: dict[str, tuple[Path, dict[str, Any], int]] = {
         {
             "network": {"hidden": [64], "lstm_hidden": 32},
             "algorithm": SMALL_DQN,
-            "replay": {"capacity": 20000, "sequence_length": 8, "burn_in": 4},
+            "replay": {"kind": "sequence", "capacity": 20000, "sequence_length": 8, "burn_in": 4},
         },
         4096,
     ),

@@ -155,7 +155,11 @@ Algorithm = Annotated[
 
 
 class ReplaySettings(StrictModel):
-    kind: Literal["uniform", "prioritized", "sequence"] = "uniform"
+    kind: Literal["uniform", "prioritized", "sequence"] = Field(
+        default="uniform",
+        description="with network.kind lstm, windows are replayed uniformly ('sequence' is the older "
+        "spelling of that)",
+    )
     capacity: int = Field(default=200_000, ge=1, description="transitions (or sequences)")
     alpha: float = Field(default=0.6, ge=0.0, le=1.0, description="prioritized: priority exponent")
     beta_start: float = Field(default=0.4, ge=0.0, le=1.0, description="prioritized: IS exponent")
@@ -282,10 +286,17 @@ class TrainConfig(StrictModel):
             raise ValueError(
                 f"algorithm.teacher_knows 'student_map' needs network.kind 'map', not '{self.network.kind}'"
             )
-        if self.algorithm.kind == "dqn" and recurrent != (self.replay.kind == "sequence"):
+        # network.kind lstm already says that DQN replays windows; replay.kind 'sequence' is the
+        # older spelling of the same, still read
+        if self.algorithm.kind == "dqn" and recurrent and self.replay.kind == "prioritized":
             raise ValueError(
-                "network.kind 'lstm' needs replay.kind 'sequence' and vice versa "
-                f"(got network.kind '{self.network.kind}', replay.kind '{self.replay.kind}')"
+                "replay.kind 'prioritized' is for feed-forward networks: network.kind 'lstm' replays "
+                "whole windows uniformly (replay.kind uniform, the default)"
+            )
+        if self.algorithm.kind == "dqn" and not recurrent and self.replay.kind == "sequence":
+            raise ValueError(
+                f"replay.kind 'sequence' replays the windows of network.kind 'lstm', not of "
+                f"'{self.network.kind}': use replay.kind uniform or prioritized"
             )
         if (
             isinstance(self.algorithm, DaggerSettings)
