@@ -298,9 +298,11 @@ class TrainConfig(StrictModel):
                 f"replay.kind 'sequence' replays the windows of network.kind 'lstm', not of "
                 f"'{self.network.kind}': use replay.kind uniform or prioritized"
             )
+        # a learning_starts beyond total_steps is a run not meant to learn (a test, a look at the
+        # student's acting); within it, a capacity that can never reach it fails silently
         if (
             isinstance(self.algorithm, DaggerSettings)
-            and self.algorithm.capacity < self.algorithm.learning_starts
+            and self.algorithm.capacity < self.algorithm.learning_starts <= self.total_steps
         ):
             raise ValueError(
                 f"algorithm.capacity {self.algorithm.capacity} is below algorithm.learning_starts "
