@@ -197,7 +197,7 @@ def test_memory_estimate_counts_what_each_algorithm_stores() -> None:
     def config(**algorithm: Any) -> Any:
         return load_config(None, level="L0_minimal", algorithm=algorithm, network__kind="mlp")
 
-    dagger = config(kind="dagger", capacity=1000)
+    dagger = config(kind="dagger", capacity=1000, learning_starts=500)
     expected = (1000 * (48 + 6 + 8), "algorithm.capacity", 1000, "labelled state")
     assert resources.buffer(dagger, 12, 6) == expected
     ppo = config(kind="ppo", rollout_steps=10)

@@ -94,13 +94,15 @@ def test_wrong_literal_lists_choices() -> None:
     assert "network.kind" in message and "mlp" in message and "dueling" in message and "lstm" in message
 
 
-def test_lstm_needs_sequence_replay_and_vice_versa() -> None:
-    message = error_of(None, network__kind="lstm", replay__kind="uniform")
-    assert "lstm" in message and "sequence" in message
+def test_lstm_replays_windows_without_being_told_twice() -> None:
+    """network.kind lstm says that DQN replays windows: replay.kind need not say it again (its
+    older spelling 'sequence' still loads); windows are not prioritized, and a feed-forward
+    network has none."""
+    for kind in ("uniform", "sequence"):
+        assert load_config(None, network__kind="lstm", replay__kind=kind).network.kind == "lstm"
+    assert "prioritized" in error_of(None, network__kind="lstm", replay__kind="prioritized")
     message = error_of(None, network__kind="dueling", replay__kind="sequence")
-    assert "sequence" in message
-    cfg = load_config(None, network__kind="lstm", replay__kind="sequence")
-    assert cfg.network.kind == "lstm"
+    assert "sequence" in message and "lstm" in message
 
 
 def test_cross_field_rules() -> None:

@@ -89,13 +89,13 @@ def test_eval_record_on_a_full_disk_keeps_the_old_recording(
 def test_a_recurrent_agent_is_recorded_acting_as_eval_plays_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """eval --record of an LSTM checkpoint holds exactly the actions of `RecurrentGreedyPolicy`
+    """eval --record of an LSTM checkpoint holds exactly the actions of `ModelPolicy`
     carried through the recorded ticks and reset for each new life, replayed tick by tick."""
     import numpy as np
 
     from townlet_env.recording import Replayer, load_recording
     from townlet_train.checkpoint import load_checkpoint, save_checkpoint
-    from townlet_train.policy import RecurrentGreedyPolicy, load_network
+    from townlet_train.policy import ModelPolicy, load_network
     from townlet_train.trainers import make_trainer
 
     from .helpers import short_level, tiny_config
@@ -122,9 +122,9 @@ def test_a_recurrent_agent_is_recorded_acting_as_eval_plays_it(
     recording = load_recording(json.loads(capsys.readouterr().out)["recording"])
 
     def play(reset: bool) -> np.ndarray:
-        """The actions of RecurrentGreedyPolicy on the recorded ticks (the replay supplies the
+        """The actions of ModelPolicy on the recorded ticks (the replay supplies the
         observations and whether a slot began a new life)."""
-        policy = RecurrentGreedyPolicy(load_network(checkpoint, "cpu")[0])
+        policy = ModelPolicy(load_network(checkpoint, "cpu")[0])
         replayer = Replayer(recording)
         now = replayer.town.observe()
         state, actions = policy.initial_state(3, replayer.town.device), []

@@ -12,10 +12,11 @@ import torch
 from townlet_env import TownletVectorEnv
 from townlet_env.policies.scripted import ScriptedPolicy
 from townlet_train import cli
+from townlet_train.cloning import masked_cross_entropy
 from townlet_train.dataset import DatasetError, capture, load_dataset
 from townlet_train.evaluate import evaluate
-from townlet_train.imitation import DaggerTrainer, masked_cross_entropy
-from townlet_train.policy import GreedyPolicy, load_policy
+from townlet_train.imitation import DaggerTrainer
+from townlet_train.policy import ModelPolicy, greedy, load_policy
 from townlet_train.trainers import make_trainer
 
 from .helpers import tiny_config
@@ -90,18 +91,26 @@ def test_bc_checkpoint_plays_in_eval(
     assert cli.main(["bc", "--dataset", str(dataset), "--run-dir", str(run), "--updates", "30"]) == 0
     path = next((run / "checkpoints").glob("step_*.pt"))
     policy, cfg = load_policy(path)
-    assert isinstance(policy, GreedyPolicy) and cfg.algorithm.kind == "bc"
+    assert policy.select is greedy and cfg.algorithm.kind == "bc"
     capsys.readouterr()
     assert cli.main(["eval", "--checkpoint", str(path), "--episodes", "2", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["episodes"] == 2
 
 
 def test_masked_cross_entropy_ignores_illegal_actions() -> None:
-    logits = torch.tensor([[5.0, 0.0, 0.0]])
-    mask = torch.tensor([[False, True, True]])
-    loss, accuracy = masked_cross_entropy(logits, mask, torch.tensor([1]))
-    assert loss.item() == pytest.approx(-torch.log(torch.tensor(0.5)).item(), abs=1e-6)
-    assert accuracy.item() in (0.0, 1.0)
+    """The illegal action (the largest logit) gets probability 0: the loss is that of a fair coin
+    between the two legal ones, no gradient reaches the illegal logit, and the accuracy counts
+    the best legal action (the first of the tie), not the illegal one."""
+    logits = torch.tensor([[5.0, 0.0, 0.0], [0.0, 3.0, -9.0]], requires_grad=True)
+    mask = torch.tensor([[False, True, True], [True, True, False]])
+    loss, accuracy = masked_cross_entropy(logits, mask, torch.tensor([1, 0]))
+    coin = -torch.log(torch.tensor(0.5)).item()
+    right = -torch.log_softmax(torch.tensor([0.0, 3.0]), 0)[0].item()
+    assert loss.item() == pytest.approx((coin + right) / 2, abs=1e-6)
+    assert accuracy.item() == 0.5  # row 0: label 1 is the first legal best; row 1: 1 beats label 0
+    loss.backward()
+    assert logits.grad is not None and logits.grad[0, 0] == 0 and logits.grad[1, 2] == 0
+    assert logits.grad[0, 1] != 0 and logits.grad[1, 0] != 0
 
 
 def test_dagger_student_matches_the_teacher_on_the_states_it_visits(tmp_path: Path) -> None:
@@ -114,10 +123,10 @@ def test_dagger_student_matches_the_teacher_on_the_states_it_visits(tmp_path: Pa
     # the student alone (beta 0) on fresh episodes; the teacher labels what it sees
     env = TownletVectorEnv("L0_minimal", 16)
     obs, info = env.reset(seed=99)
-    student, teacher = GreedyPolicy(trainer.agent.online), ScriptedPolicy(env.town)
+    student, teacher = ModelPolicy(trainer.agent.online), ScriptedPolicy(env.town)
     agree = total = 0
     for _ in range(150):
-        action, _ = student.act(obs, info["action_mask"], None)
+        action, _ = student.act(obs, info["action_mask"], ())
         agree += int((action == teacher(obs, info)).sum())
         total += action.numel()
         obs, _, _, _, info = env.step(action)
@@ -180,7 +189,25 @@ def test_dagger_runs_on_a_partially_observed_level(tmp_path: Path) -> None:
     from .helpers import short_level
 
     level = short_level(tmp_path, max_steps=40, base="L2_partial_observability")
-    result = make_trainer(
-        tiny_config(level=str(level), total_steps=512, algorithm=DAGGER), tmp_path / "r"
-    ).run()
-    assert result["agent_steps"] == 512 and "accuracy" in result
+    cfg = tiny_config(level=str(level), total_steps=512, algorithm={**DAGGER, "learning_starts": 10**6})
+    trainer = make_trainer(cfg, tmp_path / "r")
+    assert isinstance(trainer, DaggerTrainer) and trainer.teacher.town is trainer.env.town
+    labels: list[torch.Tensor] = []
+    seen: list[torch.Tensor] = []
+    teach = trainer.label
+
+    def label() -> torch.Tensor:
+        seen.append(trainer.obs.clone())
+        labels.append(teach())
+        return labels[-1]
+
+    trainer.label = label  # type: ignore[method-assign]
+    assert trainer.run()["agent_steps"] == 512
+    replay = trainer.agent.replay
+    # the student stored what it saw: its window, and an `affordances` field left at zero ...
+    layout = trainer.env.level.layout
+    stored = replay.obs[:512]
+    assert torch.equal(stored, torch.cat(seen)) and not stored[:, layout["affordances"].slice].any()
+    assert stored[:, layout["window"].slice].any()
+    # ... with the labels of the teacher, who read the whole town
+    assert torch.equal(replay.label[:512], torch.cat(labels))

@@ -13,7 +13,7 @@ from townlet_train.config import AlgorithmSettings, EpsilonSettings, HardTarget,
 from townlet_train.exploration import EpsilonGreedy
 from townlet_train.learner import DQNLearner
 from townlet_train.loop import Trainer
-from townlet_train.networks import masked_argmax
+from townlet_train.models import masked_argmax
 from townlet_train.replay import Batch
 
 from .helpers import tiny_config

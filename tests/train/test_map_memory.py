@@ -14,10 +14,10 @@ from townlet_env import TownletVectorEnv
 from townlet_env.policies.scripted import Knowledge, ScriptedPolicy
 from townlet_train import cli
 from townlet_train.config import load_config
-from townlet_train.map_dagger import MapDaggerAgent
-from townlet_train.map_memory import EXPLORE
-from townlet_train.networks import MapStudent, field_shapes, policy_network
-from townlet_train.policy import RecurrentGreedyPolicy, RecurrentSampledPolicy, load_policy
+from townlet_train.imitation import DaggerAgent
+from townlet_train.models import MapStudent, field_shapes, policy_network
+from townlet_train.models.map import EXPLORE
+from townlet_train.policy import ModelPolicy, greedy, load_policy
 from townlet_train.trainers import make_trainer
 
 from .helpers import short_level, tiny_config
@@ -72,7 +72,7 @@ def test_the_map_holds_what_the_window_showed_this_life(level: str, tmp_path: Pa
         obs, _, terminated, truncated, info = env.step(actions)
         done = terminated | truncated
         ended += int(done.sum())
-        state = RecurrentGreedyPolicy(network).reset(state, done)
+        state = ModelPolicy(network).reset(state, done)
         covered[done] = False
     assert known_some > 0 and ended > 0  # both branches of the comparison were exercised
 
@@ -96,10 +96,10 @@ def test_a_map_student_trains_resumes_exactly_and_plays_in_eval(
     for x, y in zip(a["actor_state"], b["actor_state"], strict=True):
         assert torch.equal(x, y) and x.abs().sum() > 0
     path = tmp_path / "a" / "checkpoints" / "step_000000001536.pt"
-    greedy, loaded = load_policy(path)
-    assert isinstance(greedy, RecurrentGreedyPolicy) and loaded.network.kind == "map"
+    greedy_policy, loaded = load_policy(path)
+    assert greedy_policy.select is greedy and loaded.network.kind == "map"
     sampled, _ = load_policy(path, sample=True, rng=torch.Generator().manual_seed(0))
-    assert isinstance(sampled, RecurrentSampledPolicy)
+    assert sampled.sampled
     capsys.readouterr()
     assert cli.main(["eval", "--checkpoint", str(path), "--episodes", "3", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["episodes"] == 3
@@ -109,7 +109,7 @@ def test_the_dagger_agent_learns_from_the_filled_observations_it_acted_on(tmp_pa
     cfg = tiny_config(level="L2_partial_observability", algorithm=DAGGER, total_steps=64, **MAP)
     trainer = make_trainer(cfg, tmp_path / "run")
     agent = trainer.agent
-    assert isinstance(agent, MapDaggerAgent)
+    assert isinstance(agent, DaggerAgent) and isinstance(agent.online, MapStudent)
     trainer.run()
     stored = agent.replay.obs[: len(agent.replay)]
     assert stored.shape[1] == trainer.obs_dim + EXPLORE

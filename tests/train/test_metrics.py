@@ -162,3 +162,26 @@ def test_a_database_from_before_wall_seconds_gains_the_column(tmp_path: Path) ->
     metrics.close()
     with sqlite3.connect(tmp_path / "metrics.db") as db:
         assert db.execute("SELECT agent_steps, wall_seconds FROM episodes").fetchall() == [(8, None)]
+
+
+def test_progress_without_a_terminal_prints_a_plain_line_every_30_seconds(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from townlet_train import progress
+
+    clock = [1000.0]
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: clock[0])
+    shown = progress.Progress(enabled=True, total=1000)
+    assert shown.plain and shown.live is None  # pytest's stderr is not a terminal
+    summary = {"episodes": 3, "mean_survival": 41.5, "mean_stage": 0.5, "epsilon": 0.25}
+    for step in range(0, 100):
+        clock[0] += 1.0  # one second per update: 100 seconds in all
+        shown.update(step * 10, summary, {"loss": 0.125})
+    shown.close()
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 3  # at 30, 60 and 90 seconds
+    assert (
+        lines[0].startswith("agent-steps 290/1,000")
+        and "survival 41.5" in lines[0]
+        and "loss 0.1250" in lines[0]
+    )

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from townlet_env import TownletVectorEnv
-from townlet_train.networks import QNetwork, RecurrentQNetwork, build_network
+from townlet_train.models import QNetwork, RecurrentQNetwork, build_network
 
 LEVELS = ["L0_minimal", "L2_partial_observability"]
 
@@ -112,15 +112,12 @@ def test_recurrent_state_carries_and_resets() -> None:
 
 
 def test_recurrent_learner_unroll_matches_the_acting_network() -> None:
-    recurrent = pytest.importorskip("townlet_train.recurrent")
-    if not hasattr(recurrent, "unroll"):
-        pytest.skip("townlet_train.recurrent has no unroll()")
     net, _layout, dim = make("lstm", "L2_partial_observability")
     obs = inputs("lstm", dim, batch=3, steps=6)
     h0, c0 = (s[0] for s in net.initial_state(3, obs.device))
     with torch.no_grad():
         acting, _ = net(obs, net.initial_state(3, obs.device))
-        learning, _, _ = recurrent.unroll(net, obs, h0, c0, torch.zeros(3, 6, dtype=torch.bool))
+        learning, _, _ = net.unroll(obs, (h0, c0), torch.zeros(3, 6, dtype=torch.bool))
     assert torch.allclose(acting, learning, atol=1e-5)
 
 
@@ -141,7 +138,7 @@ def test_recurrent_policy_reads_every_field_and_its_critic_leaves_the_actor_alon
 
 
 def test_window_summary_says_where_each_channel_is_in_view() -> None:
-    from townlet_train.networks import WindowSummary
+    from townlet_train.models import WindowSummary
 
     summary = WindowSummary(offset=2, shape=(5, 5, 4))
     obs = torch.zeros(1, 2 + 5 * 5 * 4)
@@ -156,7 +153,7 @@ def test_window_summary_says_where_each_channel_is_in_view() -> None:
 
 
 def test_a_recurrent_policy_with_the_window_shape_reads_its_summary() -> None:
-    from townlet_train.networks import WindowSummary, field_shapes
+    from townlet_train.models import WindowSummary, field_shapes
 
     env = TownletVectorEnv("L2_partial_observability", 4)
     obs, _ = env.reset(seed=0)

@@ -11,7 +11,7 @@ import torch
 from townlet_env.policies import RandomPolicy, ScriptedAgent
 from townlet_train.evaluate import evaluate, load_policy_network
 from townlet_train.loop import Trainer
-from townlet_train.policy import GreedyPolicy, load_policy, masked_sample
+from townlet_train.policy import greedy, load_policy, masked_sample
 
 from .helpers import tiny_config
 
@@ -21,13 +21,32 @@ def trained_checkpoint(tmp_path: Path, **overrides: object) -> Path:
     return Path(trainer.run()["checkpoint"])
 
 
-def test_dqn_checkpoint_plays_through_the_protocol_as_before(tmp_path: Path) -> None:
-    path = trained_checkpoint(tmp_path)
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "old_checkpoints"
+
+
+def test_dqn_checkpoint_plays_through_the_protocol_as_before() -> None:
+    """A DQN checkpoint written by the trainer before the redesign (tests/fixtures/old_checkpoints)
+    plays, through the protocol, the episodes that trainer's `eval` reported; and each action is
+    the best legal one of the Q-values, even where an illegal action's Q-value is the largest."""
+    import json
+
+    from townlet_env import TownletVectorEnv
+
+    path = FIXTURES / "dqn_dueling.pt"
+    recorded = json.loads((FIXTURES / "expected.json").read_text())["results"]["dqn_dueling"]
     policy, cfg = load_policy(path)
-    assert isinstance(policy, GreedyPolicy) and cfg.algorithm.kind == "dqn"
-    by_protocol = evaluate("L0_minimal", "learned", 4, agent=policy, seed=3)
-    by_network = evaluate("L0_minimal", "learned", 4, network=load_policy_network(path, "cpu")[0], seed=3)
-    assert by_protocol == by_network
+    assert policy.select is greedy and cfg.algorithm.kind == "dqn"
+    result = evaluate("L0_minimal", "learned", 2, agent=policy, seed=7, details=True)
+    assert result == recorded
+    network = load_policy_network(path, "cpu")[0]
+    obs, info = TownletVectorEnv("L0_minimal", 64).reset(seed=5)
+    with torch.no_grad():
+        q = network(obs)
+    mask = info["action_mask"].clone()
+    mask[torch.arange(64), q.argmax(1)] = False  # the best action is now illegal everywhere
+    action, _ = policy.act(obs, mask, ())
+    assert mask[torch.arange(64), action].all()
+    assert torch.equal(q.gather(1, action[:, None])[:, 0], q.masked_fill(~mask, -1e9).max(1).values)
 
 
 def test_recurrent_dqn_checkpoint_carries_and_resets_its_state(tmp_path: Path) -> None:
@@ -46,21 +65,40 @@ def test_recurrent_dqn_checkpoint_carries_and_resets_its_state(tmp_path: Path) -
     assert evaluate("L0_minimal", "learned", 2, agent=policy, seed=1)["episodes"] == 2
 
 
-@pytest.mark.parametrize("kind", ["scripted", "random"])
-def test_scripted_and_random_are_policies(kind: str) -> None:
-    result = evaluate("L0_minimal", kind, 4, seed=2)
-    assert result["policy"] == kind and result["mean_survival"] > 0
+def test_scripted_and_random_are_policies() -> None:
+    """Through `evaluate`: the scripted baseline keeps its agents alive far longer than random
+    play, and random play takes only legal actions, every legal one about equally often."""
+    scripted = evaluate("L1_full_observability", "scripted", 8, seed=2, details=True)
+    random = evaluate("L1_full_observability", "random", 8, seed=2, details=True)
+    assert scripted["policy"] == "scripted" and random["policy"] == "random"
+    assert scripted["mean_survival"] > 3 * random["mean_survival"]
+    assert sum(scripted["uses_per_episode"].values()) > 5  # it walks to the affordances and uses them
+    gen = torch.Generator().manual_seed(0)
+    mask = torch.tensor([[True, False, True, True, False]]).repeat(3000, 1)
+    action, state = RandomPolicy(gen).act(torch.zeros(3000, 1), mask, None)
+    counts = torch.bincount(action, minlength=5)
+    assert state is None and counts[1] == counts[4] == 0
+    assert all(abs(int(c) - 1000) < 120 for c in counts[[0, 2, 3]])
 
 
 def test_scripted_agent_matches_the_scripted_policy() -> None:
     from townlet_env import TownletVectorEnv
     from townlet_env.policies.scripted import ScriptedPolicy
 
+    """Given only the observation and the mask (what the protocol passes), the baseline acts as
+    the scripted policy does with the env's whole info, step after step of play."""
     env = TownletVectorEnv("L1_full_observability", 8)
     obs, info = env.reset(seed=4)
-    agent = ScriptedAgent(env.town)
-    action, _ = agent.act(obs, info["action_mask"], agent.initial_state(8, env.device))
-    assert torch.equal(action, ScriptedPolicy(env.town)(obs, info))
+    agent, scripted = ScriptedAgent(env.town), ScriptedPolicy(env.town)
+    state = agent.initial_state(8, env.device)
+    taken = set()
+    for _ in range(120):
+        action, state = agent.act(obs, info["action_mask"], state)
+        assert torch.equal(action, scripted(obs, info))
+        taken |= set(action.tolist())
+        obs, _, terminated, truncated, info = env.step(action)
+        state = agent.reset(state, terminated | truncated)
+    assert env.level.interact_action in taken and len(taken) >= 4
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -91,23 +129,22 @@ def test_policy_network_checkpoints_play_in_eval(
     import json
 
     from townlet_train import cli
-    from townlet_train.policy import SampledPolicy
     from townlet_train.trainers import make_trainer
 
     path = Path(
         make_trainer(tiny_config(total_steps=256, algorithm=algorithm), tmp_path / "run").run()["checkpoint"]
     )
-    greedy, cfg = load_policy(path)
-    assert isinstance(greedy, GreedyPolicy) and cfg.algorithm.kind == algorithm["kind"]
+    greedy_policy, cfg = load_policy(path)
+    assert greedy_policy.select is greedy and cfg.algorithm.kind == algorithm["kind"]
     sampled, _ = load_policy(path, sample=True, rng=torch.Generator().manual_seed(0))
-    assert isinstance(sampled, SampledPolicy)
+    assert sampled.sampled
     assert evaluate("L0_minimal", "learned", 3, agent=sampled, seed=1)["episodes"] == 3
     capsys.readouterr()
     assert cli.main(["eval", "--checkpoint", str(path), "--episodes", "3", "--json", "--seed", "1"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert (
         printed["mean_survival"]
-        == evaluate("L0_minimal", "learned", 3, agent=greedy, seed=1)["mean_survival"]
+        == evaluate("L0_minimal", "learned", 3, agent=greedy_policy, seed=1)["mean_survival"]
     )
     command = ["eval", "--checkpoint", str(path), "--episodes", "3", "--json", "--seed", "1", "--sample"]
     assert cli.main(command) == 0

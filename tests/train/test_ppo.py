@@ -11,7 +11,7 @@ import torch
 
 from townlet_train.checkpoint import load_checkpoint
 from townlet_train.config import PPOSettings
-from townlet_train.networks import ActorCritic
+from townlet_train.models import ActorCritic
 from townlet_train.ppo import PPOAgent, PPOTrainer, clipped_policy_loss, gae, value_loss
 from townlet_train.trainers import make_trainer
 

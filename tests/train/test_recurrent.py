@@ -7,8 +7,8 @@ import torch
 
 from townlet_env import TownletVectorEnv
 from townlet_train.config import CONFIG_DIR, load_config
-from townlet_train.networks import RecurrentQNetwork
-from townlet_train.recurrent import RecurrentDQN, unroll
+from townlet_train.models import RecurrentQNetwork
+from townlet_train.recurrent import RecurrentDQN
 
 LEVEL = "L2_partial_observability"
 
@@ -43,7 +43,7 @@ def test_segmented_unroll_equals_stepping_one_step_at_a_time() -> None:
     reset = torch.zeros(batch, steps, dtype=torch.bool)
     reset[1, 4] = reset[3, 4] = reset[3, 9] = reset[5, 11] = True  # shared and distinct boundaries
     with torch.no_grad():
-        q, hidden, cells = unroll(net, obs, h, c, reset)
+        q, hidden, (_, cells) = net.unroll(obs, (h, c), reset)
         q_ref, h_ref, c_ref = stepwise(net, obs, h, c, reset)
     torch.testing.assert_close(q, q_ref, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(hidden, h_ref, atol=1e-5, rtol=1e-5)
@@ -86,8 +86,8 @@ def test_truncation_bootstraps_through_the_state_the_episode_reached() -> None:
     reset = torch.zeros_like(truncated)
     reset[:, 1:] = (truncated | terminated)[:, :-1]
     with torch.no_grad():
-        _, h_tgt, c_tgt = unroll(agent.target, obs, batch["h"], batch["c"], reset)
-        _, h_on, c_on = unroll(agent.online, obs[:, 2:], batch["h"], batch["c"], reset[:, 2:])
+        _, _, (h_tgt, c_tgt) = agent.target.unroll(obs, (batch["h"], batch["c"]), reset)
+        _, _, (h_on, c_on) = agent.online.unroll(obs[:, 2:], (batch["h"], batch["c"]), reset[:, 2:])
         value = agent._truncation_value(batch, h_tgt, c_tgt, h_on, c_on)
         # by hand: feed row 0's steps 0..5 and then its final obs through the target network
         _, state = agent.target(obs[:1, :6], (torch.zeros(1, 1, 24), torch.zeros(1, 1, 24)))

@@ -13,15 +13,14 @@ import torch
 from townlet_env import TownletVectorEnv
 from townlet_train import cli
 from townlet_train.evaluate import evaluate
-from townlet_train.networks import RecurrentActorCritic, build_network
-from townlet_train.policy import RecurrentGreedyPolicy, RecurrentSampledPolicy, load_policy
+from townlet_train.imitation import DaggerTrainer
+from townlet_train.models import RecurrentActorCritic, build_network, is_init_of
+from townlet_train.policy import ModelPolicy, Sample, greedy, load_policy
 from townlet_train.recurrent_imitation import (
     RecurrentDaggerAgent,
-    RecurrentDaggerTrainer,
     affordance_positions,
     window_logits,
 )
-from townlet_train.sequences import starts_of_lives, unroll_lstm
 from townlet_train.trainers import make_trainer
 
 from .helpers import short_level, tiny_config
@@ -43,7 +42,7 @@ def recurrent_config(tmp_path: Path, max_steps: int = 12, **overrides: Any) -> A
     return tiny_config(level=str(level), algorithm=algorithm, **LSTM, **overrides)
 
 
-def played(trainer: RecurrentDaggerTrainer, steps: int) -> dict[str, torch.Tensor]:
+def played(trainer: DaggerTrainer, steps: int) -> dict[str, torch.Tensor]:
     """Collect `steps` env steps without learning; the observations, the step ends and the logits
     the acting student computed, each [N, T, ...]."""
     agent: RecurrentDaggerAgent = trainer.agent  # type: ignore[assignment]
@@ -77,15 +76,15 @@ def test_the_student_state_is_zeroed_where_an_episode_ends(tmp_path: Path) -> No
     at each new life gives exactly the actor's logits; without the resets it does not."""
     cfg = recurrent_config(tmp_path, algorithm={"learning_starts": 10**6})
     trainer = make_trainer(cfg, tmp_path / "run")
-    assert isinstance(trainer, RecurrentDaggerTrainer)
+    assert isinstance(trainer, DaggerTrainer) and isinstance(trainer.agent, RecurrentDaggerAgent)
     seen = played(trainer, 40)
     assert int(seen["done"].sum()) >= 3 * cfg.env.num_envs  # every slot lived several lives
     net: RecurrentActorCritic = trainer.agent.online  # type: ignore[assignment]
     zeros = torch.zeros(cfg.env.num_envs, net.hidden_size)
     with torch.no_grad():
         features = net.features(seen["obs"])
-        for reset, same in ((starts_of_lives(seen["done"]), True), (torch.zeros_like(seen["done"]), False)):
-            memory, _ = unroll_lstm(net.lstm, features, zeros, zeros, reset)
+        for reset, same in ((is_init_of(seen["done"]), True), (torch.zeros_like(seen["done"]), False)):
+            memory, _ = net.lstm.unroll(features, (zeros, zeros), reset)
             replayed = net.head(features, memory)
             assert torch.allclose(replayed, seen["logits"], atol=1e-5) == same
 
@@ -150,7 +149,7 @@ def test_recurrent_policies_never_pick_an_illegal_action() -> None:
     with torch.no_grad():
         net.logits.bias.copy_(torch.tensor([0, 0, 0, 0, 50.0, 0, 0, 0]))  # INTERACT above all
     gen = torch.Generator().manual_seed(0)
-    policies = [RecurrentGreedyPolicy(net), RecurrentSampledPolicy(net, gen)]
+    policies = [ModelPolicy(net), ModelPolicy(net, Sample(gen))]
     states = [p.initial_state(32, env.device) for p in policies]
     illegal_interact = 0
     for _ in range(60):
@@ -173,8 +172,8 @@ def test_a_recurrent_dagger_checkpoint_plays_in_eval(
     cfg = recurrent_config(tmp_path, max_steps=30, total_steps=512)
     path = Path(make_trainer(cfg, tmp_path / "run").run()["checkpoint"])
     policy, loaded = load_policy(path)
-    assert isinstance(policy, RecurrentGreedyPolicy) and loaded.network.kind == "lstm"
-    assert isinstance(load_policy(path, sample=True)[0], RecurrentSampledPolicy)
+    assert policy.select is greedy and loaded.network.kind == "lstm"
+    assert load_policy(path, sample=True)[0].sampled
     env = TownletVectorEnv(str(cfg.level), 3)
     obs, info = env.reset(seed=0)
     state = policy.initial_state(3, env.device)

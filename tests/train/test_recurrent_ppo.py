@@ -12,8 +12,8 @@ import torch
 
 from townlet_train.checkpoint import load_checkpoint
 from townlet_train.metrics import Metrics
-from townlet_train.networks import masked_logits
-from townlet_train.recurrent_ppo import RecurrentPPOTrainer
+from townlet_train.models import masked_logits
+from townlet_train.ppo import PPOTrainer
 from townlet_train.trainers import make_trainer
 
 from .helpers import short_level, tiny_config
@@ -34,7 +34,7 @@ def test_learning_replays_the_rollout_as_the_actor_played_it(tmp_path: Path) -> 
     the actor's log-probabilities and values at every step; without the resets it does not."""
     cfg = recurrent_config(tmp_path, algorithm={"rollout_steps": 40, "minibatch_size": 40 * 16})
     trainer = make_trainer(cfg, tmp_path / "run")
-    assert isinstance(trainer, RecurrentPPOTrainer)
+    assert isinstance(trainer, PPOTrainer) and trainer.recurrent
     metrics = Metrics(trainer.run_dir, list(trainer.env.meter_names), False)
     for _ in range(8):  # a first stretch, so that the rollout starts from a state that is not zero
         trainer.collect(metrics)
@@ -43,7 +43,7 @@ def test_learning_replays_the_rollout_as_the_actor_played_it(tmp_path: Path) -> 
         trainer.collect(metrics)
     metrics.abandon()
     r = trainer.agent.rollout
-    assert r.h0.abs().sum() > 0 and int(r.done.sum()) >= 2 * cfg.env.num_envs
+    assert r.start[0].abs().sum() > 0 and int(r.done.sum()) >= 2 * cfg.env.num_envs
     data = {k: getattr(r, k) for k in ("obs", "mask", "action", "logprob", "value", "done")}
     for resets in (True, False):
         if not resets:
@@ -87,7 +87,7 @@ def test_recurrent_ppo_starts_from_a_recurrent_dagger_student(tmp_path: Path) ->
     source = Path(make_trainer(source_cfg, tmp_path / "d").run()["checkpoint"])
     ppo = {"init_from": str(source), "critic_warmup": 2, "kl_start": 1.0, "anneal_lr": False}
     trainer = make_trainer(recurrent_config(tmp_path, total_steps=256, algorithm=ppo), tmp_path / "p")
-    assert isinstance(trainer, RecurrentPPOTrainer) and trainer.agent.teacher is not None
+    assert isinstance(trainer, PPOTrainer) and trainer.recurrent and trainer.agent.teacher is not None
     student = load_checkpoint(source)["network"]
     actor = {k: v.clone() for k, v in trainer.agent.online.state_dict().items() if not k.startswith("critic")}
     actor = {k: v for k, v in actor.items() if not k.startswith("values")}

@@ -62,7 +62,12 @@ def _parser() -> argparse.ArgumentParser:
         help="serve the live observer page on 127.0.0.1:PORT (default 8765; docs/observer.md)",
     )
     ev = sub.add_parser("eval", help="play greedy episodes and report survival")
-    ev.add_argument("--checkpoint", type=Path, help="checkpoint to evaluate (needed for --policy learned)")
+    ev.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="checkpoint to evaluate (needed for --policy learned): a .pt file, a run directory (its "
+        "newest checkpoint) or RUN_DIR/best (the best of its evaluation callback)",
+    )
     ev.add_argument("--level", help="level for scripted/random without a checkpoint")
     ev.add_argument("--episodes", type=int, default=100)
     ev.add_argument("--policy", choices=POLICIES, default="learned")
@@ -241,7 +246,7 @@ def _json_line(result: dict) -> str:
 
 
 def _quiet(cfg: TrainConfig, args: argparse.Namespace) -> TrainConfig:
-    if args.no_progress or not sys.stderr.isatty():
+    if args.no_progress:  # without a terminal, Progress prints a plain line every 30 seconds
         return cfg.model_copy(update={"metrics": cfg.metrics.model_copy(update={"progress": False})})
     return cfg
 
@@ -250,6 +255,8 @@ def _eval(args: argparse.Namespace) -> int:
     from townlet_train.loop import resolve_device
 
     device = resolve_device(args.device)
+    if args.checkpoint is not None:
+        args.checkpoint = _resolve_checkpoint(args.checkpoint)
     if args.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
     network = agent = None
@@ -293,6 +300,23 @@ def _eval(args: argparse.Namespace) -> int:
                 value = ", ".join(f"{k} {v}" for k, v in shown.items()) or "-"
             print(f"{key:>26}: {value}")
     return 0
+
+
+def _resolve_checkpoint(path: Path) -> Path:
+    """A checkpoint file as given; a run directory's newest checkpoint; RUN_DIR/best's best.pt."""
+    from townlet_train.checkpoint import latest_checkpoint
+
+    if path.is_dir():
+        newest = latest_checkpoint(path / "checkpoints")
+        if newest is None:
+            raise ValueError(f"--checkpoint {path}: a directory without checkpoints/*.pt")
+        return newest
+    if not path.exists() and path.name == "best" and path.parent.is_dir():
+        best = path.parent / "checkpoints" / "best.pt"
+        if not best.is_file():
+            raise ValueError(f"--checkpoint {path}: no {best} (set evaluation.every_steps to keep one)")
+        return best
+    return path
 
 
 def _sampled(checkpoint: Path, seed: int, device: torch.device) -> tuple[Any, TrainConfig]:

@@ -36,7 +36,9 @@ class NetworkSettings(StrictModel):
 
 class HardTarget(StrictModel):
     kind: Literal["hard"] = "hard"
-    every: int = Field(default=500, ge=1, description="gradient updates between copies")
+    every: int = Field(
+        default=500, ge=1, le=1 << 40, description="gradient updates between copies (at most 2**40)"
+    )
 
 
 class PolyakTarget(StrictModel):
@@ -153,7 +155,11 @@ Algorithm = Annotated[
 
 
 class ReplaySettings(StrictModel):
-    kind: Literal["uniform", "prioritized", "sequence"] = "uniform"
+    kind: Literal["uniform", "prioritized", "sequence"] = Field(
+        default="uniform",
+        description="with network.kind lstm, windows are replayed uniformly ('sequence' is the older "
+        "spelling of that)",
+    )
     capacity: int = Field(default=200_000, ge=1, description="transitions (or sequences)")
     alpha: float = Field(default=0.6, ge=0.0, le=1.0, description="prioritized: priority exponent")
     beta_start: float = Field(default=0.4, ge=0.0, le=1.0, description="prioritized: IS exponent")
@@ -215,6 +221,15 @@ class CheckpointSettings(StrictModel):
     include_replay: bool = False
 
 
+class EvaluationSettings(StrictModel):
+    """Every `every_steps` agent-steps, a greedy evaluation at full difficulty on fixed towns (the
+    same seed each time); the best so far is kept as checkpoints/best.pt. 0 turns it off."""
+
+    every_steps: int = Field(default=0, ge=0, description="agent-steps between evaluations; 0: never")
+    episodes: int = Field(default=32, ge=1, le=1 << 16, description="episodes, played side by side")
+    seed: int = Field(default=12345, ge=0, lt=1 << 63, description="the towns' seed")
+
+
 class MetricsSettings(StrictModel):
     tensorboard: bool = True
     log_every_updates: int = Field(default=50, ge=1)
@@ -233,6 +248,7 @@ class TrainConfig(StrictModel):
     exploration: ExplorationSettings = Field(default_factory=ExplorationSettings)
     curriculum: CurriculumSettings = Field(default_factory=CurriculumSettings)
     checkpoint: CheckpointSettings = Field(default_factory=CheckpointSettings)
+    evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @field_validator("algorithm", mode="before")
@@ -270,10 +286,33 @@ class TrainConfig(StrictModel):
             raise ValueError(
                 f"algorithm.teacher_knows 'student_map' needs network.kind 'map', not '{self.network.kind}'"
             )
-        if self.algorithm.kind == "dqn" and recurrent != (self.replay.kind == "sequence"):
+        # network.kind lstm already says that DQN replays windows; replay.kind 'sequence' is the
+        # older spelling of the same, still read
+        if self.algorithm.kind == "dqn" and recurrent and self.replay.kind == "prioritized":
             raise ValueError(
-                "network.kind 'lstm' needs replay.kind 'sequence' and vice versa "
-                f"(got network.kind '{self.network.kind}', replay.kind '{self.replay.kind}')"
+                "replay.kind 'prioritized' is for feed-forward networks: network.kind 'lstm' replays "
+                "whole windows uniformly (replay.kind uniform, the default)"
+            )
+        if self.algorithm.kind == "dqn" and not recurrent and self.replay.kind == "sequence":
+            raise ValueError(
+                f"replay.kind 'sequence' replays the windows of network.kind 'lstm', not of "
+                f"'{self.network.kind}': use replay.kind uniform or prioritized"
+            )
+        # a learning_starts beyond total_steps is a run not meant to learn (a test, a look at the
+        # student's acting); within it, a capacity that can never reach it fails silently
+        if (
+            isinstance(self.algorithm, DaggerSettings)
+            and self.algorithm.capacity < self.algorithm.learning_starts <= self.total_steps
+        ):
+            raise ValueError(
+                f"algorithm.capacity {self.algorithm.capacity} is below algorithm.learning_starts "
+                f"{self.algorithm.learning_starts}: the labelled states kept could never reach it, so the "
+                "student would never learn"
+            )
+        if isinstance(self.algorithm, AlgorithmSettings) and self.replay.capacity < self.algorithm.batch_size:
+            raise ValueError(
+                f"replay.capacity {self.replay.capacity} is below algorithm.batch_size "
+                f"{self.algorithm.batch_size}: the replay could never fill a batch, so nothing is learned"
             )
         if self.env.num_envs % self.env.agents_per_town:
             raise ValueError("env.num_envs must be a multiple of env.agents_per_town")

@@ -19,50 +19,26 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
-from torch import nn
-from torch.nn import functional as F
 
 from townlet_env import TownletVectorEnv
 from townlet_env.policies.scripted import ScriptedPolicy
+from townlet_train.cloning import clone_step
 from townlet_train.config import DaggerSettings, EpsilonSettings
 from townlet_train.exploration import EpsilonGreedy
 from townlet_train.loop import Trainer
-from townlet_train.networks import ActorCritic, build_network, masked_argmax, masked_logits, policy_network
-
-
-def masked_cross_entropy(
-    logits: torch.Tensor, mask: torch.Tensor, label: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mean cross-entropy of the teacher's labels under the masked softmax, label accuracy)."""
-    masked = masked_logits(logits, mask)
-    loss = F.cross_entropy(masked, label)
-    accuracy = (masked.argmax(dim=-1) == label).float().mean()
-    return loss, accuracy
-
-
-def descend(
-    optimizer: torch.optim.Optimizer,
-    logits: torch.Tensor,
-    batch: dict[str, torch.Tensor],
-    grad_clip: float,
-    extra: torch.Tensor | None = None,
-) -> dict[str, float]:
-    """One step of masked cross-entropy of `logits` [B, A] toward the labels (plus an `extra`
-    loss, if any) on the optimizer's parameters; shared by BC, DAgger and recurrent DAgger
-    (whose logits come from unrolled windows)."""
-    loss, accuracy = masked_cross_entropy(logits, batch["mask"], batch["label"])
-    optimizer.zero_grad(set_to_none=True)
-    (loss if extra is None else loss + extra).backward()
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    grad_norm = nn.utils.clip_grad_norm_(params, grad_clip)
-    optimizer.step()
-    return {"loss": float(loss.detach()), "accuracy": float(accuracy), "grad_norm": float(grad_norm)}
-
-
-def clone_step(
-    network: nn.Module, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor], grad_clip: float
-) -> dict[str, float]:
-    return descend(optimizer, network(batch["obs"]), batch, grad_clip)
+from townlet_train.models import (
+    ActorCritic,
+    MapStudent,
+    Model,
+    PolicyModel,
+    RecurrentActorCritic,
+    build_network,
+    masked_argmax,
+    masked_logits,
+    policy_network,
+)
+from townlet_train.policy import Carried
+from townlet_train.recurrent_imitation import RecurrentDaggerAgent, affordance_positions
 
 
 class LabelBuffer:
@@ -109,6 +85,8 @@ class Student(Protocol):
     labels: torch.Tensor | None
     updates: int
     optimizer: torch.optim.Optimizer
+    online: Model
+    actor: Carried
 
     def logits(self, obs: torch.Tensor) -> torch.Tensor: ...
 
@@ -119,19 +97,30 @@ class Student(Protocol):
 
 
 class DaggerAgent:
-    """The student network, its optimizer and the buffer of labelled states it learns from."""
+    """The student network, its optimizer and the buffer of labelled states it learns from.
 
-    def __init__(self, network: ActorCritic, settings: DaggerSettings, obs_dim: int, n_actions: int):
+    A feed-forward student stores its observations; the map student (`network.kind: map`)
+    stores the observations its map has filled (the memory's output, which has no parameters)
+    and learns its feed-forward head from them, so learning is the same for both."""
+
+    def __init__(self, network: Model, settings: DaggerSettings, num_envs: int, obs_dim: int, n_actions: int):
         device = next(network.parameters()).device
         self.online, self.settings = network, settings
-        self.optimizer = torch.optim.Adam(network.actor_parameters(), lr=settings.lr, fused=True)
-        self.replay = LabelBuffer(settings.capacity, obs_dim, n_actions, device)
+        learned = network.policy if isinstance(network, MapStudent) else network
+        assert isinstance(learned, PolicyModel)
+        self.learned = learned
+        self.optimizer = torch.optim.Adam(self.learned.actor_parameters(), lr=settings.lr, fused=True)
+        inputs = network.inputs if isinstance(network, MapStudent) else obs_dim
+        self.replay = LabelBuffer(settings.capacity, inputs, n_actions, device)
+        self.actor = Carried(network, num_envs, device)
+        self.inputs = torch.zeros(num_envs, inputs, device=device)  # what the head read this step
         self.labels: torch.Tensor | None = None  # the teacher's actions for the step being taken
         self.updates = 0
 
     def logits(self, obs: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return self.online(obs)
+        logits, memory = self.actor.step(obs)
+        self.inputs = memory if isinstance(self.online, MapStudent) else obs
+        return logits
 
     @property
     def labelled(self) -> int:
@@ -140,11 +129,12 @@ class DaggerAgent:
 
     def store(self, step: dict[str, torch.Tensor]) -> None:
         assert self.labels is not None, "act() labels each state before it is stored"
-        self.replay.add(step["obs"], step["mask"], self.labels)
+        self.replay.add(self.inputs, step["mask"], self.labels)
+        self.actor.end(step["done"])
 
     def update(self, batch_size: int, rng: torch.Generator) -> dict[str, float]:
         batch = self.replay.sample(batch_size, rng)
-        stats = clone_step(self.online, self.optimizer, batch, self.settings.grad_clip)
+        stats = clone_step(self.learned, self.optimizer, batch, self.settings.grad_clip)
         self.updates += 1
         return stats
 
@@ -153,18 +143,24 @@ class DaggerAgent:
             "network": self.online.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "updates": self.updates,
+            **self.actor.state_dict(),
         }
 
     def load_state_dict(self, state: dict) -> None:
         self.online.load_state_dict(state["network"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.updates = int(state["updates"])
+        self.actor.load_state_dict(state)
 
 
 class DaggerTrainer(Trainer):
     """The DQN trainer's loop, episode accounting, metrics, checkpoints and resume, with DAgger's
     acting (student, or teacher with probability beta) and learning (labels of visited states).
-    The per-slot beta is an `EpsilonGreedy` schedule, so metrics' `epsilon` column holds beta."""
+    The per-slot beta is an `EpsilonGreedy` schedule, so metrics' `epsilon` column holds beta.
+
+    The student is feed-forward, the map student (`network.kind: map`; with `teacher_knows:
+    student_map` the teacher reads the same map) or recurrent (`network.kind: lstm`, which
+    learns from windows: recurrent_imitation.py)."""
 
     agent: Student
 
@@ -176,14 +172,18 @@ class DaggerTrainer(Trainer):
         net, env = cfg.network, self.env
         network = policy_network(net, env, self.n_actions, "dagger").to(self.device)
         self.teacher = ScriptedPolicy(env.town)
-        self.recurrent = bool(getattr(network, "recurrent", False))
+        self.recurrent = network.recurrent
         self.batch = self.transitions_per_update = settings.batch_size
-        return self._student(network)
-
-    def _student(self, network: nn.Module) -> Any:
-        """The agent around the student network; the recurrent trainer makes its own."""
-        assert isinstance(network, ActorCritic)
-        return DaggerAgent(network, self.settings, self.obs_dim, self.n_actions)
+        n = cfg.env.num_envs
+        if isinstance(network, RecurrentActorCritic):
+            n_affordances = env.level.n_affordances
+            return RecurrentDaggerAgent(network, settings, n, self.obs_dim, self.n_actions, n_affordances)
+        if isinstance(network, MapStudent) and env.level.layout.encoding != "partial":
+            raise ValueError(
+                f"network.kind 'map' maps a partial view (levels L2_partial_observability, "
+                f"L3_temporal_mechanics); level '{env.level.name}' shows the whole town: use mlp"
+            )
+        return DaggerAgent(network, settings, n, self.obs_dim, self.n_actions)
 
     def _build_explorer(self) -> EpsilonGreedy:
         s = self.settings
@@ -198,12 +198,20 @@ class DaggerTrainer(Trainer):
         beta = self.explorer.per_slot(self.counters["agent_steps"])
         follow = torch.rand(mask.shape[0], generator=self.rng, device=self.device) < beta
         self.agent.labels = teacher
-        entropy = torch.distributions.Categorical(logits=logits).entropy()
+        entropy = torch.distributions.Categorical(logits=logits, validate_args=False).entropy()
+        if isinstance(self.agent, RecurrentDaggerAgent):
+            self.agent.where = affordance_positions(self.env.town)
         return torch.where(follow, teacher, student), entropy
 
     def label(self) -> torch.Tensor:
         """The teacher's actions for the current observations (after the student has seen them)."""
-        return self.teacher(self.obs, self.info)
+        if self.settings.teacher_knows == "town":
+            return self.teacher(self.obs, self.info)
+        student = self.agent.online
+        assert isinstance(student, MapStudent)
+        state = self.agent.actor.state  # the map after this step's observation
+        knowledge = student.memory.knowledge(self.obs, state, self.env.level.aff_channel)
+        return self.teacher(self.obs, self.info, knowledge)
 
     def learn(self) -> dict[str, float]:
         s = self.settings

@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from townlet_train.config import AlgorithmSettings, TrainConfig
-from townlet_train.networks import masked_argmax
+from townlet_train.models import masked_argmax
 from townlet_train.replay import Batch, NStepAccumulator, PrioritizedReplay, UniformReplay
 
 

@@ -22,9 +22,10 @@ from townlet_train.exploration import RND, EpsilonGreedy
 from townlet_train.interrupts import StopRequests
 from townlet_train.learner import FeedForwardDQN
 from townlet_train.metrics import Metrics
-from townlet_train.networks import RecurrentQNetwork, build_network, masked_argmax
+from townlet_train.models import RecurrentQNetwork, build_network, masked_argmax
 from townlet_train.progress import Progress
 from townlet_train.recurrent import RecurrentDQN
+from townlet_train.run.evaluation import Evaluation
 from townlet_train.runlock import run_lock
 from townlet_train.schedule import CheckpointSchedule
 
@@ -51,6 +52,17 @@ def policy_entropy(mask: torch.Tensor, epsilon: float | torch.Tensor) -> torch.T
     return torch.where(legal > 1, entropy, 0.0)
 
 
+class DivergedError(ValueError):
+    """A loss, a statistic or a learned weight became NaN or inf: the run stops before saving it."""
+
+
+def replay_of(agent: Any) -> Any:
+    """The agent's replay of past experience, whose state `checkpoint.include_replay` saves; None
+    for PPO, whose rollout (its only buffer) every checkpoint holds anyway. Every trainer reads
+    the replay through here, so an agent without one can never break a save or a resume."""
+    return getattr(agent, "replay", None)
+
+
 class Trainer:
     observer: Any = None  # townlet_train.observe.Observer with --observe: sees every env step
     last_action: torch.Tensor | None = None
@@ -73,6 +85,7 @@ class Trainer:
             RND(self.obs_dim, cfg.exploration.rnd).to(self.device) if cfg.exploration.rnd.enabled else None
         )
         self.curriculum = Curriculum(cfg.curriculum, n, env.level.max_steps, self.device)
+        self.evaluation = Evaluation(cfg.evaluation)
         self.counters = {"agent_steps": 0, "env_steps": 0, "episodes": 0}
         self.counters["next_checkpoint"] = cfg.checkpoint.every_episodes
         self.update_debt = 0.0  # fractional gradient updates owed (see replay_ratio)
@@ -245,6 +258,7 @@ class Trainer:
             "affordances": {"visits": self.visits, "moves": self.moves, "last": self.last_affordance},
             "rng": {"torch": torch.get_rng_state(), "trainer": self.rng.get_state()},
             "recent_survival": list(self.recent_survival),
+            "evaluation": self.evaluation.state_dict(),
         }
         if self.rnd is not None:
             payload["rnd"] = {
@@ -252,8 +266,9 @@ class Trainer:
                 "optimizer": self.rnd.optimizer.state_dict(),
                 "std": self.rnd.reward_std.state_dict(),
             }
-        if self.cfg.checkpoint.include_replay:
-            payload["replay"] = self.agent.replay.state_dict()
+        replay = replay_of(self.agent)
+        if self.cfg.checkpoint.include_replay and replay is not None:
+            payload["replay"] = replay.state_dict()
         return payload
 
     def load_state_dict(self, payload: dict[str, Any]) -> None:
@@ -275,19 +290,26 @@ class Trainer:
         self.counters = {key: int(value) for key, value in payload["counters"].items()}
         self.update_debt = float(payload["update_debt"])
         self.recent_survival = list(payload["recent_survival"])
+        if "evaluation" in payload:  # checkpoints before the evaluation callback have none
+            self.evaluation.load_state_dict(payload["evaluation"])
         if self.rnd is not None and "rnd" in payload:
             self.rnd.load_state_dict(payload["rnd"]["modules"])
             self.rnd.optimizer.load_state_dict(payload["rnd"]["optimizer"])
             self.rnd.reward_std.load_state_dict(payload["rnd"]["std"])
-        if "replay" in payload:
-            self.agent.replay.load_state_dict(payload["replay"])
+        replay = replay_of(self.agent)
+        if "replay" in payload and replay is not None:
+            replay.load_state_dict(payload["replay"])
         self.obs, self.info = self.env.observe()
 
     def save(self) -> Path:
         name = f"step_{self.counters['agent_steps']:012d}"
         directory = self.run_dir / "checkpoints"
+        payload = self.state_dict()
+        bad = ckpt.non_finite_tensors({part: payload.get(part) for part in ckpt.LEARNED_PARTS})
+        if bad:
+            self._diverged(f"{len(bad)} learned tensors hold NaN or inf (first: {', '.join(bad[:3])})")
         try:
-            return ckpt.save_checkpoint(self.state_dict(), directory, name, self.cfg.checkpoint.keep)
+            return ckpt.save_checkpoint(payload, directory, name, self.cfg.checkpoint.keep)
         except OSError as exc:  # a full disk says "No space left on device", but not where
             exc.filename = exc.filename or str(directory / f"{name}.pt")
             raise
@@ -322,12 +344,26 @@ class Trainer:
         while self.counters["agent_steps"] < total and stop.received is None:
             self.collect(metrics)
             fresh = self.learn()
+            if any(not math.isfinite(value) for value in fresh.values()):
+                bad = ", ".join(f"{k} {v}" for k, v in fresh.items() if not math.isfinite(v))
+                self._diverged(f"the update's statistics are not finite ({bad})")
             stats = fresh or stats
             if self.observer is not None:
                 self.observer.after_step(self, stats)
+            if self.evaluation.due(self.counters["agent_steps"]):
+                self.evaluation.run(self, metrics)
             self._report(metrics, progress, fresh, stats)
             saved = self._checkpoint(metrics, schedule) if schedule.due(self.counters) else None
         return saved or self._checkpoint(metrics, schedule), stats
+
+    def _diverged(self, what: str) -> None:
+        """Stop the run: a checkpoint of diverged weights would only resume into garbage."""
+        latest = ckpt.latest_checkpoint(self.run_dir / "checkpoints")
+        kept = f"the last good checkpoint is {latest}" if latest else "no checkpoint was written"
+        raise DivergedError(
+            f"training diverged at agent-step {self.counters['agent_steps']:,}: {what}; nothing saved "
+            f"after it ({kept}); lower the learning rate or grad_clip and start again"
+        )
 
     def _open_metrics(self) -> Metrics:
         """metrics.db as of this trainer's agent-step: a run continuing from a checkpoint first
@@ -365,6 +401,7 @@ class Trainer:
             "mean_survival": sum(recent) / len(recent) if recent else math.nan,
             "mean_stage": float(self.curriculum.stage.float().mean()),
             "epsilon": self.explorer.epsilon(self.counters["agent_steps"]),
+            **({"eval": self.evaluation.last} if self.cfg.evaluation.every_steps else {}),
         }
 
     def _report(

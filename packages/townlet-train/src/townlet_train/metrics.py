@@ -48,6 +48,10 @@ CREATE TABLE IF NOT EXISTS affordance_visits (
 CREATE TABLE IF NOT EXISTS affordance_transitions (
     agent_steps INTEGER NOT NULL, source TEXT NOT NULL, target TEXT NOT NULL, count INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS evaluations (
+    agent_steps INTEGER NOT NULL, episodes INTEGER NOT NULL, difficulty REAL NOT NULL,
+    mean_survival REAL NOT NULL, median_survival REAL NOT NULL, mean_reward REAL NOT NULL
+);
 """
 UNIQUE_EPISODES = "CREATE UNIQUE INDEX IF NOT EXISTS episode_end ON episodes (agent_steps, slot)"
 # Databases written before the key existed may hold the duplicates of a crash and resume; the
@@ -55,7 +59,7 @@ UNIQUE_EPISODES = "CREATE UNIQUE INDEX IF NOT EXISTS episode_end ON episodes (ag
 DROP_DUPLICATES = (
     "DELETE FROM episodes WHERE id NOT IN (SELECT MAX(id) FROM episodes GROUP BY agent_steps, slot)"
 )
-TABLES = ("episodes", "affordance_visits", "affordance_transitions")
+TABLES = ("episodes", "affordance_visits", "affordance_transitions", "evaluations")
 # How long a write waits for a lock that another program (a reader mid-transaction, a sqlite3
 # shell) holds, before giving up with an error.
 BUSY_TIMEOUT_S = 10.0
@@ -168,7 +172,7 @@ class Metrics:
         v, t = visits.cpu().tolist(), moves.cpu().tolist()
         with self._errors():
             # the counts so far, as of this step: writing a step again replaces its rows
-            for table in TABLES[1:]:
+            for table in ("affordance_visits", "affordance_transitions"):
                 self.db.execute(f"DELETE FROM {table} WHERE agent_steps = ?", (agent_steps,))
             self.db.executemany(
                 "INSERT INTO affordance_visits VALUES (?, ?, ?)",
@@ -183,6 +187,16 @@ class Metrics:
                     if t[a][b]
                 ],
             )
+
+    def evaluation(self, agent_steps: int, result: dict[str, Any]) -> None:
+        """One row of the evaluation callback (run/evaluation.py), and its TensorBoard scalars."""
+        keys = ("episodes", "difficulty", "mean_survival", "median_survival", "mean_reward")
+        with self._errors():
+            self.db.execute(
+                "INSERT INTO evaluations VALUES (?, ?, ?, ?, ?, ?)",
+                (agent_steps, *(result[k] for k in keys)),
+            )
+        self.scalars(agent_steps, {f"eval/{k}": float(result[k]) for k in keys[2:]})
 
     def scalars(self, agent_steps: int, values: dict[str, float]) -> None:
         if self.writer is not None:

@@ -1,18 +1,22 @@
-"""The learned policies (DQN, recurrent DQN, PPO, BC/DAgger students) in townlet_env's policy
-protocol (`townlet_env.policies.Policy`, which the scripted and random policies also speak):
+"""One learned policy: a model plus a selector, in townlet_env's policy protocol
+(`townlet_env.policies.Policy`, which the scripted and random policies also speak):
 
     state = policy.initial_state(n, device)
     action, state = policy.act(obs, mask, state)
     state = policy.reset(state, done)        # rows of ended slots start afresh
 
-`state` is whatever the policy carries between steps (the LSTM's (h, c) for a recurrent one,
-None otherwise). Evaluation, capture and DAgger's student all act through this protocol, and
-`load_policy(path)` builds the right one from any checkpoint (the checkpoint's config records
-its algorithm).
+`state` is the model's memory state (`models.Memory`; an empty tuple without memory). The
+selector turns the model's outputs into actions: `greedy` (evaluation, recording, the observer),
+`Sample` (a policy network's masked softmax). The trainers act through `Carried`, the same model
+step with the state held for them (they also need the outputs: Q-values, logits, the memory's
+output), and choose with their own selectors: epsilon-greedy (exploration.py), PPO's sample
+with its log-probability, DAgger's beta-mix with the teacher. `load_policy(path)` builds the
+policy of any checkpoint (its config records the algorithm).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +25,20 @@ from pydantic import ValidationError
 from torch import nn
 
 from townlet_env import TownletVectorEnv
-from townlet_env.policies import Policy, Stateless
 from townlet_train.checkpoint import CheckpointError, load_checkpoint
 from townlet_train.config import TrainConfig
-from townlet_train.networks import build_network, field_shapes, masked_argmax, masked_logits
-from townlet_train.sequences import zero_ended
+from townlet_train.models import (
+    Model,
+    State,
+    build_network,
+    field_shapes,
+    masked_argmax,
+    masked_logits,
+    reset_ended,
+    restored,
+)
+
+Selector = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (outputs [N, A], mask) -> actions
 
 
 def masked_sample(logits: torch.Tensor, mask: torch.Tensor, rng: torch.Generator | None) -> torch.Tensor:
@@ -34,65 +47,81 @@ def masked_sample(logits: torch.Tensor, mask: torch.Tensor, rng: torch.Generator
     return torch.multinomial(probs, 1, generator=rng).squeeze(1)
 
 
-class GreedyPolicy(Stateless):
-    """The best legal action of a feed-forward network: Q-values (DQN) or logits (PPO, BC, DAgger)."""
-
-    def __init__(self, network: nn.Module):
-        self.network = network
-
-    def act(self, obs: torch.Tensor, mask: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
-        with torch.no_grad():
-            return masked_argmax(self.network(obs), mask), state
+def greedy(out: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The best legal action: Q-values (DQN) or logits (PPO, BC, DAgger)."""
+    return masked_argmax(out, mask)
 
 
-class SampledPolicy(Stateless):
-    """A draw from the masked softmax of a policy network's logits (PPO acting as it trains)."""
+class Sample:
+    """A draw from the masked softmax of a policy network's logits."""
 
-    def __init__(self, network: nn.Module, rng: torch.Generator | None = None):
-        self.network, self.rng = network, rng
-
-    def act(self, obs: torch.Tensor, mask: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
-        with torch.no_grad():
-            return masked_sample(self.network(obs), mask, self.rng), state
-
-
-class RecurrentGreedyPolicy:
-    """A recurrent network (DQN's Q-values, or a recurrent student's logits): the best legal
-    action, carrying the LSTM state; an ended slot's state is zeroed."""
-
-    def __init__(self, network: nn.Module):
-        self.network = network
-
-    def initial_state(self, n: int, device: torch.device) -> Any:
-        return self.network.initial_state(n, device)  # type: ignore[operator]
-
-    def act(self, obs: torch.Tensor, mask: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
-        with torch.no_grad():
-            out, state = self.network(obs[:, None], state)
-        return self.choose(out[:, 0], mask), state
-
-    def choose(self, out: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return masked_argmax(out, mask)
-
-    def reset(self, state: Any, done: torch.Tensor) -> Any:
-        return zero_ended(state, done)
-
-
-class RecurrentSampledPolicy(RecurrentGreedyPolicy):
-    """A draw from the masked softmax of a recurrent policy network's logits."""
-
-    def __init__(self, network: nn.Module, rng: torch.Generator | None = None):
-        super().__init__(network)
+    def __init__(self, rng: torch.Generator | None = None):
         self.rng = rng
 
-    def choose(self, out: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def __call__(self, out: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return masked_sample(out, mask, self.rng)
 
 
-def policy_for_network(network: nn.Module) -> Policy:
-    if getattr(network, "recurrent", False):
-        return RecurrentGreedyPolicy(network)
-    return GreedyPolicy(network)
+class ModelPolicy:
+    """A model and a selector; a recurrent model's state is carried and zeroed for ended slots."""
+
+    def __init__(self, model: Model, select: Selector = greedy):
+        self.network, self.select = model, select
+
+    @property
+    def sampled(self) -> bool:
+        return isinstance(self.select, Sample)
+
+    def initial_state(self, n: int, device: torch.device) -> State:
+        return self.network.initial_state(n, device)
+
+    def act(self, obs: torch.Tensor, mask: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        with torch.no_grad():
+            out, _, state = self.network.step(obs, state)
+        return self.select(out, mask), state
+
+    def reset(self, state: Any, done: torch.Tensor) -> Any:
+        return reset_ended(state, done)
+
+
+class Carried:
+    """A model acting for the trainer on N slots, its memory state held here: `step` advances it
+    (keeping the state the step started from, which windows store), `end` zeroes the rows of
+    ended slots. Feed-forward models carry an empty state."""
+
+    def __init__(self, model: Model, n: int, device: torch.device):
+        self.model = model
+        self.state = model.initial_state(n, device)
+        self.before = self.state  # the state the current step's action was chosen from
+
+    def step(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(outputs [N, A], memory output [N, H]) of one observation per slot; advances the state."""
+        self.before = self.state
+        with torch.no_grad():
+            out, y, self.state = self.model.step(obs, self.state)
+        return out, y
+
+    def peek(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """As `step`, without advancing: observations that follow the last one acted on."""
+        with torch.no_grad():
+            out, y, _ = self.model.step(obs, self.state)
+        return out, y
+
+    def end(self, done: torch.Tensor) -> None:
+        self.state = reset_ended(self.state, done)  # a new life starts from nothing
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"actor_state": list(self.state)} if self.state else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.state:
+            self.state = restored(state["actor_state"])
+
+
+def policy_for_network(network: nn.Module) -> ModelPolicy:
+    """The greedy policy of a network (recording and the observer play it)."""
+    assert isinstance(network, Model), f"not a townlet_train model: {type(network).__name__}"
+    return ModelPolicy(network)
 
 
 def checkpoint_config(path: Path, payload: dict[str, Any]) -> TrainConfig:
@@ -105,7 +134,7 @@ def checkpoint_config(path: Path, payload: dict[str, Any]) -> TrainConfig:
         ) from None
 
 
-def load_network(path: Path, device: torch.device | str) -> tuple[nn.Module, TrainConfig]:
+def load_network(path: Path, device: torch.device | str) -> tuple[Model, TrainConfig]:
     """The network of any checkpoint (its config says which kind); every way the file can be
     unusable is a CheckpointError."""
     payload = load_checkpoint(path)
@@ -137,11 +166,9 @@ def load_network(path: Path, device: torch.device | str) -> tuple[nn.Module, Tra
 
 def load_policy(
     path: Path, device: torch.device | str = "cpu", sample: bool = False, rng: torch.Generator | None = None
-) -> tuple[Policy, TrainConfig]:
+) -> tuple[ModelPolicy, TrainConfig]:
     """The policy of a checkpoint of any algorithm: greedy, or (a policy network) sampled."""
     network, cfg = load_network(path, device)
     if sample and cfg.algorithm.kind != "dqn":
-        if getattr(network, "recurrent", False):
-            return RecurrentSampledPolicy(network, rng), cfg
-        return SampledPolicy(network, rng), cfg
-    return policy_for_network(network), cfg
+        return ModelPolicy(network, Sample(rng)), cfg
+    return ModelPolicy(network), cfg

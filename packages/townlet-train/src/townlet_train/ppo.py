@@ -10,6 +10,15 @@ end the task, so its reward gets `gamma * V(final_obs)` added, the value of the 
 episode really ended in (`info["final_obs"]`; the env has already reset the slot), and GAE then
 stops at the step as for any ended episode.
 
+A recurrent policy (`network.kind: lstm`) acts with its memory state carried per slot and
+zeroed where an episode ended (`policy.Carried`). Each rollout keeps the state every slot had at
+its start; learning replays each slot's whole rollout from that state (backpropagation through
+the rollout, `Model.unroll`), zeroing the state at the steps where a new life began, so the
+first epoch's first pass recomputes exactly the log-probabilities and values the actor saw.
+Its minibatches are whole slots' sequences, `minibatch_size // rollout_steps` slots each. The
+critic reads the memory's output detached (see `RecurrentActorCritic`); a truncation's final
+observation and the next rollout's first one are valued through the state the slot had reached.
+
 Starting from a cloned student (`init_from`, a bc/dagger/ppo checkpoint): the critic is new
 and wrong, so the first `critic_warmup` iterations train only the critic; the actor can learn
 at a fraction of the critic's rate (`actor_lr_scale`), and a KL term toward the frozen student,
@@ -31,8 +40,8 @@ from townlet_env.core import compile_level
 from townlet_train.config import EpsilonSettings, PPOSettings
 from townlet_train.exploration import EpsilonGreedy
 from townlet_train.loop import Trainer
-from townlet_train.networks import ActorCritic, masked_logits, policy_network
-from townlet_train.policy import load_network
+from townlet_train.models import PolicyModel, State, is_init_of, masked_logits, policy_network, rows_of
+from townlet_train.policy import Carried, load_network
 
 
 def gae(
@@ -84,11 +93,15 @@ def value_loss(
 
 
 class Rollout:
-    """[T, N] storage for one iteration's steps; `t` is how many are filled."""
+    """[T, N] storage for one iteration's steps; `t` is how many are filled. With a recurrent
+    policy, also the memory state (rows [N, ...]) each slot had at the first step: `h0`, `c0`."""
 
     KEYS: tuple[str, ...] = ("obs", "mask", "action", "logprob", "value", "reward", "done")
+    STATE_KEYS = ("h0", "c0")
 
-    def __init__(self, steps: int, n: int, obs_dim: int, n_actions: int, device: torch.device):
+    def __init__(
+        self, steps: int, n: int, obs_dim: int, n_actions: int, device: torch.device, state: State = ()
+    ):
         def z(*shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
             return torch.zeros(steps, n, *shape, dtype=dtype, device=device)
 
@@ -96,21 +109,28 @@ class Rollout:
         self.action = z(dtype=torch.long)
         self.logprob, self.value, self.reward = z(), z(), z()
         self.done = z(dtype=torch.bool)
+        self.start = tuple(torch.zeros_like(part) for part in rows_of(state))
         self.t = 0
 
     def state_dict(self) -> dict[str, Any]:
-        return {**{k: getattr(self, k) for k in self.KEYS}, "t": self.t}
+        start = dict(zip(self.STATE_KEYS, self.start, strict=False))
+        return {**{k: getattr(self, k) for k in self.KEYS}, **start, "t": self.t}
 
     def load_state_dict(self, state: dict) -> None:
         for key in self.KEYS:
             getattr(self, key).copy_(state[key])
+        for key, part in zip(self.STATE_KEYS, self.start, strict=False):
+            part.copy_(state[key])
         self.t = int(state["t"])
 
 
 class PPOAgent:
-    def __init__(self, network: ActorCritic, settings: PPOSettings, n: int, obs_dim: int, n_actions: int):
+    """The policy and value network (feed-forward or recurrent), its optimizer and its rollout."""
+
+    def __init__(self, network: PolicyModel, settings: PPOSettings, n: int, obs_dim: int, n_actions: int):
         device = next(network.parameters()).device
         self.online, self.settings = network, settings
+        self.actor = Carried(network, n, device)
         self.optimizer = torch.optim.Adam(
             [
                 {"params": network.actor_parameters(), "lr": settings.lr * settings.actor_lr_scale},
@@ -119,21 +139,27 @@ class PPOAgent:
             eps=1e-5,
             fused=True,  # one kernel for all parameters, as the DQN learner's
         )
-        self.rollout = Rollout(settings.rollout_steps, n, obs_dim, n_actions, device)
-        self.teacher: ActorCritic | None = None  # the frozen student PPO started from, for the KL term
+        self.rollout = Rollout(settings.rollout_steps, n, obs_dim, n_actions, device, self.actor.state)
+        self.teacher: PolicyModel | None = None  # the frozen student PPO started from, for the KL term
         self.pending: dict[str, torch.Tensor] = {}  # what act() computed for the step being taken
         self.updates = self.iterations = 0
 
     def policy(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(logits, values) to act on; the recurrent agent also steps its LSTM state here."""
+        """(logits, values) to act on; a recurrent policy's state steps here."""
+        r = self.rollout
+        if r.t == 0:  # the state learning will replay this rollout from
+            for part, carried in zip(r.start, rows_of(self.actor.state), strict=True):
+                part.copy_(carried)
+        logits, memory = self.actor.step(obs)
         with torch.no_grad():
-            return self.online(obs), self.online.value(obs)
+            return logits, self.online.value(obs, memory)
 
     def value_of(self, obs: torch.Tensor) -> torch.Tensor:
         """V(obs) of observations that follow the last one acted on (a truncation's final one,
         the next rollout's first one), without acting on them."""
+        memory = self.actor.peek(obs)[1] if self.online.recurrent else None
         with torch.no_grad():
-            return self.online.value(obs)
+            return self.online.value(obs, memory)
 
     def store(self, step: dict[str, torch.Tensor]) -> None:
         r, s = self.rollout, self.settings
@@ -145,6 +171,7 @@ class PPOAgent:
         pending = self.pending
         r.action[r.t], r.logprob[r.t], r.value[r.t] = pending["action"], pending["logprob"], pending["value"]
         r.t += 1
+        self.actor.end(step["done"])
 
     def state_dict(self) -> dict[str, Any]:
         state = {
@@ -153,6 +180,7 @@ class PPOAgent:
             "updates": self.updates,
             "iterations": self.iterations,
             "rollout": self.rollout.state_dict(),
+            **self.actor.state_dict(),
         }
         if self.teacher is not None:
             state["teacher"] = self.teacher.state_dict()
@@ -163,6 +191,7 @@ class PPOAgent:
         self.optimizer.load_state_dict(state["optimizer"])
         self.updates, self.iterations = int(state["updates"]), int(state["iterations"])
         self.rollout.load_state_dict(state["rollout"])
+        self.actor.load_state_dict(state)
         if self.teacher is not None and "teacher" in state:
             self.teacher.load_state_dict(state["teacher"])
 
@@ -179,17 +208,13 @@ class PPOTrainer(Trainer):
         self.settings = settings
         net, env = self.cfg.network, self.env
         network = policy_network(net, env, self.n_actions, "ppo").to(self.device)
-        self.recurrent = bool(getattr(network, "recurrent", False))
+        assert isinstance(network, PolicyModel)
+        self.recurrent = network.recurrent
         self.batch = self.transitions_per_update = settings.minibatch_size
-        agent = self._make_agent(network)
+        agent = PPOAgent(network, settings, self.cfg.env.num_envs, self.obs_dim, self.n_actions)
         if settings.init_from is not None:
             self._start_from(agent, Path(settings.init_from))
         return agent
-
-    def _make_agent(self, network: nn.Module) -> PPOAgent:
-        """The agent around the policy network; the recurrent trainer makes its own."""
-        assert isinstance(network, ActorCritic)
-        return PPOAgent(network, self.settings, self.cfg.env.num_envs, self.obs_dim, self.n_actions)
 
     def _start_from(self, agent: PPOAgent, path: Path) -> None:
         source, cfg = load_network(path, self.device)
@@ -221,7 +246,11 @@ class PPOTrainer(Trainer):
         with torch.inference_mode():  # one log-softmax gives the sample, its log-prob and the entropy
             log_probs = torch.log_softmax(masked_logits(logits, mask), dim=-1)
             probs = log_probs.exp()
-            action = torch.multinomial(probs, 1, generator=self.rng).squeeze(1)
+            try:
+                action = torch.multinomial(probs, 1, generator=self.rng).squeeze(1)
+            except RuntimeError:  # NaN or inf probabilities: the weights have diverged
+                self._diverged("the policy's action probabilities are not finite")
+                raise
             logprob = log_probs.gather(1, action[:, None]).squeeze(1)
             entropy = -(probs * log_probs).sum(dim=-1)  # an illegal action adds 0 * -1e9 = 0
         self.agent.pending = {"action": action, "logprob": logprob, "value": value}
@@ -270,23 +299,49 @@ class PPOTrainer(Trainer):
         return {**stats, "lr_fraction": lr_fraction, "entropy_weight": entropy_weight, "kl_weight": kl_weight}
 
     def _minibatches(self, data: dict[str, torch.Tensor]) -> Iterator[dict[str, torch.Tensor]]:
-        """One epoch of shuffled minibatches of `minibatch_size` samples from [T, N] data."""
+        """One epoch of shuffled minibatches of `minibatch_size` samples from [T, N] data; with a
+        recurrent policy, of whole slots' sequences (slot-major), with their start states."""
+        if self.recurrent:
+            yield from self._sequences(data)
+            return
         flat = {k: v.flatten(0, 1) for k, v in data.items()}
         total = flat["action"].shape[0]
         size = min(self.settings.minibatch_size, total)
         for rows in shuffled(total, size, self.rng, self.device):
             yield {k: v.index_select(0, rows) for k, v in flat.items()}  # faster than v[rows]
 
+    def _sequences(self, data: dict[str, torch.Tensor]) -> Iterator[dict[str, torch.Tensor]]:
+        n, steps = data["action"].shape[1], data["action"].shape[0]
+        per_batch = min(n, max(1, self.settings.minibatch_size // steps))
+        start = self.agent.rollout.start
+        for slots in shuffled(n, per_batch, self.rng, self.device):
+            batch = {k: v[:, slots].transpose(0, 1).flatten(0, 1) for k, v in data.items()}  # slot-major
+            batch["sequence_obs"] = data["obs"][:, slots].transpose(0, 1)
+            batch["sequence_done"] = data["done"][:, slots].transpose(0, 1)
+            for key, part in zip(Rollout.STATE_KEYS, start, strict=False):
+                batch[key] = part[slots]
+            yield batch
+
     def _outputs(
         self, batch: dict[str, torch.Tensor], kl_weight: float
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """[M, A] logits, [M] values and (for the KL term) the teacher's [M, A] logits of a
-        minibatch's M samples."""
+        minibatch's M samples (a recurrent policy's replayed through `Model.unroll`)."""
         agent, teacher = self.agent, None
+        if not self.recurrent:
+            if agent.teacher is not None and kl_weight > 0:
+                with torch.no_grad():
+                    teacher = agent.teacher(batch["obs"])
+            return agent.online(batch["obs"]), agent.online.value(batch["obs"]), teacher
+        obs = batch["sequence_obs"]
+        state0 = tuple(batch[key] for key in Rollout.STATE_KEYS[: len(agent.rollout.start)])
+        init = is_init_of(batch["sequence_done"])
         if agent.teacher is not None and kl_weight > 0:
             with torch.no_grad():
-                teacher = agent.teacher(batch["obs"])
-        return agent.online(batch["obs"]), agent.online.value(batch["obs"]), teacher
+                teacher = agent.teacher.unroll(obs, state0, init)[0].flatten(0, 1)
+        logits, memory, _ = agent.online.unroll(obs, state0, init)
+        value = agent.online.value(obs, memory)
+        return logits.flatten(0, 1), value.flatten(), teacher
 
     def _minibatch(
         self, batch: dict[str, torch.Tensor], entropy_weight: float, kl_weight: float, train_actor: bool

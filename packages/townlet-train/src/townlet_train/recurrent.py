@@ -14,20 +14,15 @@ implementation treated the last step of every sequence as terminal and had no bu
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 
 from townlet_train.config import TrainConfig
 from townlet_train.learner import DQNLearner
-from townlet_train.networks import RecurrentQNetwork, masked_argmax
-from townlet_train.sequences import (
-    Fields,
-    SequenceCollector,
-    SequenceReplay,
-    restored,
-    starts_of_lives,
-    unroll_lstm,
-    zero_ended,
-)
+from townlet_train.models import RecurrentQNetwork, is_init_of, masked_argmax
+from townlet_train.policy import Carried
+from townlet_train.sequences import Fields, SequenceCollector, SequenceReplay
 
 
 def step_fields(obs_dim: int, n_actions: int, hidden: int) -> Fields:
@@ -59,28 +54,9 @@ def keep_truncation(window: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     }
 
 
-def unroll(
-    net: RecurrentQNetwork, obs: torch.Tensor, h: torch.Tensor, c: torch.Tensor, reset: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Run the LSTM over [B, T] steps from state (h, c) [B, H], zeroing a row's state before
-    the steps where `reset` is true.
-
-    Returns q [B, T, A], and the hidden and cell states of `unroll_lstm`.
-    """
-    hidden, cells = unroll_lstm(net.lstm, net.pre(net.encoder(obs)), h, c, reset)
-    return head(net, hidden), hidden, cells
-
-
-def head(net: RecurrentQNetwork, h: torch.Tensor) -> torch.Tensor:
-    advantage = net.advantage(h)
-    return net.value(h) + advantage - advantage.mean(dim=-1, keepdim=True)
-
-
 def one_step(net: RecurrentQNetwork, obs: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     """Q of one more observation [B, D] from state (h, c) [B, H]."""
-    features = net.pre(net.encoder(obs))[:, None]
-    out, _ = net.lstm(features, (h[None].contiguous(), c[None].contiguous()))
-    return head(net, out[:, 0])
+    return net.step(obs, (h[None], c[None]))[0]
 
 
 class RecurrentDQN:
@@ -100,25 +76,22 @@ class RecurrentDQN:
         # the optimizer, loss, clipping and target-network upkeep are the feed-forward learner's
         self.learner = DQNLearner(network, alg)
         self.online: RecurrentQNetwork = network
-        self.target: RecurrentQNetwork = self.learner.target  # type: ignore[assignment]
+        self.target = cast(RecurrentQNetwork, self.learner.target)
         length = rep.burn_in + rep.sequence_length + alg.n_step
         fields = step_fields(obs_dim, n_actions, network.hidden_size)
         self.collector = SequenceCollector(length, rep.sequence_length, num_envs, fields, device)
         self.replay = SequenceReplay(max(1, rep.capacity // rep.sequence_length), device)
-        self.state = network.initial_state(num_envs, device)
+        self.actor = Carried(network, num_envs, device)
 
     def q_values(self, obs: torch.Tensor) -> torch.Tensor:
-        self.state_before = self.state
-        with torch.no_grad():
-            q, self.state = self.online(obs[:, None], self.state)
-        return q[:, 0]
+        return self.actor.step(obs)[0]
 
     def store(self, step: dict[str, torch.Tensor]) -> None:
-        h, c = self.state_before
+        h, c = self.actor.before
         window = self.collector.push({**step, "h": h[0], "c": c[0]})
         if window is not None:
             self.replay.add(keep_truncation(window))
-        self.state = zero_ended(self.state, step["done"])  # a new life starts from nothing
+        self.actor.end(step["done"])
 
     def ready(self) -> bool:
         return len(self.replay) >= 1
@@ -144,16 +117,12 @@ class RecurrentDQN:
         alg, rep = self.cfg.dqn, self.cfg.replay
         bi, seq, n, gamma = rep.burn_in, rep.sequence_length, alg.n_step, alg.gamma
         ended = batch["terminated"] | batch["truncated"]
-        reset = starts_of_lives(ended)  # zero the state before the first step of a new life
-        h0, c0 = batch["h"], batch["c"]
+        init = is_init_of(ended)  # zero the state before the first step of a new life
+        state0 = (batch["h"], batch["c"])
+        warmed = self.online.warm(batch["obs"][:, :bi], state0, init[:, :bi]) if bi else state0
         with torch.no_grad():
-            _, hb, cb = (
-                unroll(self.online, batch["obs"][:, :bi], h0, c0, reset[:, :bi])
-                if bi
-                else (None, h0[:, None], c0[:, None])
-            )
-            q_tgt, h_tgt, c_tgt = unroll(self.target, batch["obs"], h0, c0, reset)
-        q_on, h_on, c_on = unroll(self.online, batch["obs"][:, bi:], hb[:, -1], cb[:, -1], reset[:, bi:])
+            q_tgt, _, (h_tgt, c_tgt) = self.target.unroll(batch["obs"], state0, init)
+        q_on, _, (h_on, c_on) = self.online.unroll(batch["obs"][:, bi:], warmed, init[:, bi:])
         learn = torch.arange(bi, bi + seq, device=ended.device)  # window positions learned
         q_pred = q_on[:, :seq].gather(2, batch["action"][:, learn, None]).squeeze(2)
 
@@ -205,10 +174,10 @@ class RecurrentDQN:
         return {
             **self.learner.state_dict(),
             "collector": self.collector.state_dict(),
-            "actor_state": list(self.state),
+            **self.actor.state_dict(),
         }
 
     def load_state_dict(self, state: dict) -> None:
         self.learner.load_state_dict(state)
         self.collector.load_state_dict(state["collector"])
-        self.state = restored(state["actor_state"])
+        self.actor.load_state_dict(state)

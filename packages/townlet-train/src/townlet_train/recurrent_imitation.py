@@ -26,18 +26,11 @@ import torch
 from torch import nn
 
 from townlet_env.core import Town
+from townlet_train.cloning import descend
 from townlet_train.config import DaggerSettings
-from townlet_train.imitation import DaggerTrainer, descend
-from townlet_train.networks import RecurrentActorCritic
-from townlet_train.sequences import (
-    Fields,
-    SequenceCollector,
-    SequenceReplay,
-    restored,
-    starts_of_lives,
-    unroll_lstm,
-    zero_ended,
-)
+from townlet_train.models import RecurrentActorCritic, is_init_of
+from townlet_train.policy import Carried
+from townlet_train.sequences import Fields, SequenceCollector, SequenceReplay
 
 
 def label_fields(obs_dim: int, n_actions: int, n_affordances: int, hidden: int) -> Fields:
@@ -68,16 +61,12 @@ def window_logits(
     """Logits [B, S, A] of the learned steps of windows [B, burn_in + S], and the LSTM's output
     [B, S, H] there, replayed from the stored state at their start, with the state zeroed at each
     new life."""
-    reset = starts_of_lives(batch["done"])
-    h, c = batch["h"], batch["c"]
+    init = is_init_of(batch["done"])
+    state: tuple[torch.Tensor, ...] = (batch["h"], batch["c"])
     if burn_in:
-        with torch.no_grad():
-            warm = net.features(batch["obs"][:, :burn_in])
-            hidden, cells = unroll_lstm(net.lstm, warm, h, c, reset[:, :burn_in])
-        h, c = hidden[:, -1], cells[:, -1]
-    features = net.features(batch["obs"][:, burn_in:])
-    memory, _ = unroll_lstm(net.lstm, features, h, c, reset[:, burn_in:])
-    return net.head(features, memory), memory
+        state = net.warm(batch["obs"][:, :burn_in], state, init[:, :burn_in])
+    logits, memory, _ = net.unroll(batch["obs"][:, burn_in:], state, init[:, burn_in:])
+    return logits, memory
 
 
 class RecurrentDaggerAgent:
@@ -101,17 +90,13 @@ class RecurrentDaggerAgent:
         fields = label_fields(obs_dim, n_actions, n_affordances, network.hidden_size)
         self.collector = SequenceCollector(length, settings.sequence_length, num_envs, fields, device)
         self.replay = SequenceReplay(max(1, settings.capacity // settings.sequence_length), device)
-        self.state = network.initial_state(num_envs, device)
-        self.state_before = self.state  # the state the current step's action was chosen from
+        self.actor = Carried(network, num_envs, device)
         self.labels: torch.Tensor | None = None  # the teacher's actions for the step being taken
         self.where = torch.zeros(num_envs, 2 * n_affordances, device=device)  # and the affordances
         self.updates = 0
 
     def logits(self, obs: torch.Tensor) -> torch.Tensor:
-        self.state_before = self.state
-        with torch.no_grad():
-            logits, self.state = self.online(obs[:, None], self.state)
-        return logits[:, 0]
+        return self.actor.step(obs)[0]
 
     @property
     def labelled(self) -> int:
@@ -120,7 +105,7 @@ class RecurrentDaggerAgent:
 
     def store(self, step: dict[str, torch.Tensor]) -> None:
         assert self.labels is not None, "act() labels each state before it is stored"
-        h, c = self.state_before
+        h, c = self.actor.before
         window = self.collector.push(
             {
                 "obs": step["obs"],
@@ -134,7 +119,7 @@ class RecurrentDaggerAgent:
         )
         if window is not None:
             self.replay.add(window)
-        self.state = zero_ended(self.state, step["done"])  # a new life starts from nothing
+        self.actor.end(step["done"])
 
     def update(self, batch_size: int, rng: torch.Generator) -> dict[str, float]:
         """One step on about `batch_size` labelled states: batch_size // sequence_length windows."""
@@ -157,7 +142,7 @@ class RecurrentDaggerAgent:
             "updates": self.updates,
             "recall": self.recall.state_dict(),
             "collector": self.collector.state_dict(),
-            "actor_state": list(self.state),
+            **self.actor.state_dict(),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -166,19 +151,4 @@ class RecurrentDaggerAgent:
         self.updates = int(state["updates"])
         self.recall.load_state_dict(state["recall"])
         self.collector.load_state_dict(state["collector"])
-        self.state = restored(state["actor_state"])
-
-
-class RecurrentDaggerTrainer(DaggerTrainer):
-    """DAgger's acting and labelling with the recurrent student (`network.kind: lstm`)."""
-
-    def _student(self, network: nn.Module) -> RecurrentDaggerAgent:
-        assert isinstance(network, RecurrentActorCritic)
-        n, n_affordances = self.cfg.env.num_envs, self.env.level.n_affordances
-        return RecurrentDaggerAgent(network, self.settings, n, self.obs_dim, self.n_actions, n_affordances)
-
-    def act(self) -> tuple[torch.Tensor, torch.Tensor]:
-        action, entropy = super().act()
-        agent: RecurrentDaggerAgent = self.agent  # type: ignore[assignment]
-        agent.where = affordance_positions(self.env.town)
-        return action, entropy
+        self.actor.load_state_dict(state)

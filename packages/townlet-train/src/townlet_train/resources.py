@@ -54,7 +54,7 @@ def buffer(cfg: TrainConfig, obs_dim: int, n_actions: int) -> tuple[int, str, in
 
 def replay_bytes(cfg: TrainConfig, obs_dim: int, n_actions: int) -> int:
     rep, obs = cfg.replay, obs_dim * FLOAT
-    if rep.kind == "sequence":
+    if cfg.network.kind == "lstm":
         window = rep.burn_in + rep.sequence_length + _n_step(cfg)
         step = obs + LONG + FLOAT + 2 * BOOL + n_actions * BOOL
         per_window = window * step + 2 * cfg.network.lstm_hidden * FLOAT + obs + n_actions * BOOL

@@ -1,5 +1,5 @@
-"""What every recurrent learner shares: windows of consecutive steps per slot, a replay of whole
-windows, and an LSTM unrolled over a batch of windows with a zeroed state at episode starts.
+"""What every recurrent learner shares: windows of consecutive steps per slot and a replay of whole
+windows (learning unrolls the model over them: `models.Model.unroll`).
 
 Recurrent DQN (recurrent.py) stores actions, rewards and final observations in its windows;
 recurrent DAgger (recurrent_imitation.py) stores the teacher's labels. Both keep the acting
@@ -10,7 +10,6 @@ from where the actor really was instead of from a zero state.
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 # name -> (shape of one slot's value at one step, dtype)
 Fields = dict[str, tuple[tuple[int, ...], torch.dtype]]
@@ -99,50 +98,3 @@ class SequenceReplay:
         }
         for key, value in saved.items():
             self.store[key][: self.size] = value
-
-
-def zero_ended(
-    state: tuple[torch.Tensor, torch.Tensor], done: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """A carried per-slot state (two [1, N, ...] tensors: an LSTM's (h, c), a map student's map)
-    with the rows of the slots whose episode ended zeroed: a new life starts from nothing."""
-    keep = (~done).float()[None, :, None]
-    return state[0] * keep, state[1] * keep
-
-
-def restored(saved: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """A carried state as a checkpoint's state dict holds it (`list(state)`), as the learner's
-    own tensors again."""
-    return saved[0].clone(), saved[1].clone()
-
-
-def starts_of_lives(done: torch.Tensor) -> torch.Tensor:
-    """[B, T] true at the steps that begin a new life: those right after a step that ended one.
-    The first step of a window is never one: its stored state was already zeroed by the actor."""
-    reset = torch.zeros_like(done)
-    reset[:, 1:] = done[:, :-1]
-    return reset
-
-
-def unroll_lstm(
-    lstm: nn.LSTM, features: torch.Tensor, h: torch.Tensor, c: torch.Tensor, reset: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run `lstm` over features [B, T, F] from state (h, c) [B, H], zeroing a row's state before
-    the steps where `reset` is true.
-
-    Returns the hidden state after each step [B, T, H], and the cell state after each step that
-    ends a segment (the step before a reset, and the last), zeros elsewhere. Boundaries are
-    rare, so the LSTM runs over whole segments between the steps where any row resets: a few
-    calls per window instead of one per step.
-    """
-    steps = features.shape[1]
-    cuts = reset[:, 1:].any(dim=0).nonzero().flatten().add(1).tolist()
-    outs = []
-    cells = torch.zeros(*features.shape[:2], lstm.hidden_size, device=features.device, dtype=features.dtype)
-    for start, stop in zip([0, *cuts], [*cuts, steps], strict=True):
-        keep = (~reset[:, start]).to(features.dtype)[:, None]
-        out, (h1, c1) = lstm(features[:, start:stop], ((h * keep)[None], (c * keep)[None]))
-        h, c = h1[0], c1[0]
-        outs.append(out)
-        cells[:, stop - 1] = c
-    return torch.cat(outs, dim=1), cells

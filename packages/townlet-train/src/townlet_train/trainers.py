@@ -7,20 +7,14 @@ from pathlib import Path
 from townlet_train.config import TrainConfig
 from townlet_train.imitation import DaggerTrainer
 from townlet_train.loop import Trainer
-from townlet_train.map_dagger import MapDaggerTrainer
 from townlet_train.ppo import PPOTrainer
-from townlet_train.recurrent_imitation import RecurrentDaggerTrainer
-from townlet_train.recurrent_ppo import RecurrentPPOTrainer
 
 
 def make_trainer(cfg: TrainConfig, run_dir: Path) -> Trainer:
     if cfg.algorithm.kind == "dagger":
-        if cfg.network.kind == "map":
-            return MapDaggerTrainer(cfg, run_dir)
-        recurrent = cfg.network.kind == "lstm"
-        return (RecurrentDaggerTrainer if recurrent else DaggerTrainer)(cfg, run_dir)
+        return DaggerTrainer(cfg, run_dir)
     if cfg.algorithm.kind == "ppo":
-        return (RecurrentPPOTrainer if cfg.network.kind == "lstm" else PPOTrainer)(cfg, run_dir)
+        return PPOTrainer(cfg, run_dir)
     if cfg.algorithm.kind == "bc":
         raise ValueError("algorithm.kind 'bc' trains from a dataset: run `townlet-train bc --dataset DIR`")
     return Trainer(cfg, run_dir)

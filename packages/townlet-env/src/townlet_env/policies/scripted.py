@@ -8,7 +8,7 @@ spends the energy needed to walk to a bed), pick the one whose full use raises t
 (nearest on ties); walk there and INTERACT. In multi-tick levels, keep interacting until the use
 completes. With no urgent need, rest.
 
-Given a `Knowledge` (what a student with a map knows: `map_memory.py`), it chooses only among
+Given a `Knowledge` (what a student with a map knows: `townlet_train/models/map.py`), it chooses only among
 the affordances known, and explores (walks to the nearest cell not yet seen) when none of them
 serves an urgent need or when nothing is urgent, until the whole grid has been seen: its
 actions then depend only on what the student could know.

@@ -14,7 +14,7 @@ leaves at zero, in the full view's format (offset from the agent in grid sizes, 
 for the affordances seen so far, and appends an `explore` field: the unexplored fraction of the
 grid, the mean offset of its cells and the offset of the nearest one. A feed-forward
 `ActorCritic` reads the result (`networks.MapStudent`), so DAgger stores the filled observations
-and learns like the L1 student (`map_dagger.py`). Mapping is an engineered memory (as in
+and learns like the L1 student. Mapping is an engineered memory (as in
 Neural Map or Active Neural SLAM), not a learned one; the LSTM student (`network.kind: lstm`)
 remains for comparison.
 """
@@ -25,10 +25,11 @@ import torch
 from torch import nn
 
 from townlet_env.policies.scripted import Knowledge
+from townlet_train.models.encoders import Layout
+from townlet_train.models.memory import reset_ended
 
 EXPLORE = 5  # unexplored fraction, mean offset (2), nearest offset (2)
-State = tuple[torch.Tensor, torch.Tensor]
-Layout = list[tuple[str, int, int]]  # (name, offset, size), as in networks.py
+State = tuple[torch.Tensor, ...]
 
 
 def _field(layout: Layout, name: str) -> tuple[int, int]:
@@ -84,6 +85,21 @@ class MapMemory(nn.Module):
         return (
             torch.zeros(1, batch, 3 * self.channels, device=device),
             torch.zeros(1, batch, self.padded_cells, device=device),
+        )
+
+    def unroll(self, x: torch.Tensor, state0: State, is_init: torch.Tensor) -> tuple[torch.Tensor, State]:
+        """The `Memory` protocol: step by step (the map is written per observation); y [B, T, D + 5]
+        are the filled observations, the states after every step are kept."""
+        state = tuple(part[None] for part in state0)
+        filled, after = [], []
+        for t in range(x.shape[1]):
+            if t and bool(is_init[:, t].any()):
+                state = reset_ended(state, is_init[:, t])
+            y, state = self.step(x[:, t], state)
+            filled.append(y)
+            after.append(state)
+        return torch.stack(filled, 1), tuple(
+            torch.stack([s[i][0] for s in after], 1) for i in range(len(state))
         )
 
     def cell_of(self, obs: torch.Tensor) -> torch.Tensor:
