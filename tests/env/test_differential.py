@@ -86,11 +86,14 @@ def _compare_outcome(
     pos, alive = new.position.tolist(), new.alive.tolist()
     progress, life = new.progress.tolist(), new.life_steps.tolist()
     reward = res.reward.tolist()
+    # on an economy level, whether money is at 0 (the broke count) is such an outcome too
+    broke = new.work[:, ref_economy.BROKE].tolist() if level.economy is not None else None
     for slot, agent in enumerate(ref.state.agents):
         at = f"{where} slot {slot}"
         assert pos[slot] == [agent.x, agent.y], f"{at}: position"
         assert life[slot] == agent.life_steps, f"{at}: life_steps"
         alike = bool(res.invalid_action[slot]) == ref.invalid[slot] and alive[slot] == agent.alive
+        alike = alike and (broke is None or broke[slot] == agent.work[ref_economy.BROKE])
         if not alike and ref.near_boundary[slot]:
             excused.add(slot)
             continue
