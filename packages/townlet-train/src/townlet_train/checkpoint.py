@@ -12,6 +12,7 @@ import hashlib
 import math
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -130,23 +131,26 @@ INTEGRAL = ("counters", "updates", "t", "size", "cursor", "recent_survival")
 SKIP = ("config",)  # the recorded config is validated by its own schema (see resume)
 
 
-def _numbers(tree: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    """(dotted name, value) of every plain Python number in a nested dict/list (not tensors)."""
-    if isinstance(tree, bool):
-        return []
-    if isinstance(tree, (int, float)):
-        return [(prefix.rstrip("."), tree)]
+def _leaves(tree: Any, prefix: str = "", skip: tuple[str, ...] = ()) -> Iterator[tuple[str, Any]]:
+    """(dotted name, value) of every leaf of a nested dict/list; `skip` names top-level keys."""
     if isinstance(tree, dict):
         items: Any = tree.items()
     elif isinstance(tree, (list, tuple)):
         items = enumerate(tree)
     else:
-        return []
+        yield prefix.rstrip("."), tree
+        return
+    for key, value in items:
+        if prefix or key not in skip:
+            yield from _leaves(value, f"{prefix}{key}.")
+
+
+def _numbers(tree: Any) -> list[tuple[str, Any]]:
+    """(dotted name, value) of every plain Python number in a nested dict/list (not tensors)."""
     return [
-        pair
-        for key, value in items
-        if key not in SKIP or prefix
-        for pair in _numbers(value, f"{prefix}{key}.")
+        (name, value)
+        for name, value in _leaves(tree, skip=SKIP)
+        if isinstance(value, (int, float)) and not isinstance(value, bool)
     ]
 
 
@@ -187,18 +191,15 @@ def counter_problem(payload: dict[str, Any]) -> str | None:
 LEARNED_PARTS = ("network", "target_network", "optimizer", "rnd")
 
 
-def non_finite_tensors(tree: Any, prefix: str = "") -> list[str]:
+def non_finite_tensors(tree: Any) -> list[str]:
     """Dotted names of the floating-point tensors in a nested dict/list that hold NaN or inf."""
-    if isinstance(tree, torch.Tensor):
-        finite = not tree.is_floating_point() or bool(torch.isfinite(tree).all())
-        return [] if finite else [prefix.rstrip(".")]
-    if isinstance(tree, dict):
-        items: Any = tree.items()
-    elif isinstance(tree, (list, tuple)):
-        items = enumerate(tree)
-    else:
-        return []
-    return [name for key, value in items for name in non_finite_tensors(value, f"{prefix}{key}.")]
+    return [
+        name
+        for name, value in _leaves(tree)
+        if isinstance(value, torch.Tensor)
+        and value.is_floating_point()
+        and not bool(torch.isfinite(value).all())
+    ]
 
 
 def load_checkpoint(
