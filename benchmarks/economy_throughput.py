@@ -16,9 +16,6 @@ agent-steps/s on the project's CPU, read as the ratio to L1 measured in the same
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import time
 from collections import Counter
@@ -27,6 +24,7 @@ from typing import Any
 
 import torch
 
+from benchmarks.social_throughput import run_per_thread_count
 from townlet_env import TownletVectorEnv
 from townlet_env.core import action_mask, affordance_at, events, observe, step
 from townlet_env.core.pairs import Pairs
@@ -131,30 +129,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, nargs="*", default=[1])
     args = parser.parse_args()
-    results: dict[str, Any] = {
-        "machine": {
-            "cpu": platform.processor() or platform.machine(),
-            "cores": os.cpu_count(),
-            "torch": torch.__version__,
-            "load_average_before": os.getloadavg(),
-        },
-        "steps": args.steps,
-        "repeats": args.repeats,
-        "runs": {},
-    }
-    for threads in args.threads:
-        torch.set_num_threads(threads)
-        print(f"torch threads: {threads}")
-        results["runs"][f"threads_{threads}"] = measure(args.steps, args.repeats)
-    results["machine"]["load_average_after"] = os.getloadavg()
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS.with_suffix(".json.tmp")
-    with tmp.open("w") as f:
-        f.write(json.dumps(results, indent=2) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(RESULTS)
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    run_per_thread_count(measure, args.steps, args.repeats, args.threads, RESULTS)
 
 
 if __name__ == "__main__":

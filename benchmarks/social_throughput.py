@@ -23,6 +23,7 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, nargs="*", default=[1, torch.get_num_threads()])
     args = parser.parse_args()
+    run_per_thread_count(measure, args.steps, args.repeats, args.threads, RESULTS)
+
+
+def run_per_thread_count(
+    measure: Callable[[int, int], dict[str, Any]], steps: int, repeats: int, threads: list[int], path: Path
+) -> None:
+    """`measure(steps, repeats)` once per torch thread count, with the machine's load before and
+    after, written to `path` (temporary file, fsync, rename)."""
     results: dict[str, Any] = {
         "machine": {
             "cpu": platform.processor() or platform.machine(),
@@ -99,18 +108,23 @@ def main() -> None:
             "torch": torch.__version__,
             "load_average_before": os.getloadavg(),
         },
-        "steps": args.steps,
-        "repeats": args.repeats,
+        "steps": steps,
+        "repeats": repeats,
         "runs": {},
     }
-    for threads in args.threads:
-        torch.set_num_threads(threads)
-        print(f"torch threads: {threads}")
-        results["runs"][f"threads_{threads}"] = measure(args.steps, args.repeats)
+    for count in threads:
+        torch.set_num_threads(count)
+        print(f"torch threads: {count}")
+        results["runs"][f"threads_{count}"] = measure(steps, repeats)
     results["machine"]["load_average_after"] = os.getloadavg()
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    with tmp.open("w") as f:
+        f.write(json.dumps(results, indent=2) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+    print(f"wrote {path.relative_to(ROOT)}")
 
 
 def measure(steps: int, repeats: int) -> dict[str, Any]:
