@@ -4,7 +4,9 @@ refused; every algorithm saves and resumes with `checkpoint.include_replay`."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -12,7 +14,7 @@ import torch
 from townlet_env.config import ConfigError
 from townlet_train import cli
 from townlet_train.checkpoint import checkpoints_newest_first, load_checkpoint
-from townlet_train.loop import DivergedError
+from townlet_train.loop import DivergedError, Trainer
 from townlet_train.trainers import make_trainer
 
 from .helpers import tiny_config
@@ -126,3 +128,27 @@ def test_the_evaluation_callback_keeps_best_and_changes_nothing_learned(
     command = ["eval", "--checkpoint", str(tmp_path / "eval" / "best"), "--episodes", "4", "--json"]
     assert cli.main(command) == 0
     assert json.loads(capsys.readouterr().out)["mean_survival"] == best["best_eval"]
+
+
+def test_callbacks_see_every_env_step_and_every_evaluation(tmp_path: Path) -> None:
+    from townlet_train.run.callbacks import Callback
+
+    class Recorder(Callback):
+        def __init__(self) -> None:
+            self.steps: list[int] = []
+            self.evaluations: list[tuple[int, float]] = []
+
+        def after_step(self, trainer: Any, stats: dict[str, float]) -> None:
+            self.steps.append(trainer.counters["agent_steps"])
+
+        def after_evaluation(self, trainer: Any, result: dict[str, Any]) -> None:
+            self.evaluations.append((trainer.counters["agent_steps"], result["mean_survival"]))
+
+    cfg = tiny_config(total_steps=1024, evaluation={"every_steps": 256, "episodes": 2})
+    recorder = Recorder()
+    Trainer(cfg, tmp_path / "run").run(callbacks=[recorder])
+    per_step = cfg.env.num_envs * cfg.env.agents_per_town
+    assert recorder.steps == list(range(per_step, 1024 + 1, per_step))
+    with sqlite3.connect(tmp_path / "run" / "metrics.db") as db:
+        rows = db.execute("SELECT agent_steps, mean_survival FROM evaluations").fetchall()
+    assert recorder.evaluations == rows and len(rows) == 4

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from townlet_train.metrics import Metrics
 from townlet_train.models import RecurrentQNetwork, build_network, masked_argmax
 from townlet_train.progress import Progress
 from townlet_train.recurrent import RecurrentDQN
+from townlet_train.run.callbacks import Callback
 from townlet_train.run.evaluation import Evaluation
 from townlet_train.runlock import run_lock
 from townlet_train.schedule import CheckpointSchedule
@@ -316,10 +318,12 @@ class Trainer:
 
     # --- the whole run ------------------------------------------------------------------------
 
-    def run(self, total_steps: int | None = None) -> dict[str, Any]:
+    def run(self, total_steps: int | None = None, callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
         """Train to `total_steps` agent-steps, or until SIGINT or SIGTERM; either way the last act is
-        a checkpoint. The result of a stopped run names the signal under "interrupted"."""
+        a checkpoint. The result of a stopped run names the signal under "interrupted".
+        `callbacks` see every env step and evaluation (townlet_train.run.callbacks)."""
         total = total_steps or self.cfg.total_steps
+        self.callbacks = list(callbacks)
         with run_lock(self.run_dir), StopRequests() as stop:
             ckpt.remove_stale_temporaries(self.run_dir / "checkpoints")
             metrics = self._open_metrics()
@@ -350,8 +354,12 @@ class Trainer:
             stats = fresh or stats
             if self.observer is not None:
                 self.observer.after_step(self, stats)
+            for callback in self.callbacks:
+                callback.after_step(self, stats)
             if self.evaluation.due(self.counters["agent_steps"]):
-                self.evaluation.run(self, metrics)
+                result = self.evaluation.run(self, metrics)
+                for callback in self.callbacks:
+                    callback.after_evaluation(self, result)
             self._report(metrics, progress, fresh, stats)
             saved = self._checkpoint(metrics, schedule) if schedule.due(self.counters) else None
         return saved or self._checkpoint(metrics, schedule), stats
