@@ -91,9 +91,14 @@ def make_live(tmp_path: Path) -> Iterator[Callable[..., Live]]:
     started: list[Live] = []
 
     def make(
-        tokens: Tokens | None = None, towns: int = 4, agents: int = 2, speed: float = 0.0, **kw: Any
+        tokens: Tokens | None = None,
+        towns: int = 4,
+        agents: int = 2,
+        speed: float = 0.0,
+        level: str = "L1_full_observability",
+        **kw: Any,
     ) -> Live:
-        town = Town("L1_full_observability", towns * agents, agents)
+        town = Town(level, towns * agents, agents)
         town.reset(seed=0)
         source = LiveSource(town, random_policy(0), speed=speed, **kw)
         audit = tmp_path / f"audit{len(started)}.jsonl"

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from townlet_env.core.town import Observation, Town, TownView
-from townlet_env.observer import frames
+from townlet_env.observer import frames, life
 from townlet_env.observer.hub import Hub, Mailbox
 from townlet_env.observer.schema import VERSION
 
@@ -31,10 +31,16 @@ MAX_WATCHED = 16
 MAX_STEP = 1000
 MAX_SPEED = 1000.0
 MAX_DIFFICULTY = 10.0
+MAX_EVENT_TICKS, MAX_EVENT_VALUE = 10_000, 2.0  # what Town.trigger_event accepts
 # Each tick message repeats the events of the last EVENT_TICKS ticks (at most MAX_EVENTS), so
 # a client that missed ticks to latest-wins still sees what happened in them.
 EVENT_TICKS = 32
 MAX_EVENTS = 64
+# The timeline's markers (deaths, exits, events starting and ending, regenerations): a source
+# keeps the newest MAX_MARKERS_KEPT of every watched town, a tick message carries at most
+# MAX_MARKERS of the watched ones, those nearest the current tick.
+MAX_MARKERS_KEPT = 4096
+MAX_MARKERS = 256
 
 
 # Every field a command sets (and the stepping thread reads under the lock): what an undone
@@ -48,6 +54,7 @@ COMMANDED = (
     "_difficulty",
     "_console_action",
     "_seek_to",
+    "_event_commands",
 )
 
 
@@ -88,6 +95,7 @@ class Source:
         self.controlled: int | None = None
         self._before: TownView | None = None
         self._recent: deque[dict[str, Any]] = deque(maxlen=MAX_EVENTS)
+        self._markers: deque[dict[str, Any]] = deque(maxlen=MAX_MARKERS_KEPT)
         self._last_text: str | None = None
         self._shown: tuple[Any, ...] = ()  # the settings the last published tick showed
         self._last_actions: torch.Tensor | None = None
@@ -220,7 +228,10 @@ class Source:
         actions: torch.Tensor | None,
         training: dict[str, Any] | None = None,
         terminated: torch.Tensor | None = None,
+        exits: torch.Tensor | None = None,
     ) -> None:
+        """Send the current state of the watched towns; `actions`, `terminated` and `exits` (an
+        economy level's exit reason codes) are the last tick's, per slot, when known."""
         with self._lock:
             watched, controlled = list(self.watched), self.controlled
             paused, speed = self.paused, self.speed
@@ -230,7 +241,10 @@ class Source:
         mine = frames.watched_slots(self.town, watched, actions)
         ended = frames.watched_slots(self.town, watched, terminated)
         interact = self.town.level.interact_action
-        self._recent.extend(frames.events(self._before, view, self.tick, interact, mine, ended))
+        reasons = life.exit_reasons(self.town.level, frames.watched_slots(self.town, watched, exits))
+        happened = frames.events(self._before, view, self.tick, interact, mine, ended, reasons)
+        self._recent.extend(happened)
+        self._markers.extend(e for e in happened if e["kind"] in life.MARKER_KINDS)
         self._before = view
         events = [e for e in self._recent if e["tick"] > self.tick - EVENT_TICKS]
         msg = {
@@ -242,10 +256,24 @@ class Source:
             "controlled": controlled,
             "towns": frames.town_objects(self.town, view, actions),
             "events": events,
+            "timeline": self.timeline(watched),
             "training": _finite(training) if training is not None else None,
         }
         self._last_text = json.dumps(msg, separators=(",", ":"))
         self.hub.publish(self._last_text)
+
+    def timeline(self, watched: list[int]) -> dict[str, Any]:
+        """The `timeline` of a tick message: the markers seen since the source started."""
+        return {"end": self.tick, "known": self.tick, "markers": nearest(self._markers, watched, self.tick)}
+
+
+def nearest(markers: Any, watched: list[int], tick: int) -> list[dict[str, Any]]:
+    """The markers of the watched towns, at most MAX_MARKERS of them (those nearest `tick`), by tick."""
+    mine = [m for m in markers if m["town"] in watched]
+    if len(mine) > MAX_MARKERS:
+        mine = sorted(mine, key=lambda m: abs(m["tick"] - tick))[:MAX_MARKERS]
+        mine.sort(key=lambda m: m["tick"])
+    return mine
 
 
 def _finite(figures: dict[str, Any]) -> dict[str, Any]:
@@ -286,7 +314,18 @@ class LiveSource(ThreadedSource):
     thread_name = "townlet-observer-town"
 
     kind = "live"
-    commands = ("pause", "resume", "step", "speed", "difficulty", "watch", "control", "release", "action")
+    commands: tuple[str, ...] = (
+        "pause",
+        "resume",
+        "step",
+        "speed",
+        "difficulty",
+        "watch",
+        "control",
+        "release",
+        "action",
+    )
+    economy_commands = ("trigger_event", "cancel_event")  # added on a level with events
 
     def __init__(
         self,
@@ -301,6 +340,10 @@ class LiveSource(ThreadedSource):
         self.max_ticks = max_ticks
         self._difficulty: float | None = None  # set by a command, applied between ticks
         self._console_action: int | None = None
+        # (trigger or cancel, town, event, duration, value), applied between ticks
+        self._event_commands: list[tuple[str, int, str, int, float]] = []
+        if town.level.economy is not None:  # only an economy level has events to trigger
+            self.commands = (*LiveSource.commands, *self.economy_commands)
         self.finished = threading.Event()
 
     def start(self) -> None:
@@ -313,13 +356,31 @@ class LiveSource(ThreadedSource):
             now = self.town.observe()
             self._publish(None)
             while (self.max_ticks is None or self.tick < self.max_ticks) and self._gate():
+                if self._apply_events():  # at once, paused or not: the page shows it now
+                    now = self.town.observe()  # an outage masks INTERACT from this state on
+                    self._publish(None)
+                    continue
                 started = time.monotonic()
-                now = self.town.step(self._actions(now))
+                out = self.town.step(self._actions(now))
+                now = out
                 self.tick += 1
-                self._publish(now.executed, terminated=now.terminated)
+                self._publish(out.executed, terminated=out.terminated, exits=out.economy.get("exit_reason"))
                 self._pace(started)
         finally:
             self.finished.set()
+
+    def _pending(self) -> bool:
+        return bool(self._event_commands)
+
+    def _apply_events(self) -> bool:
+        with self._lock:
+            todo, self._event_commands = self._event_commands, []
+        for what, town, name, duration, value in todo:
+            if what == "trigger":
+                self.town.trigger_event(town, name, duration, value)
+            else:
+                self.town.cancel_event(town, name)
+        return bool(todo)
 
     def _actions(self, now: Observation) -> torch.Tensor:
         actions = self.policy(now).to(self.town.device)
@@ -336,6 +397,29 @@ class LiveSource(ThreadedSource):
     def _cmd_difficulty(self, msg: dict[str, Any]) -> dict[str, Any]:
         self._difficulty = _number(msg, "value", 0.0, MAX_DIFFICULTY)
         return {"difficulty": self._difficulty}
+
+    def _event_args(self, msg: dict[str, Any]) -> tuple[Any, str, int]:
+        """The catalogue entry, name and town a trigger or cancel names, or a refusal naming
+        the allowed values."""
+        names = self.town.event_names
+        name = msg.get("event")
+        if not isinstance(name, str) or name not in names:
+            raise CommandError(f"'event' must be one of {', '.join(names)}, got {repr(name)[:40]}")
+        town = _int(msg, "town", 0, self.town.num_towns - 1)
+        assert self.town.level.economy is not None  # the command exists only then
+        return self.town.level.economy.spec.events.catalogue[names.index(name)], name, town
+
+    def _cmd_trigger_event(self, msg: dict[str, Any]) -> dict[str, Any]:
+        spec, name, town = self._event_args(msg)
+        duration = _int(msg, "duration", 1, MAX_EVENT_TICKS, default=spec.duration[1])
+        value = _number(msg, "value", 0.0, MAX_EVENT_VALUE, default=spec.multiplier[1])
+        self._event_commands = [*self._event_commands, ("trigger", town, name, duration, value)]
+        return {"event": name, "town": town, "duration": duration, "value": value}
+
+    def _cmd_cancel_event(self, msg: dict[str, Any]) -> dict[str, Any]:
+        _, name, town = self._event_args(msg)
+        self._event_commands = [*self._event_commands, ("cancel", town, name, 0, 0.0)]
+        return {"event": name, "town": town, "cancelled": True}
 
     def _cmd_control(self, msg: dict[str, Any]) -> dict[str, Any]:
         self.controlled = _int(msg, "slot", 0, self.town.num_slots - 1)
