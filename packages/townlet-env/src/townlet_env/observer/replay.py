@@ -102,6 +102,12 @@ class ReplaySource(ThreadedSource):
         markers = nearest(scan.markers[: len(scan.markers)], watched, self.tick)
         return {"end": self.length, "known": known, "markers": markers}
 
+    def _settings(self) -> tuple[Any, ...]:
+        # the first pass's progress, in tenths, is a setting too: a paused replay republishes
+        # its tick when more of the timeline is known
+        progress = self.scan.known * 10 // max(1, self.length)
+        return (*super()._settings(), progress, self.scan.done)
+
     def _run(self) -> None:
         try:
             self._publish(None)

@@ -262,6 +262,10 @@ class Source:
         self._last_text = json.dumps(msg, separators=(",", ":"))
         self.hub.publish(self._last_text)
 
+    def latest(self) -> dict[str, Any] | None:
+        """The last tick message published (without its per-client `dropped`), or None."""
+        return None if self._last_text is None else dict(json.loads(self._last_text))
+
     def timeline(self, watched: list[int]) -> dict[str, Any]:
         """The `timeline` of a tick message: the markers seen since the source started."""
         return {"end": self.tick, "known": self.tick, "markers": nearest(self._markers, watched, self.tick)}
