@@ -154,3 +154,42 @@ def test_a_timeline_keeps_the_markers_nearest_the_cursor() -> None:
     assert len(near) == MAX_MARKERS and all(m["town"] == 0 for m in near)
     assert [m["tick"] for m in near] == sorted(m["tick"] for m in near)
     assert near[0]["tick"] >= 1000 - MAX_MARKERS and near[-1]["tick"] <= 1000 + MAX_MARKERS
+
+
+def test_the_view_adds_queue_positions_job_facts_and_event_time() -> None:
+    """What the page reads from `Town.view` agrees with the env's own `info` of the same state."""
+    import torch
+
+    from townlet_env.observer.source import random_policy
+
+    k = 6
+    town = Town("L5_town", 3 * k)
+    now = town.reset(seed=2)
+    town.trigger_event(1, "rent_spike", duration=9, value=1.5)
+    e = town.event_names.index("rent_spike")
+    view = town.view([1])
+    assert view.event_left is not None and view.event_value is not None and view.events is not None
+    assert int(view.event_left[0, e]) == 9 and abs(float(view.event_value[0, e]) - 1.5) < 1e-6
+    assert torch.equal(view.event_left[0] > 0, view.events[0])
+    policy = random_policy(0)
+    seen: set[str] = set()
+    for _ in range(200):
+        now = town.step(policy(now))
+        view = town.view([0, 2])
+        slots = torch.cat([torch.arange(k), torch.arange(2 * k, 3 * k)])
+        info = {**town.social_info(), **town.economy_info()}
+        for name, key in (
+            ("queue_position", "queue_position"),
+            ("absences", "absences"),
+            ("firings", "firings"),
+        ):
+            assert torch.equal(getattr(view, name).flatten(), info[key][slots]), name
+        jobs = [j for i in range(2) for j in frames.life.jobs(town.level, view, i) or []]
+        status, employed = info["shift_status"][slots].tolist(), info["employed"][slots].tolist()
+        for j, job in enumerate(jobs):
+            assert (job["shift"] == "fired") == (not employed[j])
+            assert job["shift"] not in ("on_time", "late") or status[j] == ("_", "on_time", "late").index(
+                job["shift"]
+            )
+            seen.add(job["shift"])
+    assert {"off", "on_time"} <= seen <= set(frames.life.SHIFT_STATES), seen
