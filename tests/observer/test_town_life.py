@@ -193,3 +193,16 @@ def test_the_view_adds_queue_positions_job_facts_and_event_time() -> None:
             )
             seen.add(job["shift"])
     assert {"off", "on_time"} <= seen <= set(frames.life.SHIFT_STATES), seen
+
+
+def test_an_l4_town_carries_ties_and_queues_but_no_jobs(make_live: Callable[..., Live]) -> None:
+    live = make_live(towns=1, agents=6, level="L4_social")
+    live.source.paused = True
+    live.source.start()
+    admin = live.client(ADMIN)
+    hello = admin.recv()
+    assert hello["level"]["social"] and hello["level"]["economy"] is None
+    assert "trigger_event" not in hello["commands"]
+    town = admin.until("tick")["towns"][0]
+    assert len(town["ties"]["rivalry"]) == 6 and "queues" in town and "events" not in town
+    assert all("queue" in a and "job" not in a for a in town["agents"])

@@ -12,6 +12,7 @@ function lifeHello(msg) {
   const economy = msg.level.economy;
   $("life").hidden = !economy && !msg.level.social;
   $("ties-box").hidden = !msg.level.social;
+  $("events-box").hidden = !economy;
   $("cmd-event").hidden = !(msg.role === "admin" && msg.commands.includes("trigger_event"));
   $("event-name").innerHTML = (economy ? economy.events : []).map((e) =>
     `<option value="${e.name}">${e.name} (${e.kind})</option>`).join("");
