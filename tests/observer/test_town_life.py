@@ -147,7 +147,7 @@ def test_a_replay_shows_what_the_live_run_showed(tmp_path: Path) -> None:
 
 
 def test_a_timeline_keeps_the_markers_nearest_the_cursor() -> None:
-    from townlet_env.observer.source import MAX_MARKERS, nearest
+    from townlet_env.observer.life import MAX_MARKERS, nearest
 
     markers = [{"kind": "death", "tick": t, "town": t % 2, "slot": 0} for t in range(2000)]
     near = nearest(markers, [0], 1000)

@@ -20,6 +20,7 @@ from townlet_env.core.town import TownView
 MARKER_KINDS = ("death", "exit", "event_start", "event_end", "regeneration")
 # `job.shift` values, from the state of a job at one tick
 SHIFT_STATES = ("fired", "off", "absent", "due", "overdue", "on_time", "late")
+MAX_MARKERS = 256  # a tick message's timeline carries at most these, those nearest the current tick
 
 
 def describe_economy(level: CompiledLevel) -> dict[str, Any] | None:
@@ -134,3 +135,12 @@ def exit_reasons(level: CompiledLevel, codes: torch.Tensor | None) -> list[str] 
         return None
     names = level.economy.exit_reasons
     return [names[c] if c else "" for c in codes.tolist()]
+
+
+def nearest(markers: Any, watched: list[int], tick: int) -> list[dict[str, Any]]:
+    """The markers of the watched towns, at most MAX_MARKERS of them (those nearest `tick`), by tick."""
+    mine = [m for m in markers if m["town"] in watched]
+    if len(mine) > MAX_MARKERS:
+        mine = sorted(mine, key=lambda m: abs(m["tick"] - tick))[:MAX_MARKERS]
+        mine.sort(key=lambda m: m["tick"])
+    return mine

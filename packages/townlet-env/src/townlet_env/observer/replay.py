@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from townlet_env.observer import frames, life
-from townlet_env.observer.source import CommandError, ThreadedSource, _int, nearest
+from townlet_env.observer.source import CommandError, ThreadedSource, _int
 from townlet_env.recording import Recording, RecordingError, Replayer, load_recording
 
 MAX_SCANNED_MARKERS = 100_000  # a recording with more keeps the first ones (a note says so)
@@ -99,7 +99,7 @@ class ReplaySource(ThreadedSource):
     def timeline(self, watched: list[int]) -> dict[str, Any]:
         scan = self.scan
         known = scan.known  # read before the markers: every marker up to it is in the list
-        markers = nearest(scan.markers[: len(scan.markers)], watched, self.tick)
+        markers = life.nearest(scan.markers[: len(scan.markers)], watched, self.tick)
         return {"end": self.length, "known": known, "markers": markers}
 
     def _settings(self) -> tuple[Any, ...]:

@@ -24,6 +24,7 @@ import torch
 
 from townlet_env.core.town import Observation, Town, TownView
 from townlet_env.observer import frames, life
+from townlet_env.observer.arguments import CommandError, EventCommands, _int, _number
 from townlet_env.observer.hub import Hub, Mailbox
 from townlet_env.observer.schema import VERSION
 
@@ -31,16 +32,13 @@ MAX_WATCHED = 16
 MAX_STEP = 1000
 MAX_SPEED = 1000.0
 MAX_DIFFICULTY = 10.0
-MAX_EVENT_TICKS, MAX_EVENT_VALUE = 10_000, 2.0  # what Town.trigger_event accepts
 # Each tick message repeats the events of the last EVENT_TICKS ticks (at most MAX_EVENTS), so
 # a client that missed ticks to latest-wins still sees what happened in them.
 EVENT_TICKS = 32
 MAX_EVENTS = 64
 # The timeline's markers (deaths, exits, events starting and ending, regenerations): a source
-# keeps the newest MAX_MARKERS_KEPT of every watched town, a tick message carries at most
-# MAX_MARKERS of the watched ones, those nearest the current tick.
+# keeps the newest MAX_MARKERS_KEPT of every watched town (a tick message: see life.nearest).
 MAX_MARKERS_KEPT = 4096
-MAX_MARKERS = 256
 
 
 # Every field a command sets (and the stepping thread reads under the lock): what an undone
@@ -56,26 +54,6 @@ COMMANDED = (
     "_seek_to",
     "_event_commands",
 )
-
-
-class CommandError(ValueError):
-    """A refused command: the reason goes back to the client, and nothing changed."""
-
-
-def _number(msg: dict[str, Any], key: str, low: float, high: float, default: float | None = None) -> float:
-    value = msg.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise CommandError(f"'{key}' must be a number in [{low:g}, {high:g}], got {value!r}")
-    if not low <= value <= high:
-        raise CommandError(f"'{key}' must be in [{low:g}, {high:g}], got {value:g}")
-    return float(value)
-
-
-def _int(msg: dict[str, Any], key: str, low: int, high: int, default: int | None = None) -> int:
-    value = msg.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise CommandError(f"'{key}' must be a whole number in [{low}, {high}], got {value!r}")
-    return value
 
 
 class Source:
@@ -268,16 +246,11 @@ class Source:
 
     def timeline(self, watched: list[int]) -> dict[str, Any]:
         """The `timeline` of a tick message: the markers seen since the source started."""
-        return {"end": self.tick, "known": self.tick, "markers": nearest(self._markers, watched, self.tick)}
-
-
-def nearest(markers: Any, watched: list[int], tick: int) -> list[dict[str, Any]]:
-    """The markers of the watched towns, at most MAX_MARKERS of them (those nearest `tick`), by tick."""
-    mine = [m for m in markers if m["town"] in watched]
-    if len(mine) > MAX_MARKERS:
-        mine = sorted(mine, key=lambda m: abs(m["tick"] - tick))[:MAX_MARKERS]
-        mine.sort(key=lambda m: m["tick"])
-    return mine
+        return {
+            "end": self.tick,
+            "known": self.tick,
+            "markers": life.nearest(self._markers, watched, self.tick),
+        }
 
 
 def _finite(figures: dict[str, Any]) -> dict[str, Any]:
@@ -312,7 +285,7 @@ class ThreadedSource(Source):
         raise NotImplementedError
 
 
-class LiveSource(ThreadedSource):
+class LiveSource(EventCommands, ThreadedSource):
     """A town stepped by its own thread at `speed` ticks per second (0: as fast as it goes)."""
 
     thread_name = "townlet-observer-town"
@@ -376,16 +349,6 @@ class LiveSource(ThreadedSource):
     def _pending(self) -> bool:
         return bool(self._event_commands)
 
-    def _apply_events(self) -> bool:
-        with self._lock:
-            todo, self._event_commands = self._event_commands, []
-        for what, town, name, duration, value in todo:
-            if what == "trigger":
-                self.town.trigger_event(town, name, duration, value)
-            else:
-                self.town.cancel_event(town, name)
-        return bool(todo)
-
     def _actions(self, now: Observation) -> torch.Tensor:
         actions = self.policy(now).to(self.town.device)
         with self._lock:
@@ -401,29 +364,6 @@ class LiveSource(ThreadedSource):
     def _cmd_difficulty(self, msg: dict[str, Any]) -> dict[str, Any]:
         self._difficulty = _number(msg, "value", 0.0, MAX_DIFFICULTY)
         return {"difficulty": self._difficulty}
-
-    def _event_args(self, msg: dict[str, Any]) -> tuple[Any, str, int]:
-        """The catalogue entry, name and town a trigger or cancel names, or a refusal naming
-        the allowed values."""
-        names = self.town.event_names
-        name = msg.get("event")
-        if not isinstance(name, str) or name not in names:
-            raise CommandError(f"'event' must be one of {', '.join(names)}, got {repr(name)[:40]}")
-        town = _int(msg, "town", 0, self.town.num_towns - 1)
-        assert self.town.level.economy is not None  # the command exists only then
-        return self.town.level.economy.spec.events.catalogue[names.index(name)], name, town
-
-    def _cmd_trigger_event(self, msg: dict[str, Any]) -> dict[str, Any]:
-        spec, name, town = self._event_args(msg)
-        duration = _int(msg, "duration", 1, MAX_EVENT_TICKS, default=spec.duration[1])
-        value = _number(msg, "value", 0.0, MAX_EVENT_VALUE, default=spec.multiplier[1])
-        self._event_commands = [*self._event_commands, ("trigger", town, name, duration, value)]
-        return {"event": name, "town": town, "duration": duration, "value": value}
-
-    def _cmd_cancel_event(self, msg: dict[str, Any]) -> dict[str, Any]:
-        _, name, town = self._event_args(msg)
-        self._event_commands = [*self._event_commands, ("cancel", town, name, 0, 0.0)]
-        return {"event": name, "town": town, "cancelled": True}
 
     def _cmd_control(self, msg: dict[str, Any]) -> dict[str, Any]:
         self.controlled = _int(msg, "slot", 0, self.town.num_slots - 1)
