@@ -142,3 +142,20 @@ def test_errors_are_one_line(
     }
     message = one_error(capsys, *[a.format(**names) for a in argv])
     assert expected in message
+
+
+def test_record_defaults_to_the_level_population_and_l5_replays(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --agents-per-town a town holds the level's population (six on L5, as `serve`);
+    the flag still overrides it. An L5 recording (jobs, events, evictions) replays verified."""
+    path = tmp_path / "l5.townlet"
+    code, out, err = run(capsys, "record", "--level", "L5_town", "--towns", "2", "--ticks", "120",
+                         "--policy", "scripted", "-o", str(path))  # fmt: skip
+    assert code == 0 and "2 towns x 6 agents" in out, err
+    code, out, err = run(capsys, "replay", str(path))
+    assert code == 0 and out.startswith(f"ok: {path}: L5_town, 120 ticks, 2 towns x 6 agents"), err
+    small = tmp_path / "l5-small.townlet"
+    code, out, _ = run(capsys, "record", "--level", "L5_town", "--agents-per-town", "2", "--ticks", "5",
+                       "-o", str(small))  # fmt: skip
+    assert code == 0 and "1 towns x 2 agents" in out

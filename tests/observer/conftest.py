@@ -23,7 +23,8 @@ from websockets.sync.client import ClientConnection, connect
 
 from townlet_env.cli import main
 from townlet_env.core import Town
-from townlet_env.observer import AuditLog, LiveSource, Tokens, check_message, random_policy
+from townlet_env.observer import AuditLog, LiveSource, Tokens, check_message
+from townlet_env.observer.cli import make_policy
 from townlet_env.observer.replay import ReplaySource
 from townlet_env.observer.server import ServerThread, create_app
 
@@ -91,11 +92,17 @@ def make_live(tmp_path: Path) -> Iterator[Callable[..., Live]]:
     started: list[Live] = []
 
     def make(
-        tokens: Tokens | None = None, towns: int = 4, agents: int = 2, speed: float = 0.0, **kw: Any
+        tokens: Tokens | None = None,
+        towns: int = 4,
+        agents: int = 2,
+        speed: float = 0.0,
+        level: str = "L1_full_observability",
+        policy: str = "random",
+        **kw: Any,
     ) -> Live:
-        town = Town("L1_full_observability", towns * agents, agents)
+        town = Town(level, towns * agents, agents)
         town.reset(seed=0)
-        source = LiveSource(town, random_policy(0), speed=speed, **kw)
+        source = LiveSource(town, make_policy(policy, town, 0), speed=speed, **kw)
         audit = tmp_path / f"audit{len(started)}.jsonl"
         app = create_app(source, tokens or Tokens(ADMIN, VIEWER), AuditLog(audit))
         live = Live(source, ServerThread(app).start(), audit, contextlib.ExitStack())

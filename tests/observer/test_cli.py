@@ -73,3 +73,22 @@ def test_serve_runs_until_stopped(tmp_path: Path) -> None:
         finally:
             proc.terminate()
             proc.wait(TIMEOUT)
+
+
+@pytest.mark.parametrize(
+    ("level", "flag", "expected"),
+    [
+        ("L4_social", [], 6),
+        ("L5_town", [], 6),
+        ("L1_full_observability", [], 1),
+        ("L5_town", ["--agents-per-town", "2"], 2),
+    ],
+)
+def test_serve_defaults_to_the_level_population(level: str, flag: list[str], expected: int) -> None:
+    """A town built for six shows six agents unless the flag says otherwise."""
+    from townlet_env.cli import build_parser
+    from townlet_env.observer.cli import live_source
+
+    args = build_parser().parse_args(["serve", "--level", level, "--towns", "2", *flag])
+    source = live_source(args)
+    assert source.town.agents_per_town == expected and source.town.num_towns == 2

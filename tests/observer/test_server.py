@@ -12,6 +12,7 @@ import urllib.request
 import pytest
 
 from townlet_env.observer import MAX_MESSAGE_BYTES, Tokens
+from townlet_env.observer.schema import VERSION
 
 from .conftest import ADMIN, VIEWER, Live
 
@@ -24,7 +25,7 @@ def snapshot(live: Live) -> tuple:
 def test_health_and_page(live: Live) -> None:
     with urllib.request.urlopen(f"{live.http}/health", timeout=30) as reply:
         health = json.load(reply)
-    assert health["status"] == "ok" and health["version"] == 1 and health["source"] == "live"
+    assert health["status"] == "ok" and health["version"] == VERSION and health["source"] == "live"
     with urllib.request.urlopen(f"{live.http}/", timeout=30) as reply:
         page = reply.read().decode()
     assert '<canvas id="map"' in page and "/static/observer.js" in page

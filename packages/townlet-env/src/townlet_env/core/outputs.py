@@ -57,15 +57,24 @@ class TownView:
     progress: torch.Tensor  # [V, K] ticks done of the current multi-tick use
     life_steps: torch.Tensor  # [V, K]
     affordance: torch.Tensor  # [V, K] affordance underfoot (-1: none)
-    # social levels: each agent's ties toward every agent of its town [V, K, K], and its queue
-    # place (the tick it joined, -1: not queued) [V, K]; None elsewhere
+    # social levels: each agent's ties toward every agent of its town [V, K, K], its queue
+    # place (the tick it joined, -1: not queued) and position (queued agents served before it,
+    # -1: not queued) [V, K]; None elsewhere
     trust: torch.Tensor | None = None
     familiarity: torch.Tensor | None = None
     rivalry: torch.Tensor | None = None
     queue_key: torch.Tensor | None = None
-    # economy levels: employer, shift status (0 not arrived, 1 on time, 2 late), employed [V, K],
-    # and the catalogue events active in each town [V, E] (named by `Town.event_names`)
+    queue_position: torch.Tensor | None = None
+    # economy levels: employer, shift status (0 not arrived, 1 on time, 2 late), employed,
+    # absences in the window, firings and whether it missed its last shift [V, K]; the catalogue
+    # events active in each town [V, E] (named by `Town.event_names`), the ticks each has left
+    # (0: not active) and its value
     employer: torch.Tensor | None = None
     shift_status: torch.Tensor | None = None
     employed: torch.Tensor | None = None
+    absences: torch.Tensor | None = None
+    firings: torch.Tensor | None = None
+    absent_last: torch.Tensor | None = None
     events: torch.Tensor | None = None
+    event_left: torch.Tensor | None = None
+    event_value: torch.Tensor | None = None

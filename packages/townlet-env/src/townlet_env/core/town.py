@@ -497,13 +497,21 @@ class Town:
                 familiarity=per_slot(state.familiarity),
                 rivalry=per_slot(state.rivalry),
                 queue_key=per_slot(state.queue_key),
+                queue_position=per_slot(self._kept_pairs().queue_position),
             )
         if self.level.economy is not None:
+            window = self.level.economy.spec.jobs.absence_window
+            end = state.event_clock.index_select(0, index)[..., economy.END]
             extra.update(
                 employer=per_slot(state.work[:, economy.EMPLOYER]),
                 shift_status=per_slot(state.work[:, economy.SHIFT]),
                 employed=per_slot(economy.employed(state)),
-                events=(clock[:, None] < state.event_clock.index_select(0, index)[..., economy.END]),
+                absences=per_slot(economy.popcount(state.work[:, economy.ABSENCES], window)),
+                firings=per_slot(state.work[:, economy.FIRINGS]),
+                absent_last=per_slot((state.work[:, economy.ABSENCES] & 1).bool()),
+                events=clock[:, None] < end,
+                event_left=(end - clock[:, None]).clamp(min=0),
+                event_value=state.event_value.index_select(0, index),
             )
         return TownView(
             towns=index.clone(),

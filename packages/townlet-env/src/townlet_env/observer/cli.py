@@ -22,7 +22,7 @@ def add_parser(commands: Any, int_at_least: Any) -> None:
     )
     for flag, low, default, text in (
         ("--towns", 1, 4, "towns stepped together"),
-        ("--agents-per-town", 1, 1, "agents sharing each town"),
+        ("--agents-per-town", 1, None, "agents sharing each town; None: the level's population"),
         ("--seed", 0, 0, "seeds the towns and the random policy"),
     ):
         serve.add_argument(
@@ -69,11 +69,13 @@ def make_policy(name: str, town: Any, seed: int) -> Any:
 
 
 def live_source(args: argparse.Namespace) -> Any:
-    from townlet_env.core import Town
+    from townlet_env.core import Town, compile_level
+    from townlet_env.core.town import default_agents_per_town
     from townlet_env.observer.source import LiveSource
 
-    k = args.agents_per_town
-    town = Town(args.level, args.towns * k, k)
+    level = compile_level(args.level)
+    k = args.agents_per_town or default_agents_per_town(level)
+    town = Town(level, args.towns * k, k)
     town.reset(seed=args.seed)
     return LiveSource(town, make_policy(args.policy, town, args.seed), speed=args.speed)
 

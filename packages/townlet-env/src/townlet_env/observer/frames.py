@@ -15,6 +15,7 @@ import torch
 
 from townlet_env.core import CompiledLevel
 from townlet_env.core.town import Town, TownView
+from townlet_env.observer import life
 from townlet_env.observer.schema import VERSION
 
 
@@ -38,6 +39,8 @@ def describe(level: CompiledLevel) -> dict[str, Any]:
         "actions": list(level.action_names),
         "day_cycle": bool(level.day_cycle),
         "max_steps": int(level.max_steps),
+        "social": level.social is not None,
+        "economy": life.describe_economy(level),
     }
 
 
@@ -62,39 +65,51 @@ def town_objects(town: Town, view: TownView, actions: torch.Tensor | None) -> li
     aff_pos, pos = view.affordance_position.tolist(), view.position.tolist()
     meters = view.meters.float().clamp(0, 1).tolist()
     alive, progress = view.alive.tolist(), view.progress.tolist()
-    life, underfoot = view.life_steps.tolist(), view.affordance.tolist()
+    lifetimes, underfoot = view.life_steps.tolist(), view.affordance.tolist()
     last = actions.tolist() if actions is not None else None
+    places = view.queue_position.tolist() if view.queue_position is not None else None
     out = []
     for i, t in enumerate(view.towns.tolist()):
         occupancy = [0] * n_aff
         agents = []
+        jobs = life.jobs(town.level, view, i)
         for j in range(k):
             slot = t * k + j
             if alive[i][j] and underfoot[i][j] >= 0:
                 occupancy[underfoot[i][j]] += 1
-            agents.append(
-                {
-                    "slot": slot,
-                    "x": pos[i][j][0],
-                    "y": pos[i][j][1],
-                    "alive": bool(alive[i][j]),
-                    "meters": [round(m, 4) for m in meters[i][j]],
-                    "affordance": underfoot[i][j],
-                    "progress": progress[i][j],
-                    "life": life[i][j],
-                    "action": last[slot] if last is not None else None,
-                }
-            )
-        out.append(
-            {
-                "town": t,
-                "clock": clock[i],
-                "hour": hour[i],
-                "affordances": aff_pos[i],
-                "occupancy": occupancy,
-                "agents": agents,
+            agent = {
+                "slot": slot,
+                "x": pos[i][j][0],
+                "y": pos[i][j][1],
+                "alive": bool(alive[i][j]),
+                "meters": [round(m, 4) for m in meters[i][j]],
+                "affordance": underfoot[i][j],
+                "progress": progress[i][j],
+                "life": lifetimes[i][j],
+                "action": last[slot] if last is not None else None,
             }
-        )
+            if places is not None:
+                agent["queue"] = places[i][j]
+            if jobs is not None:
+                agent["job"] = jobs[j]
+            agents.append(agent)
+        obj = {
+            "town": t,
+            "clock": clock[i],
+            "hour": hour[i],
+            "affordances": aff_pos[i],
+            "occupancy": occupancy,
+            "agents": agents,
+        }
+        # social and economy levels only: the page draws what is there
+        for key, value in (
+            ("ties", life.ties(view, i)),
+            ("queues", life.queues(view, i, t * k, n_aff)),
+            ("events", life.active_events(view, i)),
+        ):
+            if value is not None:
+                obj[key] = value
+        out.append(obj)
     return out
 
 
@@ -105,12 +120,15 @@ def events(
     interact: int,
     actions: torch.Tensor | None,
     terminated: torch.Tensor | None = None,
+    reasons: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     """What happened between two views of the same towns (nothing when the towns differ).
 
     `actions` and `terminated` are per watched slot, in view order, when known. Without
     `terminated` a death is inferred: with autoreset a dead agent is replaced in the same tick,
-    so a restarted life in a town that was not regenerated means its predecessor died.
+    so a restarted life in a town that was not regenerated means its predecessor died. With
+    `reasons` (per watched slot, an economy level's exit reason names, '' for none) an agent
+    that left is an `exit` with its reason rather than a `death`.
     """
     if before is None or not torch.equal(before.towns, after.towns):
         return []
@@ -129,7 +147,10 @@ def events(
         for j in range(k):
             slot = t * k + j
             inferred = died[i][j] or (newcomer[i][j] and not regenerated[i])
-            if ended[i][j] if ended is not None else inferred:
+            why = reasons[i * k + j] if reasons is not None else ""
+            if why:
+                out.append({"kind": "exit", "tick": tick, "town": t, "slot": slot, "reason": why})
+            elif ended[i][j] if ended is not None else inferred:
                 out.append({"kind": "death", "tick": tick, "town": t, "slot": slot})
             if regenerated[i]:
                 continue
@@ -139,6 +160,7 @@ def events(
                 out.append(
                     {"kind": "use", "tick": tick, "town": t, "slot": slot, "affordance": underfoot[i][j]}
                 )
+        out += life.town_events(before, after, i, t, tick, regenerated[i])
         if regenerated[i]:
             out.append({"kind": "regeneration", "tick": tick, "town": t})
     return out

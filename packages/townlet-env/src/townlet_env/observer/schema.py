@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-VERSION = 1
+VERSION = 2  # 2: the town's life (ties, queues, jobs, events), exits with a reason, the timeline
 MAX_MESSAGE_BYTES = 4096  # largest message a client may send; the server's are not capped
 
 _COMMON = {"type": ("str", "the message type"), "version": ("int", f"always {VERSION}")}
@@ -41,6 +41,7 @@ SERVER_MESSAGES: dict[str, dict[str, tuple[str, str]]] = {
             "`event` objects of the last 32 ticks (at most 64, oldest first), repeated in every tick "
             "message so that skipped ticks lose none: keep those newer than the last tick you read",
         ),
+        "timeline": ("object", "the markers of the run so far (a replay: of the whole recording): see below"),
         "training": ("null|object", "training figures when attached to a trainer: see below"),
         "dropped": ("int", "tick messages this client missed because it read slower than they came"),
     },
@@ -65,6 +66,31 @@ NESTED: dict[str, dict[str, tuple[str, str]]] = {
         "actions": ("list", "action names, in index order"),
         "day_cycle": ("bool", "whether hours matter (24 ticks a day)"),
         "max_steps": ("int", "ticks before a town is regenerated"),
+        "social": (
+            "bool",
+            "whether agents have ties and queue (L4, L5): towns then carry `ties` and `queues`",
+        ),
+        "economy": (
+            "null|object",
+            "jobs, events and exits (L5): see the `economy` table below; null elsewhere",
+        ),
+    },
+    "economy": {
+        "employers": ("list", "`employer` objects; a `job`'s `employer` indexes this list"),
+        "events": ("list", "`catalogue_event` objects; an active event's `event` indexes this list"),
+        "exit_reasons": ("list", "exit reason names by code (0: `none`)"),
+        "grace": ("int", "ticks after a shift starts within which an arrival is on time"),
+        "absences_to_fire": ("int", "missed shifts within the window that get an agent fired"),
+    },
+    "employer": {
+        "place": ("int", "the affordance where its employees work"),
+        "shift": ("list", "`[start, end)` hours of the daily shift"),
+        "wage": ("float", "money per tick on site during the shift"),
+    },
+    "catalogue_event": {
+        "name": ("str", "the event's name (what `trigger_event` takes)"),
+        "kind": ("str", "`price_spike`, `outage` or `gathering`"),
+        "targets": ("list", "the affordances it acts on"),
     },
     "town": {
         "town": ("int", "town index"),
@@ -73,6 +99,19 @@ NESTED: dict[str, dict[str, tuple[str, str]]] = {
         "affordances": ("list", "per affordance, `[x, y]` (negative: not placed in this town)"),
         "occupancy": ("list", "per affordance, how many living agents stand on it"),
         "agents": ("list", "one `agent` object per slot of the town"),
+        "ties?": ("object", "(social levels) the ties between its agents: see the `ties` table"),
+        "queues?": ("list", "(social levels) per affordance, the slots queued on it, next served first"),
+        "events?": ("list", "(economy levels) `active_event` objects of the events active now"),
+    },
+    "ties": {
+        "trust": ("list", "`trust[a][b]`: agent a's trust toward agent b (agents in slot order), -1..1"),
+        "familiarity": ("list", "the same for familiarity, 0..1"),
+        "rivalry": ("list", "the same for rivalry, 0..1"),
+    },
+    "active_event": {
+        "event": ("int", "index into `level.economy.events`"),
+        "left": ("int", "ticks until it ends"),
+        "value": ("float", "its drawn multiplier (price or chat gains)"),
     },
     "agent": {
         "slot": ("int", "agent slot (global index)"),
@@ -84,13 +123,41 @@ NESTED: dict[str, dict[str, tuple[str, str]]] = {
         "progress": ("int", "ticks done of the current multi-tick use"),
         "life": ("int", "ticks lived"),
         "action": ("int|null", "the action that ran on the last tick (null: not known)"),
+        "queue?": ("int", "(social levels) queued agents served before it (-1: not queued)"),
+        "job?": ("object", "(economy levels) its job now: see the `job` table"),
+    },
+    "job": {
+        "employer": ("int", "index into `level.economy.employers`"),
+        "shift": (
+            "str",
+            "`fired` (until re-hired), between shifts `off` or `absent` (missed the last one), in its "
+            "shift `due` (within the grace), `overdue` (past it, not arrived), `on_time` or `late`",
+        ),
+        "on_site": ("bool", "standing on its employer's place (paid there during the shift)"),
+        "absences": ("int", "missed shifts within the window"),
+        "firings": ("int", "times fired"),
     },
     "event": {
-        "kind": ("str", "`death`, `use`, `newcomer` or `regeneration`"),
+        "kind": (
+            "str",
+            "`death`, `exit` (economy levels: an agent left, see `reason`), `use`, `newcomer`, "
+            "`event_start`, `event_end` or `regeneration`",
+        ),
         "tick": ("int", "the tick it happened on"),
         "town": ("int", "town index"),
-        "slot?": ("int", "agent slot (not for `regeneration`)"),
+        "slot?": ("int", "agent slot (not for `regeneration` and the `event_*` kinds)"),
         "affordance?": ("int", "affordance index (only for `use`)"),
+        "reason?": ("str", "why the agent left, a name of `level.economy.exit_reasons` (only for `exit`)"),
+        "event?": ("int", "index into `level.economy.events` (only for `event_start` and `event_end`)"),
+    },
+    "timeline": {
+        "end": ("int", "the tick the timeline runs to: the recording's length, or the current tick"),
+        "known": ("int", "ticks whose markers are known (a replay finds them in a first pass)"),
+        "markers": (
+            "list",
+            "`event` objects of the kinds `death`, `exit`, `event_start`, `event_end` and `regeneration` "
+            "of the watched towns, by tick: at most 256, those nearest the current tick",
+        ),
     },
     "training": {
         "agent_steps": ("int", "agent-steps trained so far"),
@@ -113,6 +180,11 @@ COMMANDS: dict[str, str] = {
     "release": "hand the controlled slot back to the policy",
     "action": '`{"action": a}`: index or name of the next action of the controlled slot',
     "seek": '`{"tick": t}`: (replay only) jump to the state after t ticks of the recording',
+    "trigger_event": (
+        '`{"event": name, "town": t, "duration"?: 1..10000, "value"?: 0..2}`: (live, economy levels) '
+        "start a catalogue event now in town t (default: its longest duration, its highest multiplier)"
+    ),
+    "cancel_event": '`{"event": name, "town": t}`: (live, economy levels) end that event now in town t',
 }
 
 _PY_TYPES: dict[str, tuple[type, ...]] = {
@@ -158,17 +230,54 @@ def check_message(msg: Any) -> list[str]:
         return [f"not a known message: {str(msg)[:80]}"]
     kind = msg["type"]
     problems = check_fields(msg, SERVER_MESSAGES[kind], kind)
+    version = msg.get("version", VERSION)
+    if _fits(version, "int") and version != VERSION:  # a mistyped one is reported above
+        problems.append(f"{kind}.version: expected {VERSION}, got {str(msg['version'])[:20]}")
     if kind == "hello" and isinstance(msg.get("level"), dict):
-        problems += check_fields(msg["level"], NESTED["level"], "hello.level")
+        problems += _check_level(msg["level"])
     if kind == "tick":
         for i, town in enumerate(msg.get("towns") or []):
-            problems += check_fields(town, NESTED["town"], f"tick.towns[{i}]")
-            for j, agent in enumerate(town.get("agents") or [] if isinstance(town, dict) else []):
-                problems += check_fields(agent, NESTED["agent"], f"tick.towns[{i}].agents[{j}]")
+            problems += _check_town(town, f"tick.towns[{i}]")
         for i, event in enumerate(msg.get("events") or []):
             problems += check_fields(event, NESTED["event"], f"tick.events[{i}]")
+        timeline = msg.get("timeline")
+        if isinstance(timeline, dict):
+            problems += check_fields(timeline, NESTED["timeline"], "tick.timeline")
+            for i, marker in enumerate(_items(timeline.get("markers"))):
+                problems += check_fields(marker, NESTED["event"], f"tick.timeline.markers[{i}]")
         if isinstance(msg.get("training"), dict):
             problems += check_fields(msg["training"], NESTED["training"], "tick.training")
+    return problems
+
+
+def _items(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _check_level(level: dict[str, Any]) -> list[str]:
+    problems = check_fields(level, NESTED["level"], "hello.level")
+    economy = level.get("economy")
+    if isinstance(economy, dict):
+        problems += check_fields(economy, NESTED["economy"], "hello.level.economy")
+        for i, employer in enumerate(_items(economy.get("employers"))):
+            problems += check_fields(employer, NESTED["employer"], f"hello.level.economy.employers[{i}]")
+        for i, event in enumerate(_items(economy.get("events"))):
+            problems += check_fields(event, NESTED["catalogue_event"], f"hello.level.economy.events[{i}]")
+    return problems
+
+
+def _check_town(town: Any, where: str) -> list[str]:
+    problems = check_fields(town, NESTED["town"], where)
+    if not isinstance(town, dict):
+        return problems
+    for j, agent in enumerate(_items(town.get("agents"))):
+        problems += check_fields(agent, NESTED["agent"], f"{where}.agents[{j}]")
+        if isinstance(agent, dict) and "job" in agent:
+            problems += check_fields(agent["job"], NESTED["job"], f"{where}.agents[{j}].job")
+    if "ties" in town:
+        problems += check_fields(town["ties"], NESTED["ties"], f"{where}.ties")
+    for j, event in enumerate(_items(town.get("events"))):
+        problems += check_fields(event, NESTED["active_event"], f"{where}.events[{j}]")
     return problems
 
 

@@ -23,7 +23,8 @@ from typing import Any
 import torch
 
 from townlet_env.core.town import Observation, Town, TownView
-from townlet_env.observer import frames
+from townlet_env.observer import frames, life
+from townlet_env.observer.arguments import CommandError, EventCommands, _int, _number
 from townlet_env.observer.hub import Hub, Mailbox
 from townlet_env.observer.schema import VERSION
 
@@ -35,6 +36,9 @@ MAX_DIFFICULTY = 10.0
 # a client that missed ticks to latest-wins still sees what happened in them.
 EVENT_TICKS = 32
 MAX_EVENTS = 64
+# The timeline's markers (deaths, exits, events starting and ending, regenerations): a source
+# keeps the newest MAX_MARKERS_KEPT of every watched town (a tick message: see life.nearest).
+MAX_MARKERS_KEPT = 4096
 
 
 # Every field a command sets (and the stepping thread reads under the lock): what an undone
@@ -48,27 +52,8 @@ COMMANDED = (
     "_difficulty",
     "_console_action",
     "_seek_to",
+    "_event_commands",
 )
-
-
-class CommandError(ValueError):
-    """A refused command: the reason goes back to the client, and nothing changed."""
-
-
-def _number(msg: dict[str, Any], key: str, low: float, high: float, default: float | None = None) -> float:
-    value = msg.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise CommandError(f"'{key}' must be a number in [{low:g}, {high:g}], got {value!r}")
-    if not low <= value <= high:
-        raise CommandError(f"'{key}' must be in [{low:g}, {high:g}], got {value:g}")
-    return float(value)
-
-
-def _int(msg: dict[str, Any], key: str, low: int, high: int, default: int | None = None) -> int:
-    value = msg.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise CommandError(f"'{key}' must be a whole number in [{low}, {high}], got {value!r}")
-    return value
 
 
 class Source:
@@ -88,6 +73,7 @@ class Source:
         self.controlled: int | None = None
         self._before: TownView | None = None
         self._recent: deque[dict[str, Any]] = deque(maxlen=MAX_EVENTS)
+        self._markers: deque[dict[str, Any]] = deque(maxlen=MAX_MARKERS_KEPT)
         self._last_text: str | None = None
         self._shown: tuple[Any, ...] = ()  # the settings the last published tick showed
         self._last_actions: torch.Tensor | None = None
@@ -220,7 +206,10 @@ class Source:
         actions: torch.Tensor | None,
         training: dict[str, Any] | None = None,
         terminated: torch.Tensor | None = None,
+        exits: torch.Tensor | None = None,
     ) -> None:
+        """Send the current state of the watched towns; `actions`, `terminated` and `exits` (an
+        economy level's exit reason codes) are the last tick's, per slot, when known."""
         with self._lock:
             watched, controlled = list(self.watched), self.controlled
             paused, speed = self.paused, self.speed
@@ -230,7 +219,10 @@ class Source:
         mine = frames.watched_slots(self.town, watched, actions)
         ended = frames.watched_slots(self.town, watched, terminated)
         interact = self.town.level.interact_action
-        self._recent.extend(frames.events(self._before, view, self.tick, interact, mine, ended))
+        reasons = life.exit_reasons(self.town.level, frames.watched_slots(self.town, watched, exits))
+        happened = frames.events(self._before, view, self.tick, interact, mine, ended, reasons)
+        self._recent.extend(happened)
+        self._markers.extend(e for e in happened if e["kind"] in life.MARKER_KINDS)
         self._before = view
         events = [e for e in self._recent if e["tick"] > self.tick - EVENT_TICKS]
         msg = {
@@ -242,10 +234,23 @@ class Source:
             "controlled": controlled,
             "towns": frames.town_objects(self.town, view, actions),
             "events": events,
+            "timeline": self.timeline(watched),
             "training": _finite(training) if training is not None else None,
         }
         self._last_text = json.dumps(msg, separators=(",", ":"))
         self.hub.publish(self._last_text)
+
+    def latest(self) -> dict[str, Any] | None:
+        """The last tick message published (without its per-client `dropped`), or None."""
+        return None if self._last_text is None else dict(json.loads(self._last_text))
+
+    def timeline(self, watched: list[int]) -> dict[str, Any]:
+        """The `timeline` of a tick message: the markers seen since the source started."""
+        return {
+            "end": self.tick,
+            "known": self.tick,
+            "markers": life.nearest(self._markers, watched, self.tick),
+        }
 
 
 def _finite(figures: dict[str, Any]) -> dict[str, Any]:
@@ -280,13 +285,24 @@ class ThreadedSource(Source):
         raise NotImplementedError
 
 
-class LiveSource(ThreadedSource):
+class LiveSource(EventCommands, ThreadedSource):
     """A town stepped by its own thread at `speed` ticks per second (0: as fast as it goes)."""
 
     thread_name = "townlet-observer-town"
 
     kind = "live"
-    commands = ("pause", "resume", "step", "speed", "difficulty", "watch", "control", "release", "action")
+    commands: tuple[str, ...] = (
+        "pause",
+        "resume",
+        "step",
+        "speed",
+        "difficulty",
+        "watch",
+        "control",
+        "release",
+        "action",
+    )
+    economy_commands = ("trigger_event", "cancel_event")  # added on a level with events
 
     def __init__(
         self,
@@ -301,6 +317,10 @@ class LiveSource(ThreadedSource):
         self.max_ticks = max_ticks
         self._difficulty: float | None = None  # set by a command, applied between ticks
         self._console_action: int | None = None
+        # (trigger or cancel, town, event, duration, value), applied between ticks
+        self._event_commands: list[tuple[str, int, str, int, float]] = []
+        if town.level.economy is not None:  # only an economy level has events to trigger
+            self.commands = (*LiveSource.commands, *self.economy_commands)
         self.finished = threading.Event()
 
     def start(self) -> None:
@@ -313,13 +333,21 @@ class LiveSource(ThreadedSource):
             now = self.town.observe()
             self._publish(None)
             while (self.max_ticks is None or self.tick < self.max_ticks) and self._gate():
+                if self._apply_events():  # at once, paused or not: the page shows it now
+                    now = self.town.observe()  # an outage masks INTERACT from this state on
+                    self._publish(None)
+                    continue
                 started = time.monotonic()
-                now = self.town.step(self._actions(now))
+                out = self.town.step(self._actions(now))
+                now = out
                 self.tick += 1
-                self._publish(now.executed, terminated=now.terminated)
+                self._publish(out.executed, terminated=out.terminated, exits=out.economy.get("exit_reason"))
                 self._pace(started)
         finally:
             self.finished.set()
+
+    def _pending(self) -> bool:
+        return bool(self._event_commands)
 
     def _actions(self, now: Observation) -> torch.Tensor:
         actions = self.policy(now).to(self.town.device)

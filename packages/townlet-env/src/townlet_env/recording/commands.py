@@ -19,7 +19,8 @@ from typing import Any
 
 import torch
 
-from townlet_env.core.town import Observation, Town
+from townlet_env.core import compile_level
+from townlet_env.core.town import Observation, Town, default_agents_per_town
 from townlet_env.files import OutputError, check_output
 from townlet_env.policies import ScriptedPolicy
 from townlet_env.recording.format import DEFAULT_EVERY, MAX_SLOTS, MAX_TICKS, RecordingError
@@ -51,7 +52,7 @@ def add_commands(commands: Any, int_at_least: Callable[[int], Any]) -> None:
     rec.add_argument("--checkpoint", type=Path, help=argparse.SUPPRESS)  # only to say where it went
     for flag, low, default, text in (
         ("--towns", 1, 1, "towns run side by side"),
-        ("--agents-per-town", 1, 1, "agents sharing each town"),
+        ("--agents-per-town", 1, None, "agents sharing each town; None: the level's population"),
         ("--ticks", 1, 500, "ticks to record"),
         ("--seed", 0, 0, "seeds the towns and the random policy"),
         ("--every", 1, DEFAULT_EVERY, "store a state checksum every N ticks"),
@@ -96,12 +97,16 @@ def run_record(args: argparse.Namespace) -> int:
     level = args.level
     if not level:
         raise CommandError("give --level LEVEL")
-    if args.ticks > MAX_TICKS or args.towns * args.agents_per_town > MAX_SLOTS:
-        raise CommandError(f"a recording holds at most {MAX_TICKS:,} ticks of at most {MAX_SLOTS:,} slots")
+    limit = f"a recording holds at most {MAX_TICKS:,} ticks of at most {MAX_SLOTS:,} slots"
+    if args.ticks > MAX_TICKS or args.towns * (args.agents_per_town or 1) > MAX_SLOTS:
+        raise CommandError(limit)
     check_output(args.output, args.force)  # before the work, not after it
-    k = args.agents_per_town
     try:
-        town = Town(level, args.towns * k, k)
+        compiled = compile_level(level)
+        k = args.agents_per_town or default_agents_per_town(compiled)
+        if args.towns * k > MAX_SLOTS:
+            raise CommandError(limit)
+        town = Town(compiled, args.towns * k, k)
         now: Observation = town.reset(seed=args.seed)
     except ValueError as exc:
         raise CommandError(str(exc)) from None

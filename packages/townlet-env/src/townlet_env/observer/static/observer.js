@@ -5,7 +5,7 @@ const $ = (id) => document.getElementById(id);
 const HISTORY = 300; // ticks of meter history kept per slot for the inspector
 const state = {
   ws: null, hello: null, last: null, role: null, frozen: false, focus: null, selected: null,
-  history: new Map(), actions: new Map(), survival: [], frames: [], dropped: 0,
+  history: new Map(), actions: new Map(), survival: [], frames: [], dropped: 0, events: [],
 };
 
 function connect(token) {
@@ -43,6 +43,8 @@ function onHello(msg) {
   $("scrub-box").hidden = msg.ticks === undefined; // a replay: the scrubber seeks in the recording
   $("scrub").max = msg.ticks || 0; $("scrub-len").textContent = `of ${msg.ticks}`;
   $("scrub").disabled = msg.role !== "admin";
+  state.events = []; $("events").innerHTML = ""; $("events").dataset.town = "";
+  lifeHello(msg);
   const legend = $("legend"); legend.innerHTML = "";
   msg.level.affordances.forEach((name, a) => {
     legend.insertAdjacentHTML("beforeend", `<span><i style="background:${color(a)}"></i>${name}</span>`);
@@ -76,15 +78,26 @@ function remember(agent) {
   }
 }
 
+// The log keeps every watched town's events and lists those of the town shown.
 function addEvent(event) {
-  const h = state.hello; if (!h) return;
-  const who = event.slot !== undefined ? `agent ${event.slot}` : `town ${event.town}`;
-  const what = event.kind === "use" ? `uses ${h.level.affordances[event.affordance]}` :
-    event.kind === "death" ? "died" : event.kind === "newcomer" ? "arrives" : "is regenerated";
-  const li = document.createElement("li");
-  li.textContent = `tick ${event.tick}: ${who} ${what}`;
-  const list = $("events"); list.prepend(li);
-  while (list.children.length > 200) list.lastChild.remove();
+  if (!state.hello) return;
+  state.events.push(event);
+  if (state.events.length > 2000) state.events.splice(0, state.events.length - 2000);
+  const town = focusedTown();
+  if (town && event.town === town.town) {
+    const li = document.createElement("li");
+    li.textContent = describeEvent(event); li.dataset.kind = event.kind;
+    const list = $("events"); list.prepend(li);
+    while (list.children.length > 200) list.lastChild.remove();
+  }
+}
+
+function listEvents(townIndex) {
+  const list = $("events"); list.innerHTML = ""; list.dataset.town = townIndex;
+  for (const event of state.events.filter((e) => e.town === townIndex).slice(-200)) {
+    const li = document.createElement("li");
+    li.textContent = describeEvent(event); li.dataset.kind = event.kind; list.prepend(li);
+  }
 }
 
 function color(i) { return `hsl(${(i * 137.5) % 360}, 60%, 60%)`; }
@@ -110,7 +123,8 @@ function draw() {
   $("play").disabled = state.role === "admin" ? !msg.paused : !state.frozen;
   const town = focusedTown(); if (!town) return;
   $("clock").textContent = h.level.day_cycle ? `${String(town.hour).padStart(2, "0")}:00 (tick ${town.clock})` : `tick ${town.clock} (no day cycle)`;
-  drawMap(town); drawAgents(town); drawInspector(town); drawSurvival(msg.training);
+  if ($("events").dataset.town !== String(town.town)) listEvents(town.town);
+  drawMap(town); drawAgents(town); drawInspector(town); drawSurvival(msg.training); drawLife(town, msg);
 }
 
 function drawMap(town) {
@@ -129,6 +143,7 @@ function drawMap(town) {
     g.fillStyle = "#111"; g.fillText(lv.affordances[a].slice(0, 4), (x + 0.5) * cell, (y + 0.25) * cell);
     if (town.occupancy[a]) g.fillText(`x${town.occupancy[a]}`, (x + 0.8) * cell, (y + 0.85) * cell);
   });
+  drawTieLines(g, town, cell);
   for (const agent of town.agents) {
     const cx = (agent.x + 0.5) * cell, cy = (agent.y + 0.6) * cell;
     g.beginPath(); g.arc(cx, cy, cell / 4, 0, 2 * Math.PI);
@@ -168,12 +183,17 @@ function drawAgents(town) {
   if (box.dataset.key !== key) {
     box.dataset.key = key;
     box.innerHTML = town.agents.map((a) =>
-      `<div class="agent" data-slot="${a.slot}"><b>agent ${a.slot}</b> <span class="life"></span>${meterRows(a)}</div>`).join("");
+      `<div class="agent" data-slot="${a.slot}"><b>agent ${a.slot}</b> <span class="life"></span>` +
+      `<div class="job" hidden></div>${meterRows(a)}</div>`).join("");
   }
   for (const a of town.agents) {
     const card = box.querySelector(`.agent[data-slot="${a.slot}"]`);
     card.classList.toggle("selected", a.slot === state.selected);
-    card.querySelector(".life").textContent = `${a.alive ? "" : "(dead) "}life ${a.life}`;
+    card.querySelector(".life").textContent = `${a.alive ? "" : "(dead) "}life ${a.life}` +
+      (a.queue >= 0 ? `, queued (${a.queue} ahead)` : "");
+    const job = card.querySelector(".job");
+    job.hidden = !a.job; job.textContent = jobText(a);
+    job.className = `job ${a.job ? a.job.shift : ""}`; job.dataset.shift = a.job ? a.job.shift : "";
     card.querySelectorAll(".meter").forEach((row, m) => updateMeter(row, a.meters[m], m));
   }
 }
@@ -250,4 +270,5 @@ document.addEventListener("keydown", (event) => {
   if (name && state.hello.level.actions.includes(name)) { event.preventDefault(); command("action", { action: name }); }
 });
 
+lifeListeners();
 connect(new URLSearchParams(location.hash.slice(1)).get("token") || "");
