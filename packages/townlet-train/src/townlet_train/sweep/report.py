@@ -66,6 +66,11 @@ def write(
     best = best_rows(table)
     settings = study.user_attrs["settings"]
     data = {"format": 1, "command": "sweep", "settings": settings, "trials": table, "best": best}
+    data["runs"] = {  # where and how long each seed ran: not part of the table, which never depends on it
+        str(t.number): t.user_attrs["seeds"]
+        for t in study.get_trials(deepcopy=False)
+        if "seeds" in t.user_attrs
+    }
     written = [out / "sweep.json", out / "sweep.md"]
     outputs.write_json(out / "sweep.json", data, force)
     notes: list[str] = []

@@ -34,8 +34,8 @@ def parse_seeds(text: str) -> list[int]:
     seeds: list[int] = []
     try:
         for part in text.split(","):
-            first, _, last = part.strip().partition("-")
-            low, high = int(first), int(last or first)
+            first, dash, last = part.strip().partition("-")
+            low, high = int(first), int(last if dash else first)
             if high < low or high - low >= MAX_SEEDS:
                 raise ValueError
             seeds += [s for s in range(low, high + 1) if s not in seeds]

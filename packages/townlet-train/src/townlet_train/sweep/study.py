@@ -186,7 +186,7 @@ class Sweep:
                 configs = [self.config(trial, seed) for seed in range(k)]
             except ConfigError as exc:  # without the file's name and the list of overrides
                 outcome[n] = {
-                    "error": re.sub(r"^.*?\(with overrides: [^)]*\): ((top level): )?", "", _one_line(exc))
+                    "error": re.sub(r"^.*?\(with overrides: [^)]*\): (\(top level\): )?", "", _one_line(exc))
                 }
                 continue
             if self.pruner is not None and self.should_prune(trial):
