@@ -64,7 +64,7 @@ def tests(session: nox.Session) -> None:
     constraints = install_torch(session)
     packages = ["-e", f"{ENV_PKG}[test,interop,video,observer,observer-test]"]
     if has_train():
-        packages += ["-e", f"{TRAIN_PKG}[test]"]
+        packages += ["-e", f"{TRAIN_PKG}[test,sweep]"]  # sweep: Ray and Optuna, for tests/sweep
     session.install("-c", str(constraints), *packages)
     # pytest's exit code 5 ("no tests collected") fails the session like any other failure.
     session.run("pytest", *session.posargs)

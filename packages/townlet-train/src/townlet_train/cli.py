@@ -7,6 +7,8 @@ townlet-train eval --checkpoint PATH [--episodes K] [--policy learned|scripted|r
                    [--difficulty 1.0] [--sample] [--json] [--details] [--record DIR [--force]]
 townlet-train capture --level L --policy scripted --agent-steps N --out DIR [--seed S] [--num-envs N]
 townlet-train bc --dataset DIR [--run-dir DIR] [--updates N] [--seed S] [--device auto|cpu|cuda]
+townlet-train seeds CONFIG --seeds 0-9 [--cpus N | --address HOST:PORT]          (docs/sweeps.md)
+townlet-train sweep CONFIG --space SPACE.yaml --trials N --seeds K [--cpus N | --address HOST:PORT]
 
 `train` runs the config's algorithm (`algorithm.kind`: dqn, the default, dagger or ppo).
 
@@ -103,13 +105,16 @@ def _parser() -> argparse.ArgumentParser:
     bc.add_argument("--updates", type=int, help="gradient updates (default 5000)")
     bc.add_argument("--seed", type=int, default=0)
     bc.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
+    from townlet_train.sweep.commands import add_commands
+
+    add_commands(sub)  # seeds, sweep (docs/sweeps.md)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
-        commands = {"train": _train, "eval": _eval, "capture": _capture, "bc": _bc}
+        commands = {"train": _train, "eval": _eval, "capture": _capture, "bc": _bc, **_sweep_commands()}
         return commands[args.command](args)
     except SystemExit as done:  # --help
         return done.code if isinstance(done.code, int) else 0
@@ -125,6 +130,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted (the checkpoints already written are intact)", file=sys.stderr)
         return 128 + signal.SIGINT
+
+
+def _sweep_commands() -> dict[str, Any]:
+    from townlet_train.sweep.commands import run
+
+    return {"seeds": run, "sweep": run}
 
 
 def _describe_os_error(exc: OSError) -> str:
