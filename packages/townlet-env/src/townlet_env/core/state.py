@@ -86,12 +86,15 @@ class TownState:
         one pass can observe (an autoreset's renewed state, and the ended towns' last tick)."""
         slots = other.slots_of(towns)
         tail = {name: towns if name in PER_TOWN else slots for name in self.tensors()}
-        return TownState(
-            **{
-                name: torch.cat((value, getattr(other, name).index_select(0, tail[name])))
-                for name, value in self.tensors().items()
-            }
-        )
+
+        def joined(name: str, value: torch.Tensor) -> torch.Tensor:
+            index = tail[name]
+            if value.numel() == 0:  # a layer this level does not have: no columns to copy, and
+                # a cat costs tens of microseconds even then (eight such fields below L4)
+                return value.new_empty((value.shape[0] + index.numel(), *value.shape[1:]))
+            return torch.cat((value, getattr(other, name).index_select(0, index)))
+
+        return TownState(**{name: joined(name, value) for name, value in self.tensors().items()})
 
     def tensors(self) -> dict[str, torch.Tensor]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
