@@ -25,20 +25,18 @@ from hypothesis import strategies as st
 
 from townlet_env import builtin_levels
 from townlet_env.config.loader import BUILTIN_DIR
-from townlet_env.core import compile_level
+from townlet_env.core import CompiledLevel, compile_level
+from townlet_env.core.outputs import StepOutput
 from townlet_env.core.scalar_base import unsupported
 from townlet_env.core.town import Town
 
-# The levels the engine replays; the others run on the tensor core (checked below).
-LEVELS = [name for name in builtin_levels() if unsupported(compile_level(name)) is None]
-NOT_REPLAYED = sorted(set(builtin_levels()) - set(LEVELS))
+LEVELS = builtin_levels()
+SOCIAL = ("L4_social", "L5_town")
 
 
-def test_only_the_economy_level_is_left_to_the_tensor_core() -> None:
-    """The economy (L5_town) has not joined the scalar engine yet: it is refused by name, and
-    every other built-in level is replayed. When the economy joins, this list empties."""
-    assert NOT_REPLAYED == ["L5_town"]
-    assert "economy" in (unsupported(compile_level("L5_town")) or "")
+def test_the_engine_replays_every_built_in_level() -> None:
+    """No built-in level falls back to the tensor core (the economy of L5_town included)."""
+    assert [name for name in LEVELS if unsupported(compile_level(name)) is not None] == []
 
 
 def same_bits(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> bool:
@@ -85,8 +83,48 @@ def crowd(town: Town, rng: random.Random, frail: bool) -> None:
         changes["rivalry"] = (ties.flip(0).abs() * 0.9).clamp(max=1.0)
         changes["queue_key"] = torch.tensor(
             [rng.choice([-1, -1, max(clock - rng.randint(0, 5), 0)]) for _ in range(k)]
-        )
+        ).masked_fill((progress > 0) | ~state.alive, -1)  # not part-way through a use, nor dead
+    if level.economy is not None:
+        tensors = {name: value.clone() for name, value in state.replace(**changes).tensors().items()}
+        scramble_economy(town, tensors, rng)
+        changes = tensors
     town.set_state(state.replace(**changes))
+
+
+def scramble_economy(town: Town, tensors: dict, rng: random.Random) -> None:
+    """Events on at random (some ending within a few ticks, some cooled down), work columns next
+    to every threshold (shifts half done, absences and firings one short, money spent and the
+    broke count one short of an eviction, agents fired a while ago), and half the agents on their
+    employer's place or an event's target (in half the runs), so that wages, arrivals, absences, firings,
+    evictions, spiked prices, outages and gatherings all happen."""
+    tables = town.level.economy
+    assert tables is not None
+    spec = tables.spec
+    clock = int(tensors["clock"][0])
+    for e in range(tables.n_events):
+        if rng.random() < 0.4:
+            tensors["event_clock"][0, e, 0] = clock + rng.randint(0, 6)
+            tensors["event_value"][0, e] = rng.uniform(0.5, 2.0)
+        tensors["event_clock"][0, e, 1] = clock + rng.choice([0, 0, 5])
+    money = town.level.meter_names.index(spec.money)
+    on = [e for e in range(tables.n_events) if int(tensors["event_clock"][0, e, 0]) > clock]
+    move = rng.random() < 0.5  # else the crowd stays together (queues, ghost steps, handovers)
+    for slot in range(town.num_slots):
+        work = tensors["work"][slot]
+        work[1] = rng.choice([0, 0, 1, 2])
+        work[2] = rng.randrange(1 << spec.jobs.absence_window)
+        work[3] = rng.choice([0, 0, max(clock - 3, 0), clock + rng.randint(0, 5)])
+        work[4] = rng.randint(0, max(spec.lifecycle.evict_firings - 1, 0))
+        if rng.random() < 0.3:
+            tensors["meters"][slot, money] = rng.choice([0.0, 0.0, 0.01])
+            work[5] = rng.randint(0, max(spec.lifecycle.evict_broke_ticks, 1))
+        if move and rng.random() < 0.5 and not tensors["progress"][slot]:
+            place = int(tables.place[int(work[0])])
+            if on and rng.random() < 0.5:
+                place = rng.choice(tables.event_target[rng.choice(on)].nonzero().flatten().tolist())
+            tensors["position"][slot] = tensors["affordance_position"][0, place]
+            tensors["queue_key"][slot] = -1
+            tensors["stall"][slot] = 0
 
 
 def policy(rng: random.Random, mask: list[list[bool]], interact: int, chat: int, eager: float) -> list[int]:
@@ -151,6 +189,14 @@ def lockstep(level: str, k: int, seed: int, ticks: int, crowded: bool, frail: bo
             np.argwhere(out != want.obs.numpy())[:4],
         )
         assert scalar.engine.mask() == want.mask.tolist(), where
+        assert sorted(got.economy) == sorted(want.economy), where
+        for name, values in want.economy.items():
+            if values.dtype == torch.float32:
+                assert floats(got.economy[name]) == values.numpy().tobytes(), (where, name)
+            else:
+                assert got.economy[name] == values.tolist(), (where, name)
+        if lv.economy is not None:
+            tally += economy_tally(lv, tensor, want)
         before = scalar.engine.meters
         for name, value in tensor.state.tensors().items():
             assert same_bits(getattr(scalar.state, name), value), (where, name)
@@ -167,6 +213,27 @@ def lockstep(level: str, k: int, seed: int, ticks: int, crowded: bool, frail: bo
     return tally
 
 
+def economy_tally(level: CompiledLevel, town: Town, out: StepOutput) -> Counter:
+    """What the economy did this tick (from the tensor town)."""
+    tables = level.economy
+    assert tables is not None
+    tally: Counter = Counter()
+    for code in out.economy["exit_reason"].tolist():
+        tally[tables.exit_reasons[code]] += code > 0
+    tally["wages"] += int((out.economy["wage"] > 0).sum())
+    for name in ("arrived_on_time", "arrived_late", "absent", "fired"):
+        tally[name] += int(out.economy[name].sum())
+    info = town.economy_info()
+    tally["unemployed"] += int((~info["employed"]).sum())
+    for e, name in enumerate(tables.event_names):
+        tally[name] += int(info["events"][0, e])
+    tally["ledger_moved"] += int((town.state.ledger != 0).sum())
+    state = town.state
+    morning = int(state.clock[0]) % 24 == 0 and bool(state.alive.any())
+    tally["nights"] += morning and tables.spec.lifecycle.nightly_reset is not None
+    return tally
+
+
 @pytest.mark.parametrize("level", LEVELS)
 @settings(max_examples=max(settings().max_examples // 4, 3), deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), k=st.sampled_from([1, 2, 3, 6]))
@@ -177,14 +244,57 @@ def test_scalar_engine_equals_the_core_in_random_play(level: str, seed: int, k: 
 @pytest.mark.parametrize("level", LEVELS)
 def test_scalar_engine_equals_the_core_in_crowded_play(level: str) -> None:
     tally: Counter = Counter()
-    for seed in range(4):
-        k = 6 if level == "L4_social" else 3
+    for seed in range(8 if level == "L5_town" else 4):  # the economy moves half the crowd away
+        k = 6 if level in SOCIAL else 3
         tally += lockstep(level, k, seed, ticks=80, crowded=True, frail=seed % 2 == 1)
     for what in ("deaths", "invalid", "uses"):
         assert tally[what] > 0, f"no {what} in {dict(tally)}"
-    if level == "L4_social":
+    if level in SOCIAL:
         for what in ("chats", "chat_failures", "queued", "ties_moved", "ghost_steps", "handovers"):
             assert tally[what] > 0, f"no {what} in {dict(tally)}"
+    if level == "L5_town":
+        for what in ECONOMY_EVENTS:
+            assert tally[what] > 0, f"no {what} in {dict(tally)}"
+
+
+ECONOMY_EVENTS = (
+    "wages",
+    "arrived_on_time",
+    "arrived_late",
+    "absent",
+    "fired",
+    "unemployed",
+    "evicted_broke",
+    "evicted_fired",
+    "ledger_moved",
+    "food_price_spike",
+    "water_outage",
+    "park_gathering",
+)
+
+
+def test_scalar_engine_equals_the_core_on_the_economy_options_l5_leaves_off(tmp_path: Path) -> None:
+    """Base prices, a population cap below the town's slots, a respawn delay, the nightly reset
+    and quick evictions (the differential test's economy variant)."""
+    pack = tmp_path / "economy"
+    shutil.copytree(BUILTIN_DIR / "L5_town", pack)
+    data = yaml.safe_load((pack / "economy.yaml").read_text())
+    data["prices"] = {"Bed": 1.5, "FastFood": 0.5, "Shower": 2.0}
+    data["lifecycle"] = {
+        "population_cap": 4,
+        "respawn_delay": 2,
+        "evict_broke_ticks": 3,
+        "evict_firings": 1,
+        "nightly_reset": {"meters": {"energy": [0.5, 1.0], "satiation": [0.4, 0.9]}},
+    }
+    (pack / "economy.yaml").write_text(yaml.safe_dump(data))
+    tally: Counter = Counter()
+    for seed in range(4):
+        tally += lockstep(str(pack), 6, seed, ticks=80, crowded=True, frail=seed == 1)
+    for seed in range(2):
+        tally += lockstep(str(pack), 6, 100 + seed, ticks=100, crowded=False)
+    for what in ("wages", "evicted_broke", "evicted_fired", "deaths", "uses", "nights"):
+        assert tally[what] > 0, f"no {what} in {dict(tally)}"
 
 
 def test_scalar_engine_equals_the_core_with_walls_hours_and_clipped_rewards(tmp_path: Path) -> None:
@@ -297,3 +407,49 @@ def test_a_mechanic_the_engine_does_not_know_is_never_stepped_by_it() -> None:
     assert unknown_state(state_type(**town.state.tensors(), wallet=torch.zeros(1, 0))) == []
     with pytest.raises(RuntimeError, match="wallet"):
         town.engine.load(state_type(**town.state.tensors(), wallet=torch.ones(1)))  # type: ignore[union-attr]
+
+
+def test_gym_and_pettingzoo_report_the_economy_as_the_tensor_path_does() -> None:
+    """On L5_town, `gym.make`'s info carries the town's events and the agent's exit reason, and
+    PettingZoo's infos each agent's: the values a tensor town stepped alongside gives."""
+    import gymnasium as gym
+
+    import townlet_env
+
+    env = gym.make("Townlet-v0", level="L5_town")
+    obs, info = env.reset(seed=7)
+    town = env.unwrapped.town  # type: ignore[attr-defined]
+    tensor = Town("L5_town", 1, 1, autoreset=False)
+    tensor.set_state(town.state)
+    tensor.generator.set_state(town.generator.get_state())
+    assert info["exit_reason"] == 0 and info["events"].dtype == bool
+    rng, seen = random.Random(1), Counter()
+    for _ in range(400):
+        action = rng.choice([a for a, ok in enumerate(info["action_mask"].tolist()) if ok])
+        obs, reward, terminated, truncated, info = env.step(action)
+        want = tensor.step(torch.tensor([action]))
+        events = tensor.economy_info()["events"][0]
+        assert info["events"].tolist() == events.tolist()
+        assert info["exit_reason"] == int(want.economy["exit_reason"][0])
+        assert same_bits(obs, want.obs[0]) and np.float32(reward) == want.reward[0].numpy()
+        seen["events"] += int(events.sum())
+        if terminated or truncated:
+            break
+    assert seen["events"] > 0, dict(seen)
+
+    par = townlet_env.parallel_env(level="L5_town")
+    observations, infos = par.reset(seed=3)
+    tensor = Town("L5_town", 6, 6, autoreset=False)
+    tensor.set_state(par.town.state)
+    tensor.generator.set_state(par.town.generator.get_state())
+    for _ in range(200):
+        if not par.agents:
+            break
+        actions = {a: int(par.action_space(a).sample(observations[a]["action_mask"])) for a in par.agents}
+        observations, rewards, terminations, truncations, infos = par.step(actions)
+        full = [actions.get(f"agent_{i}", tensor.level.wait_action) for i in range(6)]
+        want = tensor.step(torch.tensor(full))
+        for agent, agent_info in infos.items():
+            i = int(agent.split("_")[1])
+            assert agent_info["exit_reason"] == int(want.economy["exit_reason"][i]), agent
+            assert agent_info["events"].tolist() == tensor.economy_info()["events"][i].tolist()

@@ -13,6 +13,7 @@ import numpy as np
 
 from townlet_env.core.level import BLOCKED, EMPTY, HOURS_PER_DAY, CompiledLevel
 from townlet_env.core.observe_social import FAR
+from townlet_env.core.scalar_events import observe_economy
 
 if TYPE_CHECKING:
     from townlet_env.core.scalar_base import TownNumbers as ScalarTown
@@ -96,6 +97,8 @@ def observe_into(town: ScalarTown, out: np.ndarray) -> np.ndarray:
         _window(town, out)
     if v.social:
         _social(town, out)
+    if town.economy is not None:
+        observe_economy(town, out)
     return out
 
 

@@ -1,0 +1,138 @@
+"""The scalar engine's event scheduler and economy observation fields, for one town.
+
+`schedule` is `events.schedule` on the uniforms that `Town.step_scalar` draws from the town's
+generator with `events.draw` (the same draws as `Town.step`, so the two stay in lockstep);
+`observe_economy` writes the fields of `observe_economy.economy_view`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from townlet_env.core.economy import (
+    ABSENCES,
+    BROKE,
+    EMPLOYER,
+    HOURS_PER_DAY,
+    LATE,
+    ON_TIME,
+    OUTAGE,
+    REHIRE_AT,
+    SHIFT,
+)
+from townlet_env.core.level import CompiledLevel
+from townlet_env.core.scalar_base import f32
+
+if TYPE_CHECKING:
+    from townlet_env.core.scalar_base import TownNumbers as ScalarTown
+
+
+class EventTables:
+    """The scheduler's and the observation's numbers of an economy level."""
+
+    def __init__(self, level: CompiledLevel) -> None:
+        tables = level.economy
+        assert tables is not None
+        spec = tables.spec
+        self.chance = tables.event_chance.tolist()
+        self.hours = tables.event_hours.tolist()
+        self.cooldown = tables.event_cooldown.tolist()
+        self.duration_low = tables.duration_low.tolist()
+        self.duration_span = tables.duration_span.tolist()
+        self.value_low = tables.value_low.tolist()
+        self.value_span = tables.value_span.tolist()
+        self.max_concurrent = spec.events.max_concurrent
+        self.n_employers = len(spec.jobs.employers)
+        self.cooldown_scale = max(spec.jobs.rehire_cooldown, 1)
+        self.broke_scale = max(spec.lifecycle.evict_broke_ticks, 1)
+        # `economy.popcount` counts the bits of whole bytes up to the window's width
+        self.absence_bytes = (1 << 8 * ((spec.jobs.absence_window + 7) // 8)) - 1
+        self.longest = float(max((e.duration[1] for e in spec.events.catalogue), default=1))
+        layout = level.layout
+        self.offset = layout["employer"].offset
+        names = ["employer", "job", "events", "prices", "closed"]
+        ends = [layout[n].offset for n in names[1:]] + [layout["closed"].offset + layout["closed"].size]
+        assert all(layout[n].offset + layout[n].size == e for n, e in zip(names, ends, strict=True)), names
+        self.n_ch = layout["prices"].size
+        self.channel = level.aff_channel.tolist()
+
+
+def schedule(town: ScalarTown, u: list[list[float]]) -> None:
+    """Start the events the uniforms `u` ([E][3]: start, duration, value) pick at the town's
+    clock: not active, cooled down, inside its hours, `u[e][0]` below its chance; then, in
+    catalogue order, as many as the cap on concurrent events leaves room for."""
+    eco = town.economy
+    ev = town.events
+    clock = town.clock
+    hour = clock % HOURS_PER_DAY
+    room = ev.max_concurrent - sum(clock < end for end in eco.end)
+    closing: list[int] = []
+    wanted = 0
+    for e, (u_start, u_duration, u_value) in enumerate(u):
+        if clock < eco.end[e] or clock < eco.ready[e] or not ev.hours[e][hour] or not u_start < ev.chance[e]:
+            continue
+        wanted += 1
+        if wanted > room:
+            continue
+        span = ev.duration_span[e]
+        duration = ev.duration_low[e] + min(int(f32(u_duration * span)), span - 1)
+        end = eco.end[e] = clock + duration
+        eco.ready[e] = end + ev.cooldown[e]
+        eco.value[e] = f32(ev.value_low[e] + f32(u_value * ev.value_span[e]))
+        if eco.kind[e] == OUTAGE:
+            closing += eco.targets[e]
+    eco.changed()
+    if closing:
+        release(town, set(closing))
+
+
+def release(town: ScalarTown, shut: set[int]) -> None:
+    """Every agent on a closed affordance stops its use and leaves its queue (`events.release`)."""
+    social = town.social
+    for i in range(town.k):
+        if town.affordance(i) in shut:
+            town.progress[i] = 0
+            if social is not None:
+                social.queue_key[i] = -1
+                social.stall[i] = 0
+
+
+def observe_economy(town: ScalarTown, out: np.ndarray) -> None:
+    """employer, job, events, prices and closed: one list per agent (the fields are contiguous)."""
+    eco, ev = town.economy, town.events
+    mkt = eco.market(town)
+    clock, hour = town.clock, town.clock % HOURS_PER_DAY
+    shared: list[float] = []
+    for e, active in enumerate(mkt.active):
+        left = eco.end[e] - clock
+        shared += (float(active), min(f32((left if left > 0 else 0) / ev.longest), 1.0))
+    prices, closed = [0.0] * ev.n_ch, [0.0] * ev.n_ch
+    for a, (price, shut) in enumerate(zip(mkt.price, mkt.closed, strict=True)):
+        v = f32(price - 1.0)
+        prices[ev.channel[a]] = -1.0 if v < -1.0 else 1.0 if v > 1.0 else v
+        closed[ev.channel[a]] = float(shut)
+    shared += prices + closed
+    width = ev.n_employers + 9
+    for i, w in enumerate(eco.work):
+        if not town.alive[i]:
+            row = [0.0] * width
+        else:
+            employer = w[EMPLOYER]
+            at = employer * HOURS_PER_DAY + hour
+            row = [0.0] * ev.n_employers
+            row[employer] = 1.0
+            rehire = w[REHIRE_AT] - clock
+            row += (
+                float(clock >= w[REHIRE_AT]),
+                float(eco.in_shift[at]),
+                float(town.affordance(i) == eco.place[employer]),
+                float(w[SHIFT] == ON_TIME),
+                float(w[SHIFT] == LATE),
+                f32(bin(w[ABSENCES] & ev.absence_bytes).count("1") / eco.absences_to_fire),
+                eco.until_start[at],
+                min(f32((rehire if rehire > 0 else 0) / ev.cooldown_scale), 1.0),
+                min(f32(w[BROKE] / ev.broke_scale), 1.0),
+            )
+        out[i, ev.offset : ev.offset + width + len(shared)] = row + shared
