@@ -446,7 +446,7 @@ def test_gym_and_pettingzoo_report_the_economy_as_the_tensor_path_does() -> None
         if not par.agents:
             break
         actions = {a: int(par.action_space(a).sample(observations[a]["action_mask"])) for a in par.agents}
-        observations, rewards, terminations, truncations, infos = par.step(actions)
+        observations, _, _, _, infos = par.step(actions)
         full = [actions.get(f"agent_{i}", tensor.level.wait_action) for i in range(6)]
         want = tensor.step(torch.tensor(full))
         for agent, agent_info in infos.items():

@@ -206,8 +206,8 @@ class ScalarTown(TownNumbers):
 
     def schedule(self, draws: list[list[float]]) -> None:
         """The events that start at the new tick, from `events.draw`'s uniforms of this town."""
-        schedule(self, draws)
-        self._mask = None
+        if schedule(self, draws):
+            self._mask = None
 
     def _act(
         self,

@@ -42,6 +42,10 @@ if TYPE_CHECKING:
     from townlet_env.core.scalar_base import TownNumbers as ScalarTown
 
 
+# price, closed, boost and what a use needs, per affordance
+Prices = tuple[list[float], list[bool], list[float], list[list[float]]]
+
+
 @dataclass
 class ScalarMarket:
     """`economy.Market` of one town's current state."""
@@ -112,6 +116,7 @@ class EconomyScalar:
         clip = level.social.spec.reward.clip
         self.clip = (f32(clip[0]), f32(clip[1]))
         self._market: ScalarMarket | None = None
+        self._prices: dict[tuple, Prices] = {}
 
     # --- state -------------------------------------------------------------------------------
 
@@ -144,9 +149,31 @@ class EconomyScalar:
         nothing, so only active spikes multiply), outages close, gatherings boost."""
         if self._market is not None:
             return self._market
+        active = [town.clock < end for end in self.end]
+        # what the active events' values make of prices, closures and boosts, kept by key: the
+        # same events stay on for many ticks
+        key = tuple(v if on else None for v, on in zip(self.value, active, strict=True))
+        prices = self._prices.get(key)
+        if prices is None:
+            if len(self._prices) > 256:
+                self._prices.clear()
+            prices = self._prices[key] = self._price_list(active)
+        price, closed, boost, required = prices
+        here = [town.affordance(i) for i in range(town.k)]
+        self._market = ScalarMarket(
+            active,
+            price,
+            closed,
+            required,
+            [price[a] if a >= 0 else 1.0 for a in here],
+            [a >= 0 and closed[a] for a in here],
+            [boost[a] if a >= 0 else 1.0 for a in here],
+        )
+        return self._market
+
+    def _price_list(self, active: list[bool]) -> Prices:
         n_aff = len(self.base_price)
         price, closed, boost = list(self.base_price), [False] * n_aff, [1.0] * n_aff
-        active = [town.clock < end for end in self.end]
         r = _ROUND
         for e, on in enumerate(active):
             if not on:
@@ -165,17 +192,7 @@ class EconomyScalar:
             row if p == 1.0 else [f32(v * p) for v in row]
             for row, p in zip(self.aff_required, price, strict=True)
         ]
-        here = [town.affordance(i) for i in range(town.k)]
-        self._market = ScalarMarket(
-            active,
-            price,
-            closed,
-            required,
-            [price[a] if a >= 0 else 1.0 for a in here],
-            [a >= 0 and closed[a] for a in here],
-            [boost[a] if a >= 0 else 1.0 for a in here],
-        )
-        return self._market
+        return price, closed, boost, required
 
     def surcharge(self, use: list[float], aff: int, price_here: float) -> list[float]:
         """A use's meter change less cost x (price - 1), as `economy.surcharge`."""
@@ -254,10 +271,17 @@ class EconomyScalar:
         term, clipped per tick, then within the episode's clip; then the nightly reset."""
         living = town.alive
         terms = result.reward_terms
+        k = town.k
         if self.wage_weight is not None:
             w = self.wage_weight
-            terms["wage"] = [f32(w * v) if alive else 0.0 for v, alive in zip(job.wage, living, strict=True)]
-        if self.punctuality is not None:
+            terms["wage"] = (
+                [f32(w * v) if alive else 0.0 for v, alive in zip(job.wage, living, strict=True)]
+                if any(job.wage)
+                else [0.0] * k
+            )
+        if self.punctuality is not None and not any(job.on_time + job.late + job.absent):
+            terms["punctuality"] = [0.0] * k
+        elif self.punctuality is not None:
             on, late, absent = self.punctuality
             terms["punctuality"] = [
                 f32(f32((on if o else 0.0) - (late if la else 0.0)) - (absent if ab else 0.0))
@@ -267,18 +291,20 @@ class EconomyScalar:
             ]
         if self.terminal:
             terms["terminal"] = [self.terminal_penalty[r] for r in reason]
-        rows = list(terms.values())
         low, high = self.clip
         lo, hi = self.episode_clip
         r = _ROUND
-        for i in range(town.k):
+        for i, column in enumerate(zip(*terms.values(), strict=True)):
             if not (living[i] or reason[i] > 0):
                 result.reward[i] = 0.0
                 continue
-            total = rows[0][i]
-            for row in rows[1:]:
-                r[0] = total + row[i]
-                total = r[0]
+            total = column[0]
+            for value in column[1:]:
+                if value:  # adding 0.0 changes nothing but a -0.0 total
+                    r[0] = total + value
+                    total = r[0]
+                elif not total:
+                    total = total + value
             total = low if total < low else high if total > high else total
             running = self.ledger[i]
             r[0] = running + total

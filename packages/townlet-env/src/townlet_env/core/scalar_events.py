@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from townlet_env.core.economy import (
     ABSENCES,
     BROKE,
@@ -51,25 +49,31 @@ class EventTables:
         self.absence_bytes = (1 << 8 * ((spec.jobs.absence_window + 7) // 8)) - 1
         self.longest = float(max((e.duration[1] for e in spec.events.catalogue), default=1))
         layout = level.layout
-        self.offset = layout["employer"].offset
-        names = ["employer", "job", "events", "prices", "closed"]
+        names = ["nearest", "employer", "job", "events", "prices", "closed"]
         ends = [layout[n].offset for n in names[1:]] + [layout["closed"].offset + layout["closed"].size]
         assert all(layout[n].offset + layout[n].size == e for n, e in zip(names, ends, strict=True)), names
         self.n_ch = layout["prices"].size
         self.channel = level.aff_channel.tolist()
+        # the float32 quotients of the job fields, by their integer numerator
+        fire = spec.jobs.absences_to_fire
+        self.absence_share = [f32(n / fire) for n in range(8 * ((spec.jobs.absence_window + 7) // 8) + 1)]
+        self.broke_share = [min(f32(n / self.broke_scale), 1.0) for n in range(self.broke_scale + 1)]
+        self._prices_of: list[float] | None = None  # the market's price list the fields below are of
+        self._price_fields: list[float] = []
 
 
-def schedule(town: ScalarTown, u: list[list[float]]) -> None:
+def schedule(town: ScalarTown, u: list[list[float]]) -> bool:
     """Start the events the uniforms `u` ([E][3]: start, duration, value) pick at the town's
     clock: not active, cooled down, inside its hours, `u[e][0]` below its chance; then, in
-    catalogue order, as many as the cap on concurrent events leaves room for."""
+    catalogue order, as many as the cap on concurrent events leaves room for. True when an
+    event started."""
     eco = town.economy
     ev = town.events
     clock = town.clock
     hour = clock % HOURS_PER_DAY
     room = ev.max_concurrent - sum(clock < end for end in eco.end)
     closing: list[int] = []
-    wanted = 0
+    wanted = started = 0
     for e, (u_start, u_duration, u_value) in enumerate(u):
         if clock < eco.end[e] or clock < eco.ready[e] or not ev.hours[e][hour] or not u_start < ev.chance[e]:
             continue
@@ -81,11 +85,15 @@ def schedule(town: ScalarTown, u: list[list[float]]) -> None:
         end = eco.end[e] = clock + duration
         eco.ready[e] = end + ev.cooldown[e]
         eco.value[e] = f32(ev.value_low[e] + f32(u_value * ev.value_span[e]))
+        started += 1
         if eco.kind[e] == OUTAGE:
             closing += eco.targets[e]
+    if not started:
+        return False
     eco.changed()
     if closing:
         release(town, set(closing))
+    return True
 
 
 def release(town: ScalarTown, shut: set[int]) -> None:
@@ -99,22 +107,31 @@ def release(town: ScalarTown, shut: set[int]) -> None:
                 social.stall[i] = 0
 
 
-def observe_economy(town: ScalarTown, out: np.ndarray) -> None:
-    """employer, job, events, prices and closed: one list per agent (the fields are contiguous)."""
+def _price_fields(ev: EventTables, price: list[float], closed: list[bool]) -> list[float]:
+    """The prices (price - 1, clamped to [-1, 1]) and closed fields, by channel."""
+    prices, shut = [0.0] * ev.n_ch, [0.0] * ev.n_ch
+    for a, (p, c) in enumerate(zip(price, closed, strict=True)):
+        v = f32(p - 1.0)
+        prices[ev.channel[a]] = -1.0 if v < -1.0 else 1.0 if v > 1.0 else v
+        shut[ev.channel[a]] = float(c)
+    return prices + shut
+
+
+def observe_economy(town: ScalarTown) -> list[list[float]]:
+    """employer, job, events, prices and closed (contiguous fields that follow the social
+    ones): one list per agent."""
     eco, ev = town.economy, town.events
     mkt = eco.market(town)
     clock, hour = town.clock, town.clock % HOURS_PER_DAY
     shared: list[float] = []
     for e, active in enumerate(mkt.active):
         left = eco.end[e] - clock
-        shared += (float(active), min(f32((left if left > 0 else 0) / ev.longest), 1.0))
-    prices, closed = [0.0] * ev.n_ch, [0.0] * ev.n_ch
-    for a, (price, shut) in enumerate(zip(mkt.price, mkt.closed, strict=True)):
-        v = f32(price - 1.0)
-        prices[ev.channel[a]] = -1.0 if v < -1.0 else 1.0 if v > 1.0 else v
-        closed[ev.channel[a]] = float(shut)
-    shared += prices + closed
+        shared += (1.0, min(f32(left / ev.longest), 1.0)) if active else (0.0, 0.0)
+    if ev._prices_of is not mkt.price:  # the market's lists are kept while its events stay on
+        ev._prices_of, ev._price_fields = mkt.price, _price_fields(ev, mkt.price, mkt.closed)
+    shared += ev._price_fields
     width = ev.n_employers + 9
+    rows = []
     for i, w in enumerate(eco.work):
         if not town.alive[i]:
             row = [0.0] * width
@@ -130,9 +147,10 @@ def observe_economy(town: ScalarTown, out: np.ndarray) -> None:
                 float(town.affordance(i) == eco.place[employer]),
                 float(w[SHIFT] == ON_TIME),
                 float(w[SHIFT] == LATE),
-                f32(bin(w[ABSENCES] & ev.absence_bytes).count("1") / eco.absences_to_fire),
+                ev.absence_share[bin(w[ABSENCES] & ev.absence_bytes).count("1")],
                 eco.until_start[at],
-                min(f32((rehire if rehire > 0 else 0) / ev.cooldown_scale), 1.0),
-                min(f32(w[BROKE] / ev.broke_scale), 1.0),
+                min(f32(rehire / ev.cooldown_scale), 1.0) if rehire > 0 else 0.0,
+                ev.broke_share[w[BROKE]] if w[BROKE] < ev.broke_scale else 1.0,
             )
-        out[i, ev.offset : ev.offset + width + len(shared)] = row + shared
+        rows.append(row + shared)
+    return rows

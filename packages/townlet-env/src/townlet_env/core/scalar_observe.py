@@ -67,6 +67,20 @@ class ObserveTables:
             self.nearest = layout["nearest"].offset
             self.nearest_rows = layout["nearest"].shape[0]
             assert self.queue == self.personality + 3 and self.nearest == self.queue + 2, layout.names
+            self.social_end = self.nearest + layout["nearest"].size
+        # the social and economy fields follow the leading ones (up to the full view's
+        # affordances) without a gap: one list per agent can then hold the whole observation
+        leading_end = (
+            layout["affordances"].offset + layout["affordances"].size if self.affordance_field else -1
+        )
+        self.one_row = (
+            self.social
+            and self.encoding == "full"
+            and self.affordance_field
+            and not self.others
+            and self.personality == leading_end
+            and (level.economy is None or layout["employer"].offset == self.social_end)
+        )
 
 
 def observe_into(town: ScalarTown, out: np.ndarray) -> np.ndarray:
@@ -79,6 +93,9 @@ def observe_into(town: ScalarTown, out: np.ndarray) -> np.ndarray:
     time = v.hours[town.clock % HOURS_PER_DAY] if v.day_cycle else [0.0, 0.0]
     episode = town.clock / v.max_steps
     full = v.encoding == "full"
+    tail = _social(town) if v.social else None
+    if tail is not None and town.economy is not None:
+        tail = [a + b for a, b in zip(tail, observe_economy(town), strict=True)]
     for i in range(k):
         aff = town.affordance(i)
         x, y = town.x[i], town.y[i]
@@ -89,16 +106,17 @@ def observe_into(town: ScalarTown, out: np.ndarray) -> np.ndarray:
                 row += view_rows(town, x, y)
             else:
                 row += v.no_affordances
+        if v.one_row and tail is not None:
+            row += tail[i]
         out[i, : len(row)] = row
     if full:
         if v.others and k > 1:
             _other_agents(town, out)
     else:
         _window(town, out)
-    if v.social:
-        _social(town, out)
-    if town.economy is not None:
-        observe_economy(town, out)
+    if tail is not None and not v.one_row:
+        for i, row in enumerate(tail):
+            out[i, v.personality : v.personality + len(row)] = row
     return out
 
 
@@ -166,8 +184,9 @@ def _window(town: ScalarTown, out: np.ndarray) -> None:
                 base += cell_size
 
 
-def _social(town: ScalarTown, out: np.ndarray) -> None:
-    """personality, queue and nearest: one list per agent (the three fields are contiguous)."""
+def _social(town: ScalarTown) -> list[list[float]]:
+    """personality, queue and nearest (the three fields are contiguous): one list per agent, up
+    to the end of nearest."""
     v = town.view
     social = town.social
     assert social is not None
@@ -179,6 +198,7 @@ def _social(town: ScalarTown, out: np.ndarray) -> None:
         (float(alive[j]), float(town.progress[j] > 0), float(social.queue_key[j] >= 0)) for j in range(k)
     ]
     sx, sy = v.sx, v.sy
+    rows = []
     for i, position in enumerate(social.queue_position(town)):
         row = (
             [*social.personality[i], 1.0, 1.0 / (1.0 + position)]
@@ -205,4 +225,6 @@ def _social(town: ScalarTown, out: np.ndarray) -> None:
                     fam[i][j] * seen,
                     riv[i][j] * seen,
                 )
-        out[i, v.personality : v.personality + len(row)] = row
+        row += [0.0] * (v.social_end - v.personality - len(row))
+        rows.append(row)
+    return rows

@@ -187,7 +187,7 @@ class Town:
         engine = self._live_engine(self._engine)
         result = engine.step(actions)
         if self.level.economy is not None:  # the events that start at the new tick, as in `step`
-            engine.schedule(events.draw(self.level.economy, 1, self.generator)[0].tolist())
+            engine.schedule(events.draw(self.level.economy, 1, self.generator).tolist()[0])
         self._state_stale = True
         return result
 
