@@ -80,6 +80,7 @@ class ScalarTown(TownNumbers):
         # a drain row per slot: drain x difficulty, as the core multiplies them every tick
         self.drain = [[f32(d * diff) for d in self.t.drain] for diff in self.difficulty]
         self.view_cache = {}
+        self._moves: dict[tuple[int, int], list[bool]] = {}
         if self.social is not None:
             self.social.load(self, state)
         if self.economy is not None:
@@ -121,11 +122,8 @@ class ScalarTown(TownNumbers):
                 row[t.wait] = True
                 rows.append(row)
                 continue
-            row = [True] * t.n_actions
-            x, y = self.x[i], self.y[i]
-            for a in t.move_actions:
-                dx, dy = t.move_delta[a]
-                row[a] = self.cell(x + dx, y + dy) != BLOCKED
+            row = self._moves.get((self.x[i], self.y[i])) or self._moves_from(self.x[i], self.y[i])
+            row = list(row)
             if t.interact >= 0:
                 aff = self.affordance(i)
                 ok = aff >= 0
@@ -142,6 +140,17 @@ class ScalarTown(TownNumbers):
             rows.append(row)
         self._mask = rows
         return rows
+
+    def _moves_from(self, x: int, y: int) -> list[bool]:
+        """A mask row with the moves from (x, y) that do not run into a wall or off the grid
+        (kept per cell for the town's life: its walls never move)."""
+        t = self.t
+        row = [True] * t.n_actions
+        for a in t.move_actions:
+            dx, dy = t.move_delta[a]
+            row[a] = self.cell(x + dx, y + dy) != BLOCKED
+        self._moves[(x, y)] = row
+        return row
 
     def _taken(self) -> list[bool]:
         """Another agent of the town has priority on the affordance underfoot (`taken_by_other`)."""

@@ -205,7 +205,7 @@ class TownNumbers:
     clock: int
     cells: list[list[int]]  # [H][W] cell codes, no padding
     aff_xy: list[tuple[int, int]]
-    view_cache: dict[tuple[int, int], list[float]]  # see scalar_observe.view_rows
+    view_cache: dict[tuple[int, int], Any]  # per position: see scalar_observe.view_rows, _window
 
     def affordance(self, i: int) -> int:
         """The affordance under slot i, -1 for none."""

@@ -55,8 +55,15 @@ class ObserveTables:
             row[c] = 1.0
             self.underfoot_rows.append(row)
         self.others = layout.other_agents
+        self.agents_follow = False  # the agents field right after the full view's affordances
+        self._others: dict[int, list[tuple[list[int], list[float]]]] = {}
         if self.others:
             self.agents = layout["agents"].offset
+            self.agents_follow = (
+                self.encoding == "full"
+                and self.affordance_field
+                and self.agents == layout["affordances"].offset + layout["affordances"].size
+            )
         self.window = layout.window
         if self.encoding == "partial":
             self.window_offset = layout["window"].offset
@@ -81,6 +88,16 @@ class ObserveTables:
             and self.personality == leading_end
             and (level.economy is None or layout["employer"].offset == self.social_end)
         )
+
+    def others_of(self, k: int) -> list[tuple[list[int], list[float]]]:
+        """Per slot of a town of k: the other slots the agents field shows, and its padding."""
+        found = self._others.get(k)
+        if found is None:
+            width = min(k - 1, self.others)
+            found = self._others[k] = [
+                ([j for j in range(k) if j != i][:width], [0.0] * (self.others - width)) for i in range(k)
+            ]
+        return found
 
 
 def observe_into(town: ScalarTown, out: np.ndarray) -> np.ndarray:
@@ -108,10 +125,13 @@ def observe_into(town: ScalarTown, out: np.ndarray) -> np.ndarray:
                 row += v.no_affordances
         if v.one_row and tail is not None:
             row += tail[i]
+        elif v.agents_follow and k > 1:
+            row += _other_agents(town, i)
         out[i, : len(row)] = row
     if full:
-        if v.others and k > 1:
-            _other_agents(town, out)
+        if v.others and k > 1 and not v.agents_follow:
+            for i in range(k):
+                out[i, v.agents : v.agents + 3 * v.others] = _other_agents(town, i)
     else:
         _window(town, out)
     if tail is not None and not v.one_row:
@@ -140,48 +160,56 @@ def affordance_rows(town: ScalarTown, x: int, y: int) -> list[float]:
     return dx + dy + present
 
 
-def _other_agents(town: ScalarTown, out: np.ndarray) -> None:
+def _other_agents(town: ScalarTown, i: int) -> list[float]:
+    """The agents field of slot i: dx, dy and seen of the first other slots, each padded."""
     v = town.view
-    k = town.k
-    width = min(k - 1, v.others)
-    for i in range(k):
-        others = [j for j in range(k) if j != i][:width]
-        seen = [float(town.alive[i] and town.alive[j]) for j in others]
-        at = v.agents
-        out[i, at : at + width] = [
-            (town.x[j] - town.x[i]) / v.sx * s for j, s in zip(others, seen, strict=True)
-        ]
-        out[i, at + v.others : at + v.others + width] = [
-            (town.y[j] - town.y[i]) / v.sy * s for j, s in zip(others, seen, strict=True)
-        ]
-        out[i, at + 2 * v.others : at + 2 * v.others + width] = seen
+    others, pad = v.others_of(town.k)[i]
+    me = town.alive[i]
+    seen = [float(me and town.alive[j]) for j in others]
+    x, y = town.x[i], town.y[i]
+    dx = [(town.x[j] - x) / v.sx * s for j, s in zip(others, seen, strict=True)]
+    dy = [(town.y[j] - y) / v.sy * s for j, s in zip(others, seen, strict=True)]
+    return dx + pad + dy + pad + seen + pad
 
 
 def _window(town: ScalarTown, out: np.ndarray) -> None:
+    """The cells around each agent: what its cell holds (kept per position for the town's life,
+    like the full view's affordance rows), then where other living agents stand."""
     v = town.view
     k = town.k
     r = v.window // 2
-    n_ch, cell_size = v.n_ch, v.n_ch + 2
-    occupied: dict[tuple[int, int], int] = {}
-    if k > 1:
-        for j in range(k):
-            if town.alive[j]:
-                occupied[(town.x[j], town.y[j])] = occupied.get((town.x[j], town.y[j]), 0) + 1
+    cell_size = v.n_ch + 2
+    start = v.window_offset
     for i in range(k):
         x0, y0 = town.x[i], town.y[i]
-        base = v.window_offset
-        for dy in range(-r, r + 1):
-            for dx in range(-r, r + 1):
-                code = town.cell(x0 + dx, y0 + dy)
-                if code == BLOCKED:
-                    out[i, base + n_ch] = 1.0
-                elif code != EMPTY:
-                    out[i, base + v.channel[code]] = 1.0
-                if k > 1 and town.alive[i]:
-                    seen = occupied.get((x0 + dx, y0 + dy), 0) - (dx == 0 and dy == 0)
-                    if seen > 0:
-                        out[i, base + n_ch + 1] = 1.0
-                base += cell_size
+        cells = town.view_cache.get((x0, y0))
+        if cells is None:
+            cells = town.view_cache[(x0, y0)] = _window_cells(town, x0, y0)
+        out[i, start : start + len(cells)] = cells
+        if k == 1 or not town.alive[i]:
+            continue
+        for j in range(k):
+            dx, dy = town.x[j] - x0, town.y[j] - y0
+            if j != i and town.alive[j] and -r <= dx <= r and -r <= dy <= r:
+                out[i, start + ((dy + r) * v.window + dx + r) * cell_size + v.n_ch + 1] = 1.0
+
+
+def _window_cells(town: ScalarTown, x0: int, y0: int) -> np.ndarray:
+    """The window's cell fields around (x0, y0): a wall or edge, or an affordance's channel."""
+    v = town.view
+    r = v.window // 2
+    n_ch, cell_size = v.n_ch, v.n_ch + 2
+    cells = np.zeros(v.window * v.window * cell_size, dtype=np.float32)
+    base = 0
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            code = town.cell(x0 + dx, y0 + dy)
+            if code == BLOCKED:
+                cells[base + n_ch] = 1.0
+            elif code != EMPTY:
+                cells[base + v.channel[code]] = 1.0
+            base += cell_size
+    return cells
 
 
 def _social(town: ScalarTown) -> list[list[float]]:
