@@ -235,9 +235,12 @@ def _social(town: ScalarTown) -> list[list[float]]:
         )
         if width > 0:
             x, y = xs[i], ys[i]
-            keys = sorted(
-                (abs(xs[j] - x) + abs(ys[j] - y) if alive[j] else FAR) * k + j for j in range(k) if j != i
-            )
+            keys = [
+                (abs(xj - x) + abs(yj - y) if aj else FAR) * k + j
+                for j, (xj, yj, aj) in enumerate(zip(xs, ys, alive, strict=True))
+            ]
+            del keys[i]
+            keys.sort()
             me = float(alive[i])
             for key in keys[:width]:
                 j = key % k

@@ -124,11 +124,21 @@ class SocialScalar:
         )
 
     def has_neighbour(self, town: ScalarTown) -> list[bool]:
-        xs, ys, alive, k = town.x, town.y, town.alive, town.k
-        living = [j for j in range(k) if alive[j]]
+        # living agents by cell: a neighbour is another living agent on this cell or the next
+        cells: dict[tuple[int, int], int] = {}
+        for x, y, alive in zip(town.x, town.y, town.alive, strict=True):
+            if alive:
+                cells[(x, y)] = cells.get((x, y), 0) + 1
         return [
-            alive[i] and any(j != i and abs(xs[i] - xs[j]) + abs(ys[i] - ys[j]) <= 1 for j in living)
-            for i in range(k)
+            alive
+            and (
+                cells[(x, y)] > 1
+                or (x + 1, y) in cells
+                or (x - 1, y) in cells
+                or (x, y + 1) in cells
+                or (x, y - 1) in cells
+            )
+            for x, y, alive in zip(town.x, town.y, town.alive, strict=True)
         ]
 
     def standing(self, town: ScalarTown) -> list[int]:
