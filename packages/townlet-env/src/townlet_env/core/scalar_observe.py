@@ -256,6 +256,7 @@ def _social(town: ScalarTown) -> list[list[float]]:
                     fam[i][j] * seen,
                     riv[i][j] * seen,
                 )
-        row += [0.0] * (v.social_end - v.personality - len(row))
+        if town.economy is not None:  # its fields follow nearest's: pad the rows not shown
+            row += [0.0] * (v.social_end - v.personality - len(row))
         rows.append(row)
     return rows
