@@ -325,15 +325,18 @@ def test_scalar_engine_equals_the_core_with_walls_hours_and_clipped_rewards(tmp_
     assert tally["deaths"] > 0 and tally["uses"] > 0, dict(tally)
 
 
-def test_a_scalar_town_hands_over_to_the_tensor_path_and_back() -> None:
-    """Mixed use stays exact: a scalar step, a tensor step, a state set in between."""
-    a = Town("L3_temporal_mechanics", 2, 2, autoreset=False)
-    b = Town("L3_temporal_mechanics", 2, 2, autoreset=False, scalar=True)
+@pytest.mark.parametrize(("level", "k"), [("L3_temporal_mechanics", 2), ("L5_town", 6)])
+def test_a_scalar_town_hands_over_to_the_tensor_path_and_back(level: str, k: int) -> None:
+    """Mixed use stays exact: a scalar step, a tensor step, a state set in between (on L5 the
+    scheduler's draws too: both paths draw from the same generator)."""
+    a = Town(level, k, k, autoreset=False)
+    b = Town(level, k, k, autoreset=False, scalar=True)
     a.reset(3)
     b.reset(3)
     rng = random.Random(0)
+    chat = -1 if a.level.social is None else a.level.social.chat_action
     for tick in range(40):
-        actions = policy(rng, a.observe().mask.tolist(), a.level.interact_action, -1, 0.3)
+        actions = policy(rng, a.observe().mask.tolist(), a.level.interact_action, chat, 0.3)
         a.step(torch.tensor(actions))
         if tick % 3 == 0:
             b.step(torch.tensor(actions))
