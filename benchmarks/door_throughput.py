@@ -8,10 +8,10 @@ The doors, each measured once per round, in turn, so that a busy machine weighs 
 
 - `gym.make("Townlet-v0", level=...)`, one agent, random legal actions, against
   `gym.make("CartPole-v1")` with random actions (target: at least 0.2 x CartPole, every level);
-- PettingZoo `parallel_env` and the AEC `env`: 8 agents on L1, 6 on L4 (targets: 20 k
+- PettingZoo `parallel_env` and the AEC `env`: 8 agents on L1, 6 on L4 and L5 (targets: 20 k
   agent-steps/s in parallel, half that through AEC), with the same town stepped by the tensor
   core beside them (what the adapters ran before the scalar engine);
-- `TownletVectorEnv` at 4096 slots (4098 on L4: towns of six) with `copy=False`, against the
+- `TownletVectorEnv` at 4096 slots (4098 on L4 and L5: towns of six) with `copy=False`, against the
   bare-tensor floor of the same shape (`env_throughput.time_floor`; targets: L1 at least 0.8 x
   its floor and 3 M agent-steps/s, every other level 0.5 x).
 
@@ -48,8 +48,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "door_throughput.json"
 PAGE = ROOT / "docs" / "performance.md"
 BEGIN, END = "<!-- doors:begin -->", "<!-- doors:end -->"
-L1, L4 = "L1_full_observability", "L4_social"
-MULTI = [(L1, 8), (L4, 6)]  # (level, agents) of the PettingZoo targets
+L1, L4, L5 = "L1_full_observability", "L4_social", "L5_town"
+MULTI = [(L1, 8), (L4, 6), (L5, 6)]  # (level, agents) of the PettingZoo targets
 GYM_TARGET, PZ_TARGET, AEC_TARGET = 0.2, 20_000.0, 10_000.0
 VECTOR_TARGET = {L1: (0.8, 3e6)}  # others: 0.5 x the floor
 Rate = tuple[float, float]  # (per wall second, per CPU second)
@@ -174,7 +174,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         measured = {name: timed(loop, args.seconds) for name, loop in doors.items()}
         vector = {}
         for level in gym_levels if args.slots else []:
-            slots = args.slots + (-args.slots) % (6 if level == L4 else 1)
+            slots = args.slots + (-args.slots) % (6 if level in (L4, L5) else 1)
             vector[level] = {
                 "slots": slots,
                 **dict(zip(("env", "floor"), vector_pair(level, slots, args.steps), strict=True)),

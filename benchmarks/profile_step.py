@@ -1,6 +1,6 @@
 """Where the time of a step goes: the batched tick phase by phase, and the one-town doors.
 
-    python -m benchmarks.profile_step                                   # L1-L4 at 4096 slots
+    python -m benchmarks.profile_step                                   # L1-L5 at 4096 slots
     python -m benchmarks.profile_step --levels L1_full_observability --slots 1 4096
 
 The batched part plays random legal actions until deaths and rebirths are in steady state,
@@ -10,10 +10,10 @@ figures less): drawing the actions, the tick (`core.step` with the kept mask and
 facts), the autoreset of the slots that ended, the one observation pass over the renewed state
 and the ended towns' last tick, and its mask; and a whole `env.step` beside them
 (`env_step_seconds`: checks, buffers and `info` included). It counts the aten operations of a whole
-`env.step`, the fixed cost that dominates at few slots. L4 runs towns of six (4098 slots).
+`env.step`, the fixed cost that dominates at few slots. L4 and L5 run towns of six (4098 slots).
 
-The door part runs `gym.make("Townlet-v0")` on L1 and the PettingZoo `parallel_env` on L4 (six
-agents) under cProfile and lists the functions with the largest own time: what limits the
+The door part runs `gym.make("Townlet-v0")` on L1, L3 and L5 and the PettingZoo `parallel_env`
+on L4 and L5 (six agents) under cProfile and lists the functions with the largest own time: what limits the
 one-town doors now that the scalar engine steps them.
 
 Writes `benchmarks/results/step_profile.json` (`--force` to replace it).
@@ -41,12 +41,12 @@ from torch.profiler import profile
 
 import townlet_env
 from townlet_env import TownletVectorEnv
-from townlet_env.core import action_mask, affordance_at, autoreset, observe, step
+from townlet_env.core import action_mask, affordance_at, autoreset, events, observe, step
 from townlet_env.core.pairs import Pairs
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "step_profile.json"
-L4 = "L4_social"
+L4, L5 = "L4_social", "L5_town"
 
 
 def cpu_time(fn: Callable[[], object], repeats: int) -> float:
@@ -96,6 +96,11 @@ def profile_level(level: str, slots: int, warmup: int, repeats: int) -> dict[str
         "observe renewed + ended towns": observe_pass,
         "action mask of that pass": lambda: action_mask(lv, both, seen_aff, seen_pairs),
     }
+    if lv.economy is not None:  # the events that start at the new tick (Town.step draws them)
+        economy = lv.economy
+        phases["scheduler (draw, start)"] = lambda: events.schedule(
+            lv, after, events.draw(economy, after.num_towns, gen)
+        )
     seconds = {name: cpu_time(fn, repeats) for name, fn in phases.items()}
     whole = cpu_time(lambda: env.step(random_actions(env.town._mask, gen)), repeats)  # type: ignore[arg-type]
     with profile() as prof:
@@ -130,8 +135,8 @@ def door_profile(name: str, run: Callable[[], None], top: int) -> dict[str, Any]
     }
 
 
-def gym_run(steps: int) -> Callable[[], None]:
-    env = gym.make("Townlet-v0", level="L1_full_observability")
+def gym_run(steps: int, level: str = "L1_full_observability") -> Callable[[], None]:
+    env = gym.make("Townlet-v0", level=level)
     rng = random.Random(0)
 
     def run() -> None:
@@ -145,8 +150,8 @@ def gym_run(steps: int) -> Callable[[], None]:
     return run
 
 
-def parallel_run(steps: int) -> Callable[[], None]:
-    env = townlet_env.parallel_env(level=L4)
+def parallel_run(steps: int, level: str = L4) -> Callable[[], None]:
+    env = townlet_env.parallel_env(level=level)
     rng = random.Random(0)
 
     def run() -> None:
@@ -163,6 +168,11 @@ def parallel_run(steps: int) -> Callable[[], None]:
     return run
 
 
+def in_towns(level: str, slots: int) -> int:
+    """`slots` rounded up to whole towns of six on the social levels."""
+    return slots + (-slots) % (6 if level in (L4, L5) else 1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -170,7 +180,7 @@ def main() -> None:
     parser.add_argument(
         "--levels",
         nargs="*",
-        default=["L1_full_observability", "L2_partial_observability", "L3_temporal_mechanics", L4],
+        default=["L1_full_observability", "L2_partial_observability", "L3_temporal_mechanics", L4, L5],
     )
     parser.add_argument("--slots", nargs="*", type=int, default=[4096])
     parser.add_argument("--warmup", type=int, default=300, help="env steps before profiling")
@@ -191,10 +201,12 @@ def main() -> None:
         "runs": [],
         "doors": [],
     }
-    profile_level(args.levels[0], 64, 20, 5)  # discarded: the first timings of a process run slow
+    profile_level(
+        args.levels[0], in_towns(args.levels[0], 64), 20, 5
+    )  # discarded: the first timings of a process run slow
     for level in args.levels:
         for slots in args.slots:
-            slots += (-slots) % (6 if level == L4 else 1)
+            slots = in_towns(level, slots)
             entry = {"level": level, **profile_level(level, slots, args.warmup, args.repeats)}
             results["runs"].append(entry)
             total = sum(entry["phase_seconds"].values())
@@ -207,7 +219,10 @@ def main() -> None:
                 print(f"  {name:<32} {secs * 1e6:9.0f} us  {secs / total:4.0%}")
     for name, run in (
         ("gym.make L1_full_observability", gym_run(args.door_steps)),
+        ("gym.make L3_temporal_mechanics", gym_run(args.door_steps, "L3_temporal_mechanics")),
+        ("gym.make L5_town", gym_run(args.door_steps, L5)),
         ("parallel_env L4_social x6", parallel_run(args.door_steps // 6)),
+        ("parallel_env L5_town x6", parallel_run(args.door_steps // 6, L5)),
     ):
         entry = door_profile(name, run, top=8)
         results["doors"].append(entry)

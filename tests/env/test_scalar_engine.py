@@ -25,20 +25,18 @@ from hypothesis import strategies as st
 
 from townlet_env import builtin_levels
 from townlet_env.config.loader import BUILTIN_DIR
-from townlet_env.core import compile_level
+from townlet_env.core import CompiledLevel, compile_level
+from townlet_env.core.outputs import StepOutput
 from townlet_env.core.scalar_base import unsupported
 from townlet_env.core.town import Town
 
-# The levels the engine replays; the others run on the tensor core (checked below).
-LEVELS = [name for name in builtin_levels() if unsupported(compile_level(name)) is None]
-NOT_REPLAYED = sorted(set(builtin_levels()) - set(LEVELS))
+LEVELS = builtin_levels()
+SOCIAL = ("L4_social", "L5_town")
 
 
-def test_only_the_economy_level_is_left_to_the_tensor_core() -> None:
-    """The economy (L5_town) has not joined the scalar engine yet: it is refused by name, and
-    every other built-in level is replayed. When the economy joins, this list empties."""
-    assert NOT_REPLAYED == ["L5_town"]
-    assert "economy" in (unsupported(compile_level("L5_town")) or "")
+def test_the_engine_replays_every_built_in_level() -> None:
+    """No built-in level falls back to the tensor core (the economy of L5_town included)."""
+    assert [name for name in LEVELS if unsupported(compile_level(name)) is not None] == []
 
 
 def same_bits(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> bool:
@@ -85,8 +83,48 @@ def crowd(town: Town, rng: random.Random, frail: bool) -> None:
         changes["rivalry"] = (ties.flip(0).abs() * 0.9).clamp(max=1.0)
         changes["queue_key"] = torch.tensor(
             [rng.choice([-1, -1, max(clock - rng.randint(0, 5), 0)]) for _ in range(k)]
-        )
+        ).masked_fill((progress > 0) | ~state.alive, -1)  # not part-way through a use, nor dead
+    if level.economy is not None:
+        tensors = {name: value.clone() for name, value in state.replace(**changes).tensors().items()}
+        scramble_economy(town, tensors, rng)
+        changes = tensors
     town.set_state(state.replace(**changes))
+
+
+def scramble_economy(town: Town, tensors: dict, rng: random.Random) -> None:
+    """Events on at random (some ending within a few ticks, some cooled down), work columns next
+    to every threshold (shifts half done, absences and firings one short, money spent and the
+    broke count one short of an eviction, agents fired a while ago), and half the agents on their
+    employer's place or an event's target (in half the runs), so that wages, arrivals, absences, firings,
+    evictions, spiked prices, outages and gatherings all happen."""
+    tables = town.level.economy
+    assert tables is not None
+    spec = tables.spec
+    clock = int(tensors["clock"][0])
+    for e in range(tables.n_events):
+        if rng.random() < 0.4:
+            tensors["event_clock"][0, e, 0] = clock + rng.randint(0, 6)
+            tensors["event_value"][0, e] = rng.uniform(0.5, 2.0)
+        tensors["event_clock"][0, e, 1] = clock + rng.choice([0, 0, 5])
+    money = town.level.meter_names.index(spec.money)
+    on = [e for e in range(tables.n_events) if int(tensors["event_clock"][0, e, 0]) > clock]
+    move = rng.random() < 0.5  # else the crowd stays together (queues, ghost steps, handovers)
+    for slot in range(town.num_slots):
+        work = tensors["work"][slot]
+        work[1] = rng.choice([0, 0, 1, 2])
+        work[2] = rng.randrange(1 << spec.jobs.absence_window)
+        work[3] = rng.choice([0, 0, max(clock - 3, 0), clock + rng.randint(0, 5)])
+        work[4] = rng.randint(0, max(spec.lifecycle.evict_firings - 1, 0))
+        if rng.random() < 0.3:
+            tensors["meters"][slot, money] = rng.choice([0.0, 0.0, 0.01])
+            work[5] = rng.randint(0, max(spec.lifecycle.evict_broke_ticks, 1))
+        if move and rng.random() < 0.5 and not tensors["progress"][slot]:
+            place = int(tables.place[int(work[0])])
+            if on and rng.random() < 0.5:
+                place = rng.choice(tables.event_target[rng.choice(on)].nonzero().flatten().tolist())
+            tensors["position"][slot] = tensors["affordance_position"][0, place]
+            tensors["queue_key"][slot] = -1
+            tensors["stall"][slot] = 0
 
 
 def policy(rng: random.Random, mask: list[list[bool]], interact: int, chat: int, eager: float) -> list[int]:
@@ -151,6 +189,14 @@ def lockstep(level: str, k: int, seed: int, ticks: int, crowded: bool, frail: bo
             np.argwhere(out != want.obs.numpy())[:4],
         )
         assert scalar.engine.mask() == want.mask.tolist(), where
+        assert sorted(got.economy) == sorted(want.economy), where
+        for name, values in want.economy.items():
+            if values.dtype == torch.float32:
+                assert floats(got.economy[name]) == values.numpy().tobytes(), (where, name)
+            else:
+                assert got.economy[name] == values.tolist(), (where, name)
+        if lv.economy is not None:
+            tally += economy_tally(lv, tensor, want)
         before = scalar.engine.meters
         for name, value in tensor.state.tensors().items():
             assert same_bits(getattr(scalar.state, name), value), (where, name)
@@ -167,6 +213,27 @@ def lockstep(level: str, k: int, seed: int, ticks: int, crowded: bool, frail: bo
     return tally
 
 
+def economy_tally(level: CompiledLevel, town: Town, out: StepOutput) -> Counter:
+    """What the economy did this tick (from the tensor town)."""
+    tables = level.economy
+    assert tables is not None
+    tally: Counter = Counter()
+    for code in out.economy["exit_reason"].tolist():
+        tally[tables.exit_reasons[code]] += code > 0
+    tally["wages"] += int((out.economy["wage"] > 0).sum())
+    for name in ("arrived_on_time", "arrived_late", "absent", "fired"):
+        tally[name] += int(out.economy[name].sum())
+    info = town.economy_info()
+    tally["unemployed"] += int((~info["employed"]).sum())
+    for e, name in enumerate(tables.event_names):
+        tally[name] += int(info["events"][0, e])
+    tally["ledger_moved"] += int((town.state.ledger != 0).sum())
+    state = town.state
+    morning = int(state.clock[0]) % 24 == 0 and bool(state.alive.any())
+    tally["nights"] += morning and tables.spec.lifecycle.nightly_reset is not None
+    return tally
+
+
 @pytest.mark.parametrize("level", LEVELS)
 @settings(max_examples=max(settings().max_examples // 4, 3), deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), k=st.sampled_from([1, 2, 3, 6]))
@@ -177,14 +244,33 @@ def test_scalar_engine_equals_the_core_in_random_play(level: str, seed: int, k: 
 @pytest.mark.parametrize("level", LEVELS)
 def test_scalar_engine_equals_the_core_in_crowded_play(level: str) -> None:
     tally: Counter = Counter()
-    for seed in range(4):
-        k = 6 if level == "L4_social" else 3
+    for seed in range(8 if level == "L5_town" else 4):  # the economy moves half the crowd away
+        k = 6 if level in SOCIAL else 3
         tally += lockstep(level, k, seed, ticks=80, crowded=True, frail=seed % 2 == 1)
     for what in ("deaths", "invalid", "uses"):
         assert tally[what] > 0, f"no {what} in {dict(tally)}"
-    if level == "L4_social":
+    if level in SOCIAL:
         for what in ("chats", "chat_failures", "queued", "ties_moved", "ghost_steps", "handovers"):
             assert tally[what] > 0, f"no {what} in {dict(tally)}"
+    if level == "L5_town":
+        for what in ECONOMY_EVENTS:
+            assert tally[what] > 0, f"no {what} in {dict(tally)}"
+
+
+ECONOMY_EVENTS = (
+    "wages",
+    "arrived_on_time",
+    "arrived_late",
+    "absent",
+    "fired",
+    "unemployed",
+    "evicted_broke",
+    "evicted_fired",
+    "ledger_moved",
+    "food_price_spike",
+    "water_outage",
+    "park_gathering",
+)
 
 
 def test_scalar_engine_equals_the_core_with_walls_hours_and_clipped_rewards(tmp_path: Path) -> None:
@@ -215,15 +301,18 @@ def test_scalar_engine_equals_the_core_with_walls_hours_and_clipped_rewards(tmp_
     assert tally["deaths"] > 0 and tally["uses"] > 0, dict(tally)
 
 
-def test_a_scalar_town_hands_over_to_the_tensor_path_and_back() -> None:
-    """Mixed use stays exact: a scalar step, a tensor step, a state set in between."""
-    a = Town("L3_temporal_mechanics", 2, 2, autoreset=False)
-    b = Town("L3_temporal_mechanics", 2, 2, autoreset=False, scalar=True)
+@pytest.mark.parametrize(("level", "k"), [("L3_temporal_mechanics", 2), ("L5_town", 6)])
+def test_a_scalar_town_hands_over_to_the_tensor_path_and_back(level: str, k: int) -> None:
+    """Mixed use stays exact: a scalar step, a tensor step, a state set in between (on L5 the
+    scheduler's draws too: both paths draw from the same generator)."""
+    a = Town(level, k, k, autoreset=False)
+    b = Town(level, k, k, autoreset=False, scalar=True)
     a.reset(3)
     b.reset(3)
     rng = random.Random(0)
+    chat = -1 if a.level.social is None else a.level.social.chat_action
     for tick in range(40):
-        actions = policy(rng, a.observe().mask.tolist(), a.level.interact_action, -1, 0.3)
+        actions = policy(rng, a.observe().mask.tolist(), a.level.interact_action, chat, 0.3)
         a.step(torch.tensor(actions))
         if tick % 3 == 0:
             b.step(torch.tensor(actions))

@@ -20,10 +20,7 @@ import townlet_env
 from townlet_env import TorchToNumpy, TownletEnv, TownletVectorEnv
 from townlet_env.core.render import rgb_layout
 
-# L5_town's economy has not joined the scalar engine: gym.make and PettingZoo step it with the
-# tensor core and say so once (an expected notice, not a check_env finding)
-FALLBACK = "ignore:level 'L5_town'.*scalar engine does not replay yet:UserWarning"
-pytestmark = [pytest.mark.filterwarnings("error"), pytest.mark.filterwarnings(FALLBACK)]
+pytestmark = [pytest.mark.filterwarnings("error")]
 
 LEVELS = townlet_env.builtin_levels()
 

@@ -34,10 +34,7 @@ from pettingzoo.test import (
 import townlet_env
 from townlet_env import TownletParallelEnv
 
-# L5_town's economy has not joined the scalar engine: gym.make and PettingZoo step it with the
-# tensor core and say so once (an expected notice, not a check_env finding)
-FALLBACK = "ignore:level 'L5_town'.*scalar engine does not replay yet:UserWarning"
-pytestmark = [pytest.mark.filterwarnings("error"), pytest.mark.filterwarnings(FALLBACK)]
+pytestmark = [pytest.mark.filterwarnings("error")]
 
 LEVELS = townlet_env.builtin_levels()
 DICT_OBS_ADVICE = (
@@ -50,7 +47,6 @@ DICT_OBS_ADVICE = (
 def pettingzoo_checks(mask_in_obs: bool) -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        warnings.filterwarnings("ignore", message="level 'L5_town'.*scalar engine does not replay yet")
         if mask_in_obs:
             for message in DICT_OBS_ADVICE:
                 warnings.filterwarnings("ignore", message=message)

@@ -32,10 +32,7 @@ import townlet_env  # noqa: E402
 from townlet_env import TownletEnv, TownletVectorEnv  # noqa: E402
 from townlet_env.interop import SB3VecEnv, SuperSuitSB3Fix  # noqa: E402
 
-# L5_town's economy has not joined the scalar engine: gym.make and PettingZoo step it with the
-# tensor core and say so once (an expected notice, not a check_env finding)
-FALLBACK = "ignore:level 'L5_town'.*scalar engine does not replay yet:UserWarning"
-pytestmark = [pytest.mark.interop, pytest.mark.filterwarnings("error"), pytest.mark.filterwarnings(FALLBACK)]
+pytestmark = [pytest.mark.interop, pytest.mark.filterwarnings("error")]
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = {"n_steps": 64, "batch_size": 64, "n_epochs": 2}

@@ -307,7 +307,13 @@ def economy_reward(
         terms["punctuality"] = torch.where(living, value, 0.0)
     if spec.terminal:
         terms["terminal"] = tables.terminal_penalty.index_select(0, reason)
-    total = torch.stack(list(terms.values())).sum(dim=0).clamp(*clip)
+    # added term by term, in order: a sum over a stacked dimension adds in an order that
+    # depends on the number of slots (the same agent would get another reward in another batch)
+    values = iter(terms.values())
+    total = next(values)
+    for value in values:
+        total = total + value
+    total = total.clamp(*clip)
     counted = living | (reason > 0)
     total = torch.where(counted, total, 0.0)
     low, high = spec.episode_clip

@@ -37,6 +37,8 @@ from townlet_env.core.scalar_base import (
     unknown_state,
     unsupported,
 )
+from townlet_env.core.scalar_economy import EconomyScalar, ScalarMarket, ScalarShift
+from townlet_env.core.scalar_events import EventTables, schedule
 from townlet_env.core.scalar_observe import ObserveTables, observe_into
 from townlet_env.core.scalar_social import Phase, SocialScalar
 from townlet_env.core.state import TownState
@@ -49,6 +51,8 @@ class ScalarTown(TownNumbers):
         self.t = ScalarTables(level)
         self.view = ObserveTables(level)
         self.social = None if level.social is None else SocialScalar(level)
+        self.economy = None if level.economy is None else EconomyScalar(level)
+        self.events = None if level.economy is None else EventTables(level)
         self._mask: list[list[bool]] | None = None
 
     # --- state in and out ------------------------------------------------------------------
@@ -76,8 +80,11 @@ class ScalarTown(TownNumbers):
         # a drain row per slot: drain x difficulty, as the core multiplies them every tick
         self.drain = [[f32(d * diff) for d in self.t.drain] for diff in self.difficulty]
         self.view_cache = {}
+        self._moves: dict[tuple[int, int], list[bool]] = {}
         if self.social is not None:
             self.social.load(self, state)
+        if self.economy is not None:
+            self.economy.load(state)
         self._mask = None
 
     def to_state(self) -> TownState:
@@ -93,6 +100,8 @@ class ScalarTown(TownNumbers):
         )
         if self.social is not None:
             out = self.social.into_state(out)
+        if self.economy is not None:
+            out = self.economy.into_state(out)
         return out
 
     # --- what an agent may do --------------------------------------------------------------
@@ -105,6 +114,7 @@ class ScalarTown(TownNumbers):
         hour = self.clock % HOURS_PER_DAY
         taken = self._taken() if self.k > 1 and self.social is None else None
         chat = self.social.has_neighbour(self) if self.social is not None else None
+        market = None if self.economy is None else self.economy.market(self)
         rows = []
         for i in range(self.k):
             if not self.alive[i]:
@@ -112,18 +122,17 @@ class ScalarTown(TownNumbers):
                 row[t.wait] = True
                 rows.append(row)
                 continue
-            row = [True] * t.n_actions
-            x, y = self.x[i], self.y[i]
-            for a in t.move_actions:
-                dx, dy = t.move_delta[a]
-                row[a] = self.cell(x + dx, y + dy) != BLOCKED
+            row = self._moves.get((self.x[i], self.y[i])) or self._moves_from(self.x[i], self.y[i])
+            row = list(row)
             if t.interact >= 0:
                 aff = self.affordance(i)
                 ok = aff >= 0
                 if ok:
                     meters = self.meters[i]
-                    ok = all(v >= r for v, r in zip(meters, t.aff_required[aff], strict=True))
+                    required = t.aff_required[aff] if market is None else market.required[aff]
+                    ok = all(v >= r for v, r in zip(meters, required, strict=True))
                     ok = ok and t.aff_open[aff][hour]
+                    ok = ok and not (market is not None and market.closed[aff])
                     ok = ok and not (taken is not None and taken[i])
                 row[t.interact] = ok
             if chat is not None and self.social is not None:
@@ -131,6 +140,17 @@ class ScalarTown(TownNumbers):
             rows.append(row)
         self._mask = rows
         return rows
+
+    def _moves_from(self, x: int, y: int) -> list[bool]:
+        """A mask row with the moves from (x, y) that do not run into a wall or off the grid
+        (kept per cell for the town's life: its walls never move)."""
+        t = self.t
+        row = [True] * t.n_actions
+        for a in t.move_actions:
+            dx, dy = t.move_delta[a]
+            row[a] = self.cell(x + dx, y + dy) != BLOCKED
+        self._moves[(x, y)] = row
+        return row
 
     def _taken(self) -> list[bool]:
         """Another agent of the town has priority on the affordance underfoot (`taken_by_other`)."""
@@ -152,13 +172,17 @@ class ScalarTown(TownNumbers):
         mask = self.mask()
         invalid = [not mask[i][a] for i, a in enumerate(actions)]
         executed = [t.wait if bad else a for a, bad in zip(actions, invalid, strict=True)]
-        social = None if self.social is None else self.social.phase(self, executed)
+        eco = self.economy
+        market = None if eco is None else eco.market(self)
+        social = None if self.social is None else self.social.phase(self, executed, market)
+        job = None if eco is None else eco.shift(self)
+        alive_before = list(self.alive)
         died, reward = [False] * k, [0.0] * k
         for i in range(k):
             if not self.alive[i]:
                 self.progress[i] = 0
                 continue
-            meters = self._act(i, executed[i], social)
+            meters = self._act(i, executed[i], social, market, job)
             meters = self._drain(i, meters)
             self.meters[i] = meters
             for m in t.terminal:
@@ -173,23 +197,50 @@ class ScalarTown(TownNumbers):
             dx, dy = t.move_delta[executed[i]]
             self.x[i] += dx
             self.y[i] += dy
+        if eco is not None:  # an eviction ends the agent's life in the town like a death
+            evicted, reason = eco.leave(self, alive_before)
+            for i in range(k):
+                if evicted[i]:
+                    died[i], self.alive[i], self.progress[i] = True, False, 0
         self.clock += 1
         truncated = [self.alive[i] and self.clock >= t.max_steps for i in range(k)]
         result = ScalarResult(reward, died, truncated, invalid, executed)
         if social is not None and self.social is not None:
             self.social.settle(self, social, result)
+        if eco is not None and job is not None:
+            eco.settle(self, result, job, reason, alive_before)
+            eco.changed()
         self._mask = None
         return result
 
-    def _act(self, i: int, a: int, social: Phase | None) -> list[float]:
-        """Phase 1, as `dynamics._act`: the action's delta, chat's social gain, any use. A use
-        that does not happen adds zeros, which change nothing, so it is skipped."""
+    def schedule(self, draws: list[list[float]]) -> None:
+        """The events that start at the new tick, from `events.draw`'s uniforms of this town."""
+        if schedule(self, draws):
+            self._mask = None
+
+    def _act(
+        self,
+        i: int,
+        a: int,
+        social: Phase | None,
+        market: ScalarMarket | None = None,
+        job: ScalarShift | None = None,
+    ) -> list[float]:
+        """Phase 1, as `dynamics._act`: the action's delta, chat's social gain, wage less any
+        late fee, any use (less its surcharge at a spiked price). A use that does not happen
+        adds zeros, which change nothing, so it is skipped."""
         t = self.t
         delta = t.action_delta[a]
         if social is not None and self.social is not None:
             delta = self.social.add_gain(delta, social, i)
+        if job is not None and self.economy is not None:
+            delta = list(delta)
+            money = self.economy.money
+            delta[money] = f32(delta[money] + job.money[i])
         using = a == t.interact if social is None else social.using[i]
         self.progress[i], use = self._use(i, using) if using else (0, None)
+        if use is not None and market is not None and self.economy is not None and t.level.multi_tick:
+            use = self.economy.surcharge(use, self.affordance(i), market.price_here[i])
         if use is not None:
             delta = f32s([d + u for d, u in zip(delta, use, strict=True)])
         return f32s(
@@ -256,6 +307,10 @@ class ScalarTown(TownNumbers):
         if t.reward_clip is not None:
             reward = min(t.reward_clip[1], max(t.reward_clip[0], reward))
         return reward
+
+    def active_events(self) -> list[bool]:
+        """On an economy level, which events of the catalogue are on in the town now."""
+        return [] if self.economy is None else [self.clock < end for end in self.economy.end]
 
     # --- what an agent sees ----------------------------------------------------------------
 

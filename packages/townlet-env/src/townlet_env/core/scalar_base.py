@@ -67,6 +67,7 @@ KNOWN_CONFIG = frozenset(
         "reward",
         "observation",
         "social",
+        "economy",
     }
 )
 KNOWN_TABLES = frozenset(
@@ -78,14 +79,14 @@ KNOWN_TABLES = frozenset(
         "aff_instant_delta", "aff_required", "aff_open", "aff_channel", "channels_in_order",
         "reward_meters", "reward_weights", "modulations", "cascade_stages", "walls", "free_cells",
         "terminal_index", "move_cell_offset", "position_scale", "hour_features", "window_offset",
-        "code_channel", "social",
+        "code_channel", "social", "economy",
     }
 )  # fmt: skip
 KNOWN_STATE = frozenset(
     {
         "meters", "position", "alive", "progress", "life_steps", "difficulty", "clock",
         "affordance_position", "cells", "trust", "familiarity", "rivalry", "personality",
-        "queue_key", "stall",
+        "queue_key", "stall", "work", "ledger", "event_clock", "event_value",
     }
 )  # fmt: skip
 
@@ -130,6 +131,8 @@ class ScalarResult:
     chat_partner: list[int] | None = None
     chat_success: list[bool] | None = None
     reward_terms: dict[str, list[float]] = field(default_factory=dict)
+    # economy levels: `StepOutput.economy` (exit_reason, wage, arrived_on_time, ...) in lists
+    economy: dict[str, list] = field(default_factory=dict)
 
 
 class ScalarTables:
@@ -187,6 +190,8 @@ class TownNumbers:
     t: ScalarTables
     view: Any  # scalar_observe.ObserveTables
     social: Any  # scalar_social.SocialScalar or None
+    economy: Any  # scalar_economy.EconomyScalar or None
+    events: Any  # scalar_events.EventTables or None
     source: TownState
     k: int
     meters: list[list[float]]
@@ -200,7 +205,7 @@ class TownNumbers:
     clock: int
     cells: list[list[int]]  # [H][W] cell codes, no padding
     aff_xy: list[tuple[int, int]]
-    view_cache: dict[tuple[int, int], list[float]]  # see scalar_observe.view_rows
+    view_cache: dict[tuple[int, int], Any]  # per position: see scalar_observe.view_rows, _window
 
     def affordance(self, i: int) -> int:
         """The affordance under slot i, -1 for none."""

@@ -26,6 +26,7 @@ class TensorReadout:
         self.alive = state.alive.tolist()
         self.life_steps = state.life_steps.tolist()
         self.clock = int(state.clock[0])
+        self.events = (state.clock[:, None] < state.event_clock[..., 0])[0].tolist()
 
     def observe(self, out: np.ndarray) -> np.ndarray:
         out[: self.k] = self.now.obs.numpy()
@@ -33,6 +34,9 @@ class TensorReadout:
 
     def mask(self) -> list[list[bool]]:
         return self.now.mask.tolist()
+
+    def active_events(self) -> list[bool]:
+        return self.events
 
 
 def as_result(out: StepOutput) -> ScalarResult:
@@ -46,4 +50,5 @@ def as_result(out: StepOutput) -> ScalarResult:
         None if out.chat_partner is None else out.chat_partner.tolist(),
         None if out.chat_success is None else out.chat_success.tolist(),
         {name: value.tolist() for name, value in out.reward_terms.items()},
+        {name: value.tolist() for name, value in out.economy.items()},
     )

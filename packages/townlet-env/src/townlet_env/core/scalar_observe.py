@@ -13,6 +13,7 @@ import numpy as np
 
 from townlet_env.core.level import BLOCKED, EMPTY, HOURS_PER_DAY, CompiledLevel
 from townlet_env.core.observe_social import FAR
+from townlet_env.core.scalar_events import observe_economy
 
 if TYPE_CHECKING:
     from townlet_env.core.scalar_base import TownNumbers as ScalarTown
@@ -54,8 +55,15 @@ class ObserveTables:
             row[c] = 1.0
             self.underfoot_rows.append(row)
         self.others = layout.other_agents
+        self.agents_follow = False  # the agents field right after the full view's affordances
+        self._others: dict[int, list[tuple[list[int], list[float]]]] = {}
         if self.others:
             self.agents = layout["agents"].offset
+            self.agents_follow = (
+                self.encoding == "full"
+                and self.affordance_field
+                and self.agents == layout["affordances"].offset + layout["affordances"].size
+            )
         self.window = layout.window
         if self.encoding == "partial":
             self.window_offset = layout["window"].offset
@@ -66,6 +74,30 @@ class ObserveTables:
             self.nearest = layout["nearest"].offset
             self.nearest_rows = layout["nearest"].shape[0]
             assert self.queue == self.personality + 3 and self.nearest == self.queue + 2, layout.names
+            self.social_end = self.nearest + layout["nearest"].size
+        # the social and economy fields follow the leading ones (up to the full view's
+        # affordances) without a gap: one list per agent can then hold the whole observation
+        leading_end = (
+            layout["affordances"].offset + layout["affordances"].size if self.affordance_field else -1
+        )
+        self.one_row = (
+            self.social
+            and self.encoding == "full"
+            and self.affordance_field
+            and not self.others
+            and self.personality == leading_end
+            and (level.economy is None or layout["employer"].offset == self.social_end)
+        )
+
+    def others_of(self, k: int) -> list[tuple[list[int], list[float]]]:
+        """Per slot of a town of k: the other slots the agents field shows, and its padding."""
+        found = self._others.get(k)
+        if found is None:
+            width = min(k - 1, self.others)
+            found = self._others[k] = [
+                ([j for j in range(k) if j != i][:width], [0.0] * (self.others - width)) for i in range(k)
+            ]
+        return found
 
 
 def observe_into(town: ScalarTown, out: np.ndarray) -> np.ndarray:
@@ -78,6 +110,9 @@ def observe_into(town: ScalarTown, out: np.ndarray) -> np.ndarray:
     time = v.hours[town.clock % HOURS_PER_DAY] if v.day_cycle else [0.0, 0.0]
     episode = town.clock / v.max_steps
     full = v.encoding == "full"
+    tail = _social(town) if v.social else None
+    if tail is not None and town.economy is not None:
+        tail = [a + b for a, b in zip(tail, observe_economy(town), strict=True)]
     for i in range(k):
         aff = town.affordance(i)
         x, y = town.x[i], town.y[i]
@@ -88,14 +123,20 @@ def observe_into(town: ScalarTown, out: np.ndarray) -> np.ndarray:
                 row += view_rows(town, x, y)
             else:
                 row += v.no_affordances
+        if v.one_row and tail is not None:
+            row += tail[i]
+        elif v.agents_follow and k > 1:
+            row += _other_agents(town, i)
         out[i, : len(row)] = row
     if full:
-        if v.others and k > 1:
-            _other_agents(town, out)
+        if v.others and k > 1 and not v.agents_follow:
+            for i in range(k):
+                out[i, v.agents : v.agents + 3 * v.others] = _other_agents(town, i)
     else:
         _window(town, out)
-    if v.social:
-        _social(town, out)
+    if tail is not None and not v.one_row:
+        for i, row in enumerate(tail):
+            out[i, v.personality : v.personality + len(row)] = row
     return out
 
 
@@ -119,52 +160,61 @@ def affordance_rows(town: ScalarTown, x: int, y: int) -> list[float]:
     return dx + dy + present
 
 
-def _other_agents(town: ScalarTown, out: np.ndarray) -> None:
+def _other_agents(town: ScalarTown, i: int) -> list[float]:
+    """The agents field of slot i: dx, dy and seen of the first other slots, each padded."""
     v = town.view
-    k = town.k
-    width = min(k - 1, v.others)
-    for i in range(k):
-        others = [j for j in range(k) if j != i][:width]
-        seen = [float(town.alive[i] and town.alive[j]) for j in others]
-        at = v.agents
-        out[i, at : at + width] = [
-            (town.x[j] - town.x[i]) / v.sx * s for j, s in zip(others, seen, strict=True)
-        ]
-        out[i, at + v.others : at + v.others + width] = [
-            (town.y[j] - town.y[i]) / v.sy * s for j, s in zip(others, seen, strict=True)
-        ]
-        out[i, at + 2 * v.others : at + 2 * v.others + width] = seen
+    others, pad = v.others_of(town.k)[i]
+    me = town.alive[i]
+    seen = [float(me and town.alive[j]) for j in others]
+    x, y = town.x[i], town.y[i]
+    dx = [(town.x[j] - x) / v.sx * s for j, s in zip(others, seen, strict=True)]
+    dy = [(town.y[j] - y) / v.sy * s for j, s in zip(others, seen, strict=True)]
+    return dx + pad + dy + pad + seen + pad
 
 
 def _window(town: ScalarTown, out: np.ndarray) -> None:
+    """The cells around each agent: what its cell holds (kept per position for the town's life,
+    like the full view's affordance rows), then where other living agents stand."""
     v = town.view
     k = town.k
     r = v.window // 2
-    n_ch, cell_size = v.n_ch, v.n_ch + 2
-    occupied: dict[tuple[int, int], int] = {}
-    if k > 1:
-        for j in range(k):
-            if town.alive[j]:
-                occupied[(town.x[j], town.y[j])] = occupied.get((town.x[j], town.y[j]), 0) + 1
+    cell_size = v.n_ch + 2
+    start = v.window_offset
     for i in range(k):
         x0, y0 = town.x[i], town.y[i]
-        base = v.window_offset
-        for dy in range(-r, r + 1):
-            for dx in range(-r, r + 1):
-                code = town.cell(x0 + dx, y0 + dy)
-                if code == BLOCKED:
-                    out[i, base + n_ch] = 1.0
-                elif code != EMPTY:
-                    out[i, base + v.channel[code]] = 1.0
-                if k > 1 and town.alive[i]:
-                    seen = occupied.get((x0 + dx, y0 + dy), 0) - (dx == 0 and dy == 0)
-                    if seen > 0:
-                        out[i, base + n_ch + 1] = 1.0
-                base += cell_size
+        cells = town.view_cache.get((x0, y0))
+        if cells is None:
+            cells = town.view_cache[(x0, y0)] = _window_cells(town, x0, y0)
+        out[i, start : start + len(cells)] = cells
+        if k == 1 or not town.alive[i]:
+            continue
+        for j in range(k):
+            dx, dy = town.x[j] - x0, town.y[j] - y0
+            if j != i and town.alive[j] and -r <= dx <= r and -r <= dy <= r:
+                out[i, start + ((dy + r) * v.window + dx + r) * cell_size + v.n_ch + 1] = 1.0
 
 
-def _social(town: ScalarTown, out: np.ndarray) -> None:
-    """personality, queue and nearest: one list per agent (the three fields are contiguous)."""
+def _window_cells(town: ScalarTown, x0: int, y0: int) -> np.ndarray:
+    """The window's cell fields around (x0, y0): a wall or edge, or an affordance's channel."""
+    v = town.view
+    r = v.window // 2
+    n_ch, cell_size = v.n_ch, v.n_ch + 2
+    cells = np.zeros(v.window * v.window * cell_size, dtype=np.float32)
+    base = 0
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            code = town.cell(x0 + dx, y0 + dy)
+            if code == BLOCKED:
+                cells[base + n_ch] = 1.0
+            elif code != EMPTY:
+                cells[base + v.channel[code]] = 1.0
+            base += cell_size
+    return cells
+
+
+def _social(town: ScalarTown) -> list[list[float]]:
+    """personality, queue and nearest (the three fields are contiguous): one list per agent, up
+    to the end of nearest."""
     v = town.view
     social = town.social
     assert social is not None
@@ -176,6 +226,7 @@ def _social(town: ScalarTown, out: np.ndarray) -> None:
         (float(alive[j]), float(town.progress[j] > 0), float(social.queue_key[j] >= 0)) for j in range(k)
     ]
     sx, sy = v.sx, v.sy
+    rows = []
     for i, position in enumerate(social.queue_position(town)):
         row = (
             [*social.personality[i], 1.0, 1.0 / (1.0 + position)]
@@ -184,9 +235,12 @@ def _social(town: ScalarTown, out: np.ndarray) -> None:
         )
         if width > 0:
             x, y = xs[i], ys[i]
-            keys = sorted(
-                (abs(xs[j] - x) + abs(ys[j] - y) if alive[j] else FAR) * k + j for j in range(k) if j != i
-            )
+            keys = [
+                (abs(xj - x) + abs(yj - y) if aj else FAR) * k + j
+                for j, (xj, yj, aj) in enumerate(zip(xs, ys, alive, strict=True))
+            ]
+            del keys[i]
+            keys.sort()
             me = float(alive[i])
             for key in keys[:width]:
                 j = key % k
@@ -202,4 +256,7 @@ def _social(town: ScalarTown, out: np.ndarray) -> None:
                     fam[i][j] * seen,
                     riv[i][j] * seen,
                 )
-        out[i, v.personality : v.personality + len(row)] = row
+        if town.economy is not None:  # its fields follow nearest's: pad the rows not shown
+            row += [0.0] * (v.social_end - v.personality - len(row))
+        rows.append(row)
+    return rows

@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING
 import torch
 
 from townlet_env.core.level import HOURS_PER_DAY, CompiledLevel
-from townlet_env.core.scalar_base import _ROUND, f32, row_sum
+from townlet_env.core.scalar_base import _ROUND, f32, f32s, row_sum
 from townlet_env.core.social import TIES
 from townlet_env.core.state import TownState
 
 if TYPE_CHECKING:
     from townlet_env.core.scalar_base import ScalarResult
     from townlet_env.core.scalar_base import TownNumbers as ScalarTown
+    from townlet_env.core.scalar_economy import ScalarMarket
 
 LONG_MAX = 2**63 - 1
 
@@ -79,6 +80,7 @@ class SocialScalar:
         self.survival = None if r.survival is None else f32(r.survival)
         self.clip = (f32(r.clip[0]), f32(r.clip[1]))
         self.last: Phase | None = None  # the last tick's phase (tests count its events)
+        self.tick_gain: list[float] = []  # this tick's chat gains (a gathering boosts them)
 
     # --- state -------------------------------------------------------------------------------
 
@@ -122,11 +124,21 @@ class SocialScalar:
         )
 
     def has_neighbour(self, town: ScalarTown) -> list[bool]:
-        xs, ys, alive, k = town.x, town.y, town.alive, town.k
-        living = [j for j in range(k) if alive[j]]
+        # living agents by cell: a neighbour is another living agent on this cell or the next
+        cells: dict[tuple[int, int], int] = {}
+        for x, y, alive in zip(town.x, town.y, town.alive, strict=True):
+            if alive:
+                cells[(x, y)] = cells.get((x, y), 0) + 1
         return [
-            alive[i] and any(j != i and abs(xs[i] - xs[j]) + abs(ys[i] - ys[j]) <= 1 for j in living)
-            for i in range(k)
+            alive
+            and (
+                cells[(x, y)] > 1
+                or (x + 1, y) in cells
+                or (x - 1, y) in cells
+                or (x, y + 1) in cells
+                or (x, y - 1) in cells
+            )
+            for x, y, alive in zip(town.x, town.y, town.alive, strict=True)
         ]
 
     def standing(self, town: ScalarTown) -> list[int]:
@@ -161,8 +173,13 @@ class SocialScalar:
 
     # --- one tick ------------------------------------------------------------------------------
 
-    def phase(self, town: ScalarTown, executed: list[int]) -> Phase:
+    def phase(self, town: ScalarTown, executed: list[int], market: ScalarMarket | None = None) -> Phase:
+        """On an economy level (`market`) a gathering multiplies the chat gains of the agents at
+        its place, and an outage closes its affordances like closing hours do."""
         k = town.k
+        self.tick_gain = (
+            self.gain if market is None else f32s(list(map(float.__mul__, self.gain, market.boost_here)))
+        )
         out = self.last = Phase(
             [False] * k, [-1] * k, [False] * k, [0.0] * k, [0.0] * k, [], [], [{}, {}, {}], [{}, {}, {}]
         )
@@ -172,7 +189,7 @@ class SocialScalar:
             for i in chatting:
                 self._chat(town, i, out, both)
             self._chat_effects(town, out, both)
-        self._queues(town, executed, out)
+        self._queues(town, executed, out, None if market is None else market.closed_here)
         return out
 
     def _chat(self, town: ScalarTown, i: int, out: Phase, both: list[list[int]]) -> None:
@@ -187,7 +204,7 @@ class SocialScalar:
         refused = riv[best][i] > self.avoid or town.progress[best] > 0
         if refused:
             _, _, fam_loss, riv_fail, _ = self.chat_gains
-            d_fam = f32(f32(0.0 * f32(self.chat_gains[1] * self.gain[i])) - f32(fam_loss * self.soft[i]))
+            d_fam = f32(f32(0.0 * f32(self.chat_gains[1] * self.tick_gain[i])) - f32(fam_loss * self.soft[i]))
             self._add(out, 1, i, best, d_fam)
             self._add(out, 2, i, best, f32(riv_fail * self.loss[i]))
             return
@@ -201,16 +218,16 @@ class SocialScalar:
         for i in range(town.k):
             row = both[i]
             total = sum(row)
-            out.social_gain[i] = f32(total * f32(social_gain * self.gain[i]))
+            out.social_gain[i] = f32(total * f32(social_gain * self.tick_gain[i]))
             if not total:
                 continue
             each = [0.0] * town.k  # the chat reward of each pair, summed as torch sums a row
             for j, b in enumerate(row):
                 if not b:
                     continue
-                self._add(out, 0, i, j, f32(b * f32(trust_gain * self.gain[i])))
+                self._add(out, 0, i, j, f32(b * f32(trust_gain * self.tick_gain[i])))
                 failed = out.deltas[1].get((i, j), 0.0)  # a failed chat of i toward j this tick
-                d_fam = f32(b * f32(fam_gain * self.gain[i]))
+                d_fam = f32(b * f32(fam_gain * self.tick_gain[i]))
                 out.deltas[1][(i, j)] = f32(d_fam + failed) if failed else d_fam
                 if self.chat_reward is not None:
                     base, rt, rf = self.chat_reward
@@ -224,7 +241,7 @@ class SocialScalar:
         if change:
             out.deltas[tie][(i, j)] = change
 
-    def _queues(self, town: ScalarTown, executed: list[int], out: Phase) -> None:
+    def _queues(self, town: ScalarTown, executed: list[int], out: Phase, closed: list[bool] | None) -> None:
         """`queue.advance`, and the ghost steps' and handovers' tie changes."""
         t, k = town.t, town.k
         standing = self.standing(town)
@@ -249,7 +266,7 @@ class SocialScalar:
             acts = executed[i] == t.interact
             moved = t.is_move[executed[i]]
             aff = town.affordance(i)
-            open_now = aff >= 0 and t.aff_open[aff][hour]
+            open_now = aff >= 0 and t.aff_open[aff][hour] and not (closed is not None and closed[i])
             using = out.using[i] = acts and holder[i]
             q = town.clock if acts and not holder[i] and self.queue_key[i] < 0 else self.queue_key[i]
             stalling = (

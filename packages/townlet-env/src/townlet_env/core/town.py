@@ -184,7 +184,10 @@ class Town:
         give what it returns as `obs` and `mask`, and `state` the new state."""
         if self._engine is None:
             return as_result(self.step(torch.tensor(actions)))
-        result = self._live_engine(self._engine).step(actions)
+        engine = self._live_engine(self._engine)
+        result = engine.step(actions)
+        if self.level.economy is not None:  # the events that start at the new tick, as in `step`
+            engine.schedule(events.draw(self.level.economy, 1, self.generator).tolist()[0])
         self._state_stale = True
         return result
 

@@ -77,6 +77,8 @@ class TownletEnv(LevelNames, gym.Env[np.ndarray, np.int64]):
         self._ended = False
         obs, info = self._observe()
         info["invalid_action"] = False
+        if self.level.economy is not None:
+            info["exit_reason"] = 0
         return obs, info
 
     def step(self, action: Any) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
@@ -91,6 +93,8 @@ class TownletEnv(LevelNames, gym.Env[np.ndarray, np.int64]):
         self._ended = terminated or truncated
         obs, info = self._observe()
         info["invalid_action"] = out.invalid[0]
+        if out.economy:
+            info["exit_reason"] = out.economy["exit_reason"][0]
         return obs, out.reward[0], terminated, truncated, info
 
     def action_masks(self) -> np.ndarray:
@@ -113,6 +117,8 @@ class TownletEnv(LevelNames, gym.Env[np.ndarray, np.int64]):
             "position": np.array((engine.x[0], engine.y[0]), dtype=np.int64),
             "episode_step": engine.life_steps[0],
         }
+        if self.level.economy is not None:  # the events on in the town (named by `event_names`)
+            info["events"] = np.array(engine.active_events(), dtype=bool)
         return obs, info
 
 

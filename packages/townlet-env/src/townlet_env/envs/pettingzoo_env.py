@@ -137,9 +137,10 @@ class TownletParallelEnv(LevelNames, ParallelEnv[str, Any, int]):
         self.town.reset_state(None if seed is None else int(seed))
         self.agents = self.possible_agents[:]
         obs, masks = self._observe()
+        events = self._events()
         return (
             {a: self._agent_obs(obs, masks, a) for a in self.agents},
-            {a: self._agent_info(masks, a) for a in self.agents},
+            {a: self._agent_info(masks, a, events) for a in self.agents},
         )
 
     def step(
@@ -173,13 +174,14 @@ class TownletParallelEnv(LevelNames, ParallelEnv[str, Any, int]):
         died, alive, reward = out.terminated, engine.alive, out.reward
         out_of_time = engine.clock >= min(self.max_cycles, self.level.max_steps)
         observations, rewards, terminations, truncations, infos = {}, {}, {}, {}, {}
+        events, reasons = self._events(), out.economy.get("exit_reason")
         for agent in self.agents:
             i = self._index[agent]
             observations[agent] = self._agent_obs(obs, masks, agent)
             rewards[agent] = reward[i]
             terminations[agent] = died[i]
             truncations[agent] = alive[i] and out_of_time
-            infos[agent] = self._agent_info(masks, agent)
+            infos[agent] = self._agent_info(masks, agent, events, 0 if reasons is None else reasons[i])
         self.agents = [a for a in self.agents if not (terminations[a] or truncations[a])]
         return observations, rewards, terminations, truncations, infos
 
@@ -209,8 +211,20 @@ class TownletParallelEnv(LevelNames, ParallelEnv[str, Any, int]):
             return {"observation": obs[i], "action_mask": masks[i]}
         return obs[i]
 
-    def _agent_info(self, masks: np.ndarray, agent: str) -> dict[str, Any]:
-        return {} if self.mask_in_obs else {"action_mask": masks[self._index[agent]]}
+    def _agent_info(
+        self, masks: np.ndarray, agent: str, events: np.ndarray | None = None, exit_reason: int = 0
+    ) -> dict[str, Any]:
+        info: dict[str, Any] = {} if self.mask_in_obs else {"action_mask": masks[self._index[agent]]}
+        if events is not None:  # an economy level: the town's events, why the agent left (0: it did not)
+            info["events"] = events.copy()
+            info["exit_reason"] = exit_reason
+        return info
+
+    def _events(self) -> np.ndarray | None:
+        """On an economy level, the events on in the town ([E] bool, named by `event_names`)."""
+        if self.level.economy is None:
+            return None
+        return np.array(self.town.engine.active_events(), dtype=bool)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # SuperSuit's concat_vec_envs_v1 copies the env by pickling it: an unseeded copy gets
