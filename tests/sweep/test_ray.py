@@ -3,8 +3,10 @@ cluster on this machine. Slow (Ray starts, several tiny runs train); CI runs the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -51,16 +53,12 @@ def env() -> dict[str, str]:
     paths = [str(ROOT / "packages" / p / "src") for p in ("townlet-env", "townlet-train")]
     extra = os.environ.get("PYTHONPATH")
     found = {**os.environ, "PYTHONPATH": os.pathsep.join([*paths, *([extra] if extra else [])])}
-    # one thread per run; and Ray on the loopback address: without this Ray replaces 127.0.0.1 in
-    # `--address` with the machine's own address, where a head started on 127.0.0.1 is not
-    # (and a driver joining a cluster with the token that `ray start` made, as a local Ray does)
-    found |= {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token"}
-    return found | {"OMP_NUM_THREADS": "1"}
+    return found | {"OMP_NUM_THREADS": "1"}  # one thread per run
 
 
-def townlet_train(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+def townlet_train(*args: str, environ: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "townlet_train.cli", *args]
-    return subprocess.run(command, env=env(), capture_output=True, text=True, timeout=600, **kwargs)
+    return subprocess.run(command, env=environ or env(), capture_output=True, text=True, timeout=600)
 
 
 def files(tmp: Path) -> tuple[Path, Path]:
@@ -182,60 +180,106 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[str]:
-    """A head and a worker node of one CPU each on this machine, stopped after the test however it ends."""
-    port = free_port()
+def cluster_env() -> dict[str, str]:
+    """Token authentication with a token of the test's own, for the nodes and every driver: a
+    cluster's servers listen on all interfaces, and the test reads and writes nothing in ~/.ray."""
+    return env() | {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+
+
+def node_command(temp: str, head_port: int, head: bool) -> list[str]:
+    """`ray start` for a node of one CPU; every port that has a fixed default is a free one, since
+    another Ray may run on this machine and both nodes share it (as Ray's cluster_utils does)."""
     ray = str(Path(sys.executable).with_name("ray"))
-    common = ["--num-cpus", "1", "--object-store-memory", "100000000", "--block", "--disable-usage-stats"]
-    nodes = []
-    temp = ""
+    command = [ray, "start", "--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--block"]
+    command += ["--object-store-memory", "100000000", "--disable-usage-stats"]
+    command += ["--dashboard-agent-listen-port", str(free_port())]
+    if not head:  # it finds the head's temp dir through the head; one log monitor per machine is enough
+        return [*command, "--address", f"127.0.0.1:{head_port}", "--include-log-monitor", "false"]
+    command += ["--head", "--port", str(head_port), "--temp-dir", temp, "--include-dashboard", "false"]
+    return [*command, "--dashboard-port", str(free_port()), "--ray-client-server-port", str(free_port())]
+
+
+def session_members(sessions: set[int]) -> list[int]:
+    """The live processes of these sessions: a node's --block process, its servers, and the workers
+    its raylet started (which are in process groups of their own, but not in sessions of their own)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+        except (OSError, ValueError):
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()  # state, ppid, pgrp, session, ...
+        if fields[0] != "Z" and int(fields[3]) in sessions:
+            found.append(int(entry.name))
+    return found
+
+
+def stop(nodes: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM to every process of the nodes' sessions, SIGKILL to what is left after 15 s (a head
+    takes longer than that to stop on a busy machine). Only these processes: `ray stop` would end
+    every Ray on the machine."""
+    sessions = {node.pid for node in nodes}
+    deadline = time.monotonic() + 15
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in session_members(sessions):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        while session_members(sessions) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        deadline = time.monotonic() + 10
+    for node in nodes:
+        node.wait(timeout=10)
+
+
+@pytest.fixture
+def cluster() -> Iterator[tuple[str, dict[str, str]]]:
+    """A head and a worker node of one CPU each on this machine, stopped after the test however it
+    ends; yields the head's address and the environment a driver joins with."""
+    environ = cluster_env()
+    port = free_port()
+    # a short temp dir: Ray's unix sockets live there, and their paths are limited to 107 bytes
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+    nodes: list[subprocess.Popen[bytes]] = []
     try:
-        head = [ray, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port)]
-        # a short temp dir: Ray's unix sockets live there, and their paths are limited to 107 bytes
-        temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
-        head += ["--include-dashboard", "false", "--temp-dir", temp, *common]
-        nodes.append(
-            subprocess.Popen(
-                head, env=env(), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-            )
-        )
-        address = f"127.0.0.1:{port}"
-        wait_for_nodes(address, 1)
-        worker = [ray, "start", "--address", address, "--node-ip-address", "127.0.0.1", *common]
-        nodes.append(
-            subprocess.Popen(
-                worker,
-                env=env(),
-                start_new_session=True,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
-        wait_for_nodes(address, 2)
-        yield address
+        for head in (True, False):
+            # each node in a session of its own, so that it can be stopped as a whole
+            with open(Path(temp) / f"node{len(nodes)}.log", "wb") as log:
+                command = node_command(temp, port, head)
+                nodes.append(
+                    subprocess.Popen(command, env=environ, start_new_session=True, stdout=log, stderr=log)
+                )
+            try:
+                wait_for_nodes(f"127.0.0.1:{port}", len(nodes), environ, nodes)
+            except AssertionError as failed:  # with what the nodes said
+                raise AssertionError(f"{failed}\n{node_logs(temp)}") from None
+        yield f"127.0.0.1:{port}", environ
     finally:
-        for node in reversed(nodes):  # the --block process and everything it started
-            for sig in (signal.SIGTERM, signal.SIGKILL):
-                try:
-                    os.killpg(node.pid, sig)
-                    node.wait(timeout=20)
-                    break
-                except (ProcessLookupError, subprocess.TimeoutExpired):
-                    continue
-        if temp:
-            shutil.rmtree(temp, ignore_errors=True)
+        stop(nodes)
+        shutil.rmtree(temp, ignore_errors=True)
+        assert not session_members({node.pid for node in nodes}), "a node process outlived the test"
 
 
-def wait_for_nodes(address: str, n: int) -> list[str]:
+def node_logs(temp: str) -> str:
+    """The end of each node's output and of the errors its raylet logged (session_latest/logs)."""
+    paths = sorted(Path(temp).glob("node*.log")) + sorted(Path(temp).glob("session_latest/logs/raylet*.err"))
+    return "\n".join(f"{p.name}: {p.read_text(errors='replace')[-1500:]}" for p in paths)
+
+
+def wait_for_nodes(
+    address: str, n: int, environ: dict[str, str], nodes: list[subprocess.Popen[bytes]] | None = None
+) -> list[str]:
+    """The ids of the cluster's live nodes once there are `n`; fails at once if a node process ended."""
     script = (
         "import ray; ray.init(address=%r, logging_level='ERROR'); "
         "print(' '.join(x['NodeID'] for x in ray.nodes() if x['Alive']))"
     )
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
+        for node in nodes or []:
+            if node.poll() is not None:
+                raise AssertionError(f"`{' '.join(map(str, node.args))}` ended with {node.returncode}")
         done = subprocess.run(
-            [sys.executable, "-c", script % address], env=env(), capture_output=True, text=True, timeout=120
+            [sys.executable, "-c", script % address], env=environ, capture_output=True, text=True, timeout=120
         )
         ids = done.stdout.split()
         if done.returncode == 0 and len(ids) >= n:
@@ -244,22 +288,22 @@ def wait_for_nodes(address: str, n: int) -> list[str]:
     raise AssertionError(f"the cluster at {address} did not reach {n} nodes")
 
 
-@pytest.mark.skip(
-    reason="not passing yet: the head starts on 127.0.0.1, but the second `ray start --address` node "
-    "does not join within 120 s on this machine (to be investigated; see docs/sweeps.md)"
-)
-def test_a_sweep_on_a_two_node_cluster_runs_trials_on_both(cluster: str, tmp_path: Path) -> None:
+@pytest.mark.skipif(sys.platform != "linux", reason="Ray runs clusters of several nodes on Linux only")
+def test_a_sweep_on_a_two_node_cluster_runs_trials_on_both(
+    cluster: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    address, environ = cluster
     config, _ = files(tmp_path)
     (tmp_path / "lr.yaml").write_text("algorithm.lr: {low: 1.0e-3, high: 1.0e-2, log: true}\n")
     out = tmp_path / "out"
     args = ["--trials", "2", "--seeds", "1", "--batch", "2", "--episodes", "16", "--pruner", "none"]
-    args += ["--total-steps", "2048", "--address", cluster, "--out", str(out)]
-    done = townlet_train("sweep", str(config), "--space", str(tmp_path / "lr.yaml"), *args)
+    args += ["--total-steps", "2048", "--address", address, "--out", str(out)]
+    done = townlet_train("sweep", str(config), "--space", str(tmp_path / "lr.yaml"), *args, environ=environ)
     assert done.returncode == 0, done.stderr[-3000:]
     runs = json.loads((out / "sweep.json").read_text())["runs"]
-    where = {seed["node_id"] for trial in runs.values() for seed in trial}
+    where = [seed["node_id"] for trial in runs.values() for seed in trial]
     # one CPU per node and two trials at once: Ray put one on each node
-    assert len(where) == 2 and where <= set(wait_for_nodes(cluster, 2))
+    assert len(where) == 2 and set(where) == set(wait_for_nodes(address, 2, environ))
 
 
 def test_seeds_gives_the_figures_of_single_runs(tmp_path: Path) -> None:

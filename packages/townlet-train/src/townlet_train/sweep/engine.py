@@ -37,7 +37,11 @@ class Engine:
             ray.init(address=address, **options)
         else:  # a small object store: the tasks pass only small dicts
             cpus = cpus or os.cpu_count() or 1
-            ray.init(num_cpus=cpus, include_dashboard=False, object_store_memory=100 * 1024 * 1024, **options)
+            # "local": a Ray of its own, even where RAY_ADDRESS is set or a `ray start` on this
+            # machine (running or long gone) left its address in /tmp/ray/ray_current_cluster,
+            # which ray.init() with no address would join
+            options |= {"address": "local", "include_dashboard": False}
+            ray.init(num_cpus=cpus, object_store_memory=100 * 1024 * 1024, **options)
         self.ray = ray
         self.task = ray.remote(num_cpus=1, max_retries=0)(_run_seed)
         self.board: Any = ray.remote(num_cpus=0)(Board).remote()
