@@ -69,3 +69,22 @@ def test_performance_page_quotes_the_social_throughput() -> None:
         l4 = run["levels"]["L4_social"]
         figure = f"{l4['reused_buffers']['agent_steps_per_s'] / 1e6:.2f} M / "
         assert figure in section, f"docs/performance.md lacks the L4 figure {figure}"
+
+
+def test_performance_page_quotes_the_door_throughput() -> None:
+    """The doors block (gym.make, PettingZoo, the vector env) is what `door_throughput --page`
+    writes from the committed JSON, figure for figure."""
+    module = load("door_throughput")
+    results = json.loads(module.RESULTS.read_text())
+    page = module.PAGE.read_text()
+    assert page.count(module.BEGIN) == 1 and page.count(module.END) == 1
+    block = page.split(module.BEGIN, 1)[1].split(module.END, 1)[0]
+    expected = "\n" + "\n".join(module.render(results)) + "\n"
+    assert block == expected, "run: python -m benchmarks.door_throughput --page"
+    for level, v in results["gym_make"].items():  # and the render quotes every door of the JSON
+        row = f"| `gym.make` | {level} | {module.k(v['rate'])} | {module.k(v['cpu_rate'])} | "
+        assert row + f"{v['ratio_to_cartpole']:.2f} |" in block, f"docs/performance.md lacks {row}"
+    for case, v in results["pettingzoo"].items():
+        level, agents = case.split(" x")
+        row = f"| `parallel_env`, {agents} agents | {level} | {module.k(v['parallel']['rate'])} agent-steps |"
+        assert row in block, f"docs/performance.md lacks {row}"

@@ -1,4 +1,5 @@
-"""The checks every entry point into a running town shares: actions, render modes, town indices.
+"""The checks every entry point into a running town shares: batch sizes, actions, render modes,
+town indices.
 
 They live here once, so that the Town and every adapter refuse the same input with the same
 message.
@@ -8,9 +9,24 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from townlet_env.core.level import CompiledLevel
+
+
+def check_sizes(num_slots: Any, agents_per_town: Any) -> tuple[int, int]:
+    """A batch of whole towns: both ints, `num_slots` a positive multiple of `agents_per_town`."""
+    for name, value in (("num_slots", num_slots), ("agents_per_town", agents_per_town)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    num_slots, agents_per_town = int(num_slots), int(agents_per_town)
+    if agents_per_town < 1 or num_slots < 1 or num_slots % agents_per_town:
+        raise ValueError(
+            f"num_envs ({num_slots}) must be a positive multiple of agents_per_town "
+            f"({agents_per_town}): slot i lives in town i // agents_per_town"
+        )
+    return num_slots, agents_per_town
 
 
 def town_index(towns: Any, num_towns: int, device: torch.device) -> torch.Tensor:

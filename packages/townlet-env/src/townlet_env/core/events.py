@@ -106,3 +106,30 @@ def cancel(state: TownState, town: int, event: int) -> TownState:
         event_clock[town, event, END] = now
         event_clock[town, event, READY] = now + left
     return state.replace(event_clock=event_clock)
+
+
+def named(level: CompiledLevel, num_towns: int, town: int, name: str) -> int:
+    """The catalogue index of event `name` for an admin's command on `town`; a refusal says
+    what is allowed."""
+    if level.economy is None:
+        raise ValueError(f"level '{level.name}' has no events (no economy.yaml)")
+    names = level.economy.event_names
+    if name not in names:
+        raise ValueError(f"unknown event {name!r} (events: {', '.join(names)})")
+    if not 0 <= int(town) < num_towns:
+        raise ValueError(f"town {town} is not in [0, {num_towns})")
+    return names.index(name)
+
+
+def trigger_values(
+    level: CompiledLevel, event: int, duration: int | None, value: float | None
+) -> tuple[int, float]:
+    """The duration and value of a triggered event, checked: by default its longest duration
+    and its highest multiplier."""
+    assert level.economy is not None
+    spec = level.economy.spec.events.catalogue[event]
+    duration = spec.duration[1] if duration is None else int(duration)
+    value = spec.multiplier[1] if value is None else float(value)
+    if not 1 <= duration <= 10_000 or not 0.0 <= value <= 2.0:
+        raise ValueError(f"duration must be in [1, 10000] and value in [0, 2], got {duration}, {value}")
+    return duration, value

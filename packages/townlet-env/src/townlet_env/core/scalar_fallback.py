@@ -7,11 +7,29 @@ get the same numbers the engine would give, only as slowly as before.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
+from townlet_env.core.level import CompiledLevel
 from townlet_env.core.outputs import Observation, StepOutput
+from townlet_env.core.scalar import ScalarTown, unsupported
 from townlet_env.core.scalar_base import ScalarResult
 from townlet_env.core.state import TownState
+
+
+def scalar_engine(level: CompiledLevel) -> ScalarTown | None:
+    """The scalar engine of `level`, or None (with a warning that says why) where it cannot
+    replay the tensor core exactly."""
+    reason = unsupported(level)
+    if reason is None:
+        return ScalarTown(level)
+    warnings.warn(
+        f"level '{level.name}': {reason}, which the scalar engine cannot replay "
+        "exactly; stepping it with the tensor core (slower, same results)",
+        stacklevel=3,  # the caller of Town(...)
+    )
+    return None
 
 
 class TensorReadout:

@@ -148,6 +148,37 @@ def check_difficulty(value: torch.Tensor, where: str) -> None:
         raise StateMismatchError(f"state '{where}' holds multipliers that are not finite and >= 0")
 
 
+def installable(level: CompiledLevel, state: Any, expected: TownState, device: torch.device) -> TownState:
+    """A hand-made state (`Town.set_state`) on `device`, checked like a loaded one."""
+    if not isinstance(state, TownState):
+        raise TypeError(f"set_state takes a TownState, got {type(state).__name__}")
+    # integers of another width (positions taken from the int16 affordance layout) are
+    # converted; anything else must already have the town's shape and dtype
+    tensors = {k: same_kind(v, getattr(expected, k)).to(device) for k, v in state.tensors().items()}
+    check_tensors(tensors, expected)
+    state = TownState(**tensors)
+    check_values(level, state)
+    return state
+
+
+def restorable(
+    saved: Any,
+    level: CompiledLevel,
+    num_slots: int,
+    agents_per_town: int,
+    expected: TownState,
+    generator: torch.Generator,
+    device: torch.device,
+) -> tuple[dict[str, Any], TownState]:
+    """A saved state (`Town.load_state_dict`), upgraded and checked, and its `TownState` on
+    `device`: all of it checked before the town changes."""
+    saved = upgrade(saved, expected)
+    check_form(saved, level, num_slots, agents_per_town, expected, generator)
+    state = TownState(**{k: v.to(device).clone() for k, v in saved["state"].items()})
+    check_values(level, state)
+    return saved, state
+
+
 def _first(bad: torch.Tensor) -> int:
     return int(bad.nonzero()[0, 0])
 

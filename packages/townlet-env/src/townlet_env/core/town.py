@@ -18,25 +18,25 @@ turn (see `Town.__init__`).
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from townlet_env.core import economy, events, lifecycle, memory, snapshot
-from townlet_env.core.checks import check_actions, check_render_mode, town_index
+from townlet_env.core import events, memory, renew, snapshot, views
+from townlet_env.core.checks import check_actions, check_render_mode, check_sizes, town_index
 from townlet_env.core.dynamics import step
 from townlet_env.core.level import CompiledLevel, compile_level
-from townlet_env.core.observe import action_mask, affordance_at, hour_of_day, observe
+from townlet_env.core.observe import action_mask, affordance_at, observe
 from townlet_env.core.outputs import Observation, StepOutput, TownView
 from townlet_env.core.pairs import Pairs
 from townlet_env.core.render import render_ansi, render_rgb
-from townlet_env.core.scalar import ScalarResult, ScalarTown, unsupported
-from townlet_env.core.scalar_fallback import TensorReadout, as_result
-from townlet_env.core.spawn import autoreset, check_room, initial_state
+from townlet_env.core.scalar import ScalarResult, ScalarTown
+from townlet_env.core.scalar_fallback import TensorReadout, as_result, scalar_engine
+from townlet_env.core.spawn import check_room, initial_state
 from townlet_env.core.state import TownState
+from townlet_env.core.views import economy_outputs
 
 RENDER_MODES = ("ansi", "rgb_array")
 
@@ -73,15 +73,7 @@ class Town:
         )
         if agents_per_town is None:
             agents_per_town = default_agents_per_town(self.level)
-        for name, value in (("num_slots", num_slots), ("agents_per_town", agents_per_town)):
-            if isinstance(value, bool) or not isinstance(value, int | np.integer):
-                raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-        num_slots, agents_per_town = int(num_slots), int(agents_per_town)
-        if agents_per_town < 1 or num_slots < 1 or num_slots % agents_per_town:
-            raise ValueError(
-                f"num_envs ({num_slots}) must be a positive multiple of agents_per_town "
-                f"({agents_per_town}): slot i lives in town i // agents_per_town"
-            )
+        num_slots, agents_per_town = check_sizes(num_slots, agents_per_town)
         check_room(self.level, agents_per_town)
         memory.check(self.level, num_slots, agents_per_town, self.device, buffers=4 if reuse_buffers else 3)
         self.num_slots = num_slots
@@ -104,15 +96,7 @@ class Town:
         if scalar:
             if self.num_towns != 1 or autoreset or self.device.type != "cpu":
                 raise ValueError("the scalar engine runs one town on the CPU, without autoreset")
-            reason = unsupported(self.level)
-            if reason is None:
-                self._engine = ScalarTown(self.level)
-            else:
-                warnings.warn(
-                    f"level '{self.level.name}': {reason}, which the scalar engine cannot replay "
-                    "exactly; stepping it with the tensor core (slower, same results)",
-                    stacklevel=2,
-                )
+            self._engine = scalar_engine(self.level)
         self._engine_live = False  # the engine holds the current state
         self._state_stale = False  # ... and _state is behind it: `state` converts it back
 
@@ -211,8 +195,11 @@ class Town:
         done = result.terminated | result.truncated
         final_steps = state.life_steps
         buffer = self._next_buffer()
-        if self.autoreset and (bool(done.any()) or self._arrivals_due(state)):
-            state, now, final_obs, final_mask = self._renew(state, done, buffer)
+        if self.autoreset and (bool(done.any()) or renew.arrivals_due(self.level, state)):
+            # one pass observes the renewed state and the ended towns' last tick (core.renew)
+            state, now, final_obs, final_mask, self._pairs = renew.renew(
+                self.level, state, done, self.generator, self._scratch, buffer
+            )
         else:
             aff = affordance_at(self.level, state)
             pairs = self._pairs = self._pairs_of(state, aff, result.ties_town_last)
@@ -242,133 +229,6 @@ class Town:
             economy=economy_outputs(result),
         )
 
-    def _arrivals_due(self, state: TownState) -> bool:
-        """On an economy level, whether a newcomer takes an empty slot this tick although no
-        slot ended (a respawn delay, or room under the population cap)."""
-        tables = self.level.economy
-        if tables is None:
-            return False
-        life = tables.spec.lifecycle
-        if life.respawn_delay == 0 and life.population_cap >= self.agents_per_town:
-            return False  # an empty slot is filled on the tick its agent leaves, a done tick
-        ended = torch.zeros(self.num_towns, dtype=torch.bool, device=self.device)
-        return lifecycle.arrivals(tables, state, ended).numel() > 0
-
-    def _renew(
-        self, ended: TownState, done: torch.Tensor, buffer: torch.Tensor | None
-    ) -> tuple[TownState, Observation, torch.Tensor, torch.Tensor]:
-        """Autoreset, then (renewed state, its observation, final_obs, final_mask).
-
-        Only towns with an ended slot change. The renewed state and the last tick of those
-        towns are observed in one pass, as one batch of T + R towns (R renewed), rather than
-        every town and then the R again: each pass costs a few hundred small operations whatever
-        its size, and the second one cost a sixth of an L4 step.
-        """
-        n = self.num_slots
-        renewed = autoreset(self.level, ended, done, self.generator)
-        towns = done.view(-1, self.agents_per_town).any(dim=1).nonzero().flatten()
-        slots = ended.slots_of(towns)
-        both = renewed.followed_by(ended, towns)
-        aff = affordance_at(self.level, both)
-        pairs = None if self.level.social is None else Pairs(both, aff, self.level.max_steps, self._scratch)
-        rows = None if buffer is None else buffer[: both.num_slots]
-        seen = observe(self.level, both, aff, out=rows, pairs=pairs)
-        mask = action_mask(self.level, both, aff, pairs)
-        final_mask = mask[:n].clone()
-        final_mask.index_copy_(0, slots, mask[n:])
-        if buffer is None:
-            obs, final_obs = seen[:n].clone(), seen[:n]
-            final_obs.index_copy_(0, slots, seen[n:])
-        else:  # final_obs is the buffer's second half, where the ended towns' rows were written
-            obs, final_obs = seen[:n], buffer[n:]
-            final_obs.index_copy_(0, slots, seen[n:].clone())
-        self._pairs = None if pairs is None else pairs.head(renewed, aff[:n])
-        return renewed, Observation(obs, mask[:n], aff[:n]), final_obs, final_mask
-
-    def slot_info(self) -> dict[str, torch.Tensor]:
-        """Per-slot facts of the current state, by their info names. These are the state's own
-        tensors: copy them before writing into them."""
-        state = self.state
-        hour = hour_of_day(state) if self.level.day_cycle else torch.zeros_like(state.life_steps)
-        return {
-            "meters": state.meters,
-            "position": state.position,
-            "time_of_day": hour,
-            "interaction_progress": state.progress,
-            "episode_step": state.life_steps,
-            **self.social_info(),
-            **self.economy_info(),
-        }
-
-    def economy_info(self) -> dict[str, torch.Tensor]:
-        """On an economy level, the events active in each slot's town ([N, E] bool, named by
-        `event_names`), its employer, whether it is employed, its shift status (0 not arrived,
-        1 on time, 2 late), absences in the window and firings. Empty on other levels."""
-        tables = self.level.economy
-        if tables is None:
-            return {}
-        state = self.state
-        work = state.work
-        active = state.clock[:, None] < state.event_clock[..., economy.END]
-        return {
-            "events": state.per_slot(active),
-            "employer": work[:, economy.EMPLOYER],
-            "employed": economy.employed(state),
-            "shift_status": work[:, economy.SHIFT],
-            "absences": economy.popcount(work[:, economy.ABSENCES], tables.spec.jobs.absence_window),
-            "firings": work[:, economy.FIRINGS],
-        }
-
-    @property
-    def event_names(self) -> tuple[str, ...]:
-        return () if self.level.economy is None else self.level.economy.event_names
-
-    @property
-    def exit_reasons(self) -> tuple[str, ...]:
-        return () if self.level.economy is None else self.level.economy.exit_reasons
-
-    def trigger_event(
-        self, town: int, name: str, duration: int | None = None, value: float | None = None
-    ) -> None:
-        """Start catalogue event `name` now in `town` (the admin's command), whatever its chance,
-        cooldown and the cap: for `duration` ticks (default: its longest) with `value` (default:
-        its highest multiplier). An outage releases the agents on what it closes."""
-        spec, e = self._event(town, name)
-        duration = spec.duration[1] if duration is None else int(duration)
-        value = spec.multiplier[1] if value is None else float(value)
-        if not 1 <= duration <= 10_000 or not 0.0 <= value <= 2.0:
-            raise ValueError(f"duration must be in [1, 10000] and value in [0, 2], got {duration}, {value}")
-        self._install(events.trigger(self.level, self.state, town, e, duration, value))
-
-    def cancel_event(self, town: int, name: str) -> None:
-        """End catalogue event `name` now in `town` (nothing happens if it is not active)."""
-        _, e = self._event(town, name)
-        self._install(events.cancel(self.state, town, e))
-
-    def _event(self, town: int, name: str) -> tuple[Any, int]:
-        if self.level.economy is None:
-            raise ValueError(f"level '{self.level.name}' has no events (no economy.yaml)")
-        names = self.level.economy.event_names
-        if name not in names:
-            raise ValueError(f"unknown event {name!r} (events: {', '.join(names)})")
-        if not 0 <= int(town) < self.num_towns:
-            raise ValueError(f"town {town} is not in [0, {self.num_towns})")
-        return self.level.economy.spec.events.catalogue[names.index(name)], names.index(name)
-
-    def social_info(self) -> dict[str, torch.Tensor]:
-        """On a social level, each slot's ties toward every slot of its town, in slot order, and
-        its place in a queue (-1: not queued). Empty on other levels."""
-        state = self.state
-        if self.level.social is None:
-            return {}
-        return {
-            "trust": state.trust,
-            "familiarity": state.familiarity,
-            "rivalry": state.rivalry,
-            "personality": state.personality,
-            "queue_position": self._kept_pairs().queue_position,
-        }
-
     def _pairs_of(
         self, state: TownState, aff: torch.Tensor | None = None, ties: torch.Tensor | None = None
     ) -> Pairs | None:
@@ -380,15 +240,18 @@ class Town:
         aff = affordance_at(self.level, state) if aff is None else aff
         return Pairs(state, aff, self.level.max_steps, self._scratch, ties)
 
-    def _kept_pairs(self) -> Pairs:
+    def _queue_position(self) -> torch.Tensor | None:
+        """On a social level, the queue positions of the current state, from its kept `Pairs`."""
+        if self.level.social is None:
+            return None
         self._pairs = self._pairs_of(self.state)
         assert self._pairs is not None, "a social level"
-        return self._pairs
+        return self._pairs.queue_position
 
     def _next_buffer(self) -> torch.Tensor | None:
         """A [2N, obs_dim] buffer for this call's observations (None without buffer reuse): the
         next of two in turn, so that the previous step's tensors stay untouched. Its first half
-        takes `obs`, its second `final_obs`, and `_renew` observes up to all of it at once."""
+        takes `obs`, its second `final_obs`, and `renew.renew` observes up to all of it at once."""
         if not self.reuse_buffers:
             return None
         if not self._buffers:
@@ -405,6 +268,23 @@ class Town:
         self._engine_live = self._state_stale = False
         self._mask = None  # a new state: the next observe() or step() computes its mask
         self._pairs = None
+
+    # --- the admin's events -----------------------------------------------------------------
+
+    def trigger_event(
+        self, town: int, name: str, duration: int | None = None, value: float | None = None
+    ) -> None:
+        """Start catalogue event `name` now in `town` (the admin's command), whatever its chance,
+        cooldown and the cap: for `duration` ticks (default: its longest) with `value` (default:
+        its highest multiplier). An outage releases the agents on what it closes."""
+        e = events.named(self.level, self.num_towns, town, name)
+        duration, value = events.trigger_values(self.level, e, duration, value)
+        self._install(events.trigger(self.level, self.state, town, e, duration, value))
+
+    def cancel_event(self, town: int, name: str) -> None:
+        """End catalogue event `name` now in `town` (nothing happens if it is not active)."""
+        e = events.named(self.level, self.num_towns, town, name)
+        self._install(events.cancel(self.state, town, e))
 
     # --- difficulty, state, persistence -------------------------------------------------------
 
@@ -427,17 +307,7 @@ class Town:
     def set_state(self, state: TownState) -> None:
         """Install a state built by a tool or a test (say, an agent moved onto a Bed). It is
         checked like a loaded one: same shapes and dtypes, values the simulation can run from."""
-        if not isinstance(state, TownState):
-            raise TypeError(f"set_state takes a TownState, got {type(state).__name__}")
-        expected = self._expected()
-        # integers of another width (positions taken from the int16 affordance layout) are
-        # converted; anything else must already have the town's shape and dtype
-        tensors = {
-            k: snapshot.same_kind(v, getattr(expected, k)).to(self.device) for k, v in state.tensors().items()
-        }
-        snapshot.check_tensors(tensors, expected)
-        state = TownState(**tensors)
-        snapshot.check_values(self.level, state)
+        state = snapshot.installable(self.level, state, self._expected(), self.device)
         self._difficulty = state.difficulty.clone()
         self._install(state)
 
@@ -457,12 +327,15 @@ class Town:
     def load_state_dict(self, saved: dict[str, Any]) -> None:
         """Replace everything by a saved state, after checking all of it: a refused state
         leaves the town exactly as it was."""
-        saved = snapshot.upgrade(saved, self._expected())
-        snapshot.check_form(
-            saved, self.level, self.num_slots, self.agents_per_town, self._expected(), self.generator
+        saved, state = snapshot.restorable(
+            saved,
+            self.level,
+            self.num_slots,
+            self.agents_per_town,
+            self._expected(),
+            self.generator,
+            self.device,
         )
-        state = TownState(**{k: v.to(self.device).clone() for k, v in saved["state"].items()})
-        snapshot.check_values(self.level, state)
         self.generator.set_state(saved["generator"].cpu())
         self._difficulty = saved["difficulty"].to(self.device).clone()
         self._install(state)
@@ -481,54 +354,33 @@ class Town:
 
     # --- looking at it ------------------------------------------------------------------------
 
+    def slot_info(self) -> dict[str, torch.Tensor]:
+        """Per-slot facts of the current state, by their info names (`views.slot_info`). These
+        are the state's own tensors: copy them before writing into them."""
+        return views.slot_info(self.level, self.state, self._queue_position())
+
+    def social_info(self) -> dict[str, torch.Tensor]:
+        """The social part of `slot_info` (`views.social_info`); empty on other levels."""
+        return views.social_info(self.level, self.state, self._queue_position())
+
+    def economy_info(self) -> dict[str, torch.Tensor]:
+        """The economy's part of `slot_info` (`views.economy_info`); empty on other levels."""
+        return views.economy_info(self.level, self.state)
+
+    @property
+    def event_names(self) -> tuple[str, ...]:
+        return () if self.level.economy is None else self.level.economy.event_names
+
+    @property
+    def exit_reasons(self) -> tuple[str, ...]:
+        return () if self.level.economy is None else self.level.economy.exit_reasons
+
     def view(self, towns: Any = None) -> TownView:
         """A copy of the given towns (default: all) for observers and recorders."""
         state = self.state
-        k = self.agents_per_town
         every = torch.arange(self.num_towns, device=self.device)
         index = every if towns is None else town_index(towns, self.num_towns, self.device)
-        slots = state.slots_of(index)
-
-        def per_slot(tensor: torch.Tensor) -> torch.Tensor:
-            return tensor.index_select(0, slots).view(index.numel(), k, *tensor.shape[1:])
-
-        clock = state.clock.index_select(0, index)
-        extra: dict[str, torch.Tensor] = {}
-        if self.level.social is not None:
-            extra.update(
-                trust=per_slot(state.trust),
-                familiarity=per_slot(state.familiarity),
-                rivalry=per_slot(state.rivalry),
-                queue_key=per_slot(state.queue_key),
-                queue_position=per_slot(self._kept_pairs().queue_position),
-            )
-        if self.level.economy is not None:
-            window = self.level.economy.spec.jobs.absence_window
-            end = state.event_clock.index_select(0, index)[..., economy.END]
-            extra.update(
-                employer=per_slot(state.work[:, economy.EMPLOYER]),
-                shift_status=per_slot(state.work[:, economy.SHIFT]),
-                employed=per_slot(economy.employed(state)),
-                absences=per_slot(economy.popcount(state.work[:, economy.ABSENCES], window)),
-                firings=per_slot(state.work[:, economy.FIRINGS]),
-                absent_last=per_slot((state.work[:, economy.ABSENCES] & 1).bool()),
-                events=clock[:, None] < end,
-                event_left=(end - clock[:, None]).clamp(min=0),
-                event_value=state.event_value.index_select(0, index),
-            )
-        return TownView(
-            towns=index.clone(),
-            clock=clock,
-            hour=clock % 24 if self.level.day_cycle else torch.zeros_like(clock),
-            affordance_position=state.affordance_position.index_select(0, index),
-            position=per_slot(state.position),
-            meters=per_slot(state.meters),
-            alive=per_slot(state.alive),
-            progress=per_slot(state.progress),
-            life_steps=per_slot(state.life_steps),
-            affordance=per_slot(affordance_at(self.level, state)),
-            **extra,
-        )
+        return views.town_view(self.level, state, index, self._queue_position())
 
     def render(self, mode: str = "ansi", town: int = 0) -> str | np.ndarray:
         """A text picture ("ansi") or a uint8 [H, W, 3] image ("rgb_array": grid, legend, meter
@@ -539,21 +391,6 @@ class Town:
         if mode == "ansi":
             return render_ansi(self.level, self.state, town)
         return render_rgb(self.level, self.state, town)
-
-
-def economy_outputs(result: Any) -> dict[str, torch.Tensor]:
-    """The economy entries of a tick's output (empty on other levels)."""
-    if result.exit_reason is None or result.shift is None:
-        return {}
-    job = result.shift
-    return {
-        "exit_reason": result.exit_reason,
-        "wage": job.wage,
-        "arrived_on_time": job.on_time,
-        "arrived_late": job.late,
-        "absent": job.absent,
-        "fired": job.fired,
-    }
 
 
 def default_agents_per_town(level: CompiledLevel) -> int:

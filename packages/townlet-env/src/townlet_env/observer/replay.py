@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from townlet_env.observer import frames, life
-from townlet_env.observer.source import CommandError, ThreadedSource, _int
+from townlet_env.observer.arguments import CommandError, _int
+from townlet_env.observer.source_base import ThreadedSource
 from townlet_env.recording import Recording, RecordingError, Replayer, load_recording
 
 MAX_SCANNED_MARKERS = 100_000  # a recording with more keeps the first ones (a note says so)

@@ -22,10 +22,11 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from townlet_env.observer.arguments import CommandError
 from townlet_env.observer.hub import Mailbox
 from townlet_env.observer.schema import MAX_MESSAGE_BYTES, VERSION
 from townlet_env.observer.security import AuditError, AuditLog, HostRules, Tokens
-from townlet_env.observer.source import CommandError, Source
+from townlet_env.observer.source_base import Source
 
 STATIC = Path(__file__).parent / "static"
 AUTH_TIMEOUT_S = 30.0
