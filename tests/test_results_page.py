@@ -54,8 +54,9 @@ def test_results_page_quotes_the_social_baselines() -> None:
     page = (ROOT / "docs" / "results.md").read_text()
     section = page[page.index("## L4_social") :]
     for name, p in results["policies"].items():
+        label = name.replace("learned_", "learned, ")  # learned_dagger: "learned, dagger"
         row = (
-            f"| {name} | {p['mean_survival']:.0f} | {p['median_survival']:.0f} | {p['mean_reward']:.1f} | "
+            f"| {label} | {p['mean_survival']:.0f} | {p['median_survival']:.0f} | {p['mean_reward']:.1f} | "
             f"{p['chats_per_episode']:.1f} | {p['mean_trust']:.3f} |"
         )
         assert row in section, f"docs/results.md lacks: {row}"
