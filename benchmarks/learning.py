@@ -53,7 +53,7 @@ from townlet_env.core import compile_level
 from townlet_env.core.town import default_agents_per_town
 from townlet_train.config import CONFIG_DIR, TrainConfig, builtin_config, load_config
 from townlet_train.evaluate import evaluate
-from townlet_train.loop import write_resolved_config
+from townlet_train.run.loop import write_resolved_config
 from townlet_train.trainers import make_trainer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -215,8 +215,8 @@ def run_trained(
 def run_bc(level: str, seed: int, args: argparse.Namespace, out: Path) -> dict[str, Any]:
     """Capture the scripted policy's play, clone it, evaluate the clone greedily."""
     from townlet_train.dataset import capture
-    from townlet_train.imitation import train_bc
     from townlet_train.policy import load_network
+    from townlet_train.run.bc import train_bc
 
     started = time.perf_counter()
     slots = whole_towns(level, 64)

@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 import torch
 
-from townlet_train import cli, resources
-from townlet_train import metrics as metrics_module
-from townlet_train.checkpoint import latest_checkpoint
-from townlet_train.loop import Trainer
+from townlet_train import cli
+from townlet_train.run import metrics as metrics_module
+from townlet_train.run import resources
+from townlet_train.run.checkpoint import latest_checkpoint
+from townlet_train.run.loop import Trainer
 
 from .helpers import checkpoint_steps, config_file, one_error
 from .test_resume import episodes_after

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 import torch
 
-from townlet_train import checkpoint as ckpt
 from townlet_train import cli
-from townlet_train.checkpoint import load_checkpoint
-from townlet_train.loop import Trainer
-from townlet_train.metrics import Metrics, MetricsError
+from townlet_train.run import checkpoint as ckpt
+from townlet_train.run.checkpoint import load_checkpoint
+from townlet_train.run.loop import Trainer
+from townlet_train.run.metrics import Metrics, MetricsError
 
 from .helpers import (
     checkpoint_steps,

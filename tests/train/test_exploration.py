@@ -10,8 +10,8 @@ import torch
 
 from townlet_train.config import RndSettings
 from townlet_train.exploration import RND, RunningStd
-from townlet_train.loop import Trainer
-from townlet_train.metrics import Metrics
+from townlet_train.run.loop import Trainer
+from townlet_train.run.metrics import Metrics
 
 from .helpers import replay_of, tiny_config
 

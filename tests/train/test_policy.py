@@ -10,8 +10,8 @@ import torch
 
 from townlet_env.policies import RandomPolicy, ScriptedAgent
 from townlet_train.evaluate import evaluate, load_policy_network
-from townlet_train.loop import Trainer
 from townlet_train.policy import greedy, load_policy, masked_sample
+from townlet_train.run.loop import Trainer
 
 from .helpers import tiny_config
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from townlet_train import cli
-from townlet_train.checkpoint import latest_checkpoint, load_checkpoint
-from townlet_train.loop import Trainer
+from townlet_train.run.checkpoint import latest_checkpoint, load_checkpoint
+from townlet_train.run.loop import Trainer
 
 from .helpers import config_file, network_of, network_shapes, short_level, tiny_config
 
