@@ -27,8 +27,8 @@ TINY = {
     "network__field_embed": 8,
     "algorithm__batch_size": 32,
     "algorithm__learning_starts": 64,
-    "replay__kind": "uniform",
-    "replay__capacity": 2048,
+    "algorithm__replay__kind": "uniform",
+    "algorithm__replay__capacity": 2048,
     "metrics__progress": False,
     "metrics__tensorboard": False,
 }

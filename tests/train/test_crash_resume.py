@@ -37,7 +37,7 @@ def stateful_config(tmp_path: Path, **overrides: Any) -> Path:
     return config_file(
         tmp_path / "train.yaml",
         level=str(short_level(tmp_path, max_steps=40)),
-        replay__kind="prioritized",
+        algorithm__replay__kind="prioritized",
         exploration__rnd__enabled=True,
         checkpoint__include_replay=True,
         algorithm__replay_ratio=1.0,

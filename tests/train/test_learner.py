@@ -145,8 +145,8 @@ def test_trainer_actions_are_always_legal(epsilon_start: float, tmp_path: Path) 
     """Through the whole act -> env.step path, on the level with the most masking."""
     cfg = tiny_config(
         level="L1_full_observability",
-        exploration__epsilon__start=epsilon_start,
-        exploration__epsilon__end=epsilon_start,
+        algorithm__epsilon__start=epsilon_start,
+        algorithm__epsilon__end=epsilon_start,
     )
     trainer = Trainer(cfg, tmp_path)
     for _ in range(40):

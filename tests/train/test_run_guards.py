@@ -92,7 +92,7 @@ def test_include_replay_saves_and_resumes_every_algorithm(kind: str, tmp_path: P
             "algorithm.capacity 100 is below algorithm.learning_starts 2048",
         ),
         (
-            {"replay__capacity": 16, "algorithm__batch_size": 32},
+            {"algorithm__replay__capacity": 16, "algorithm__batch_size": 32},
             "replay.capacity 16 is below algorithm.batch_size",
         ),
         ({"algorithm__target": {"every": 10**30}}, "algorithm.target.every"),
