@@ -197,6 +197,7 @@ def main() -> None:
     parser.add_argument("--base", type=Path, required=True, help="a checkout of the base revision")
     parser.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
     parser.add_argument("--steps", type=int, default=0, help="agent-steps per case (default: the case's)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="the JSON written (default: %(default)s)")
     args = parser.parse_args()
     needed = list(args.cases)
     for name in args.cases:  # a case that starts from another's checkpoint runs after it
@@ -235,13 +236,14 @@ def main() -> None:
                 }
             )
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    out = args.out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
     for row in rows:
         for tree in ("base", "this"):
             row[tree].pop("tensors")
     summary = {"base": str(args.base), "head": head.stdout.strip(), "identical": same_all, "cases": rows}
-    RESULTS.write_text(json.dumps(summary, indent=1) + "\n")
-    print(f"{'all identical' if same_all else 'SOME DIFFER'}; wrote {RESULTS.relative_to(ROOT)}")
+    out.write_text(json.dumps(summary, indent=1) + "\n")
+    print(f"{'all identical' if same_all else 'SOME DIFFER'}; wrote {out}")
     sys.exit(0 if same_all else 1)
 
 

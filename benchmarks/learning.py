@@ -64,7 +64,7 @@ TEMPLATE = "L1_full_observability"  # the level whose recipe configs serve as te
 STAGES = {"dqn": ["dqn"], "ppo": ["ppo"], "dagger": ["dagger"], "dagger_ppo": ["dagger", "ppo_from_dagger"]}
 KIND = {"dqn": "dqn", "ppo": "ppo", "dagger": "dagger", "ppo_from_dagger": "ppo"}  # stage -> algorithm
 # what a recipe sets; the level's default config gives the rest (level, budget, slots, checkpoints)
-RECIPE_KEYS = ("algorithm", "network", "curriculum", "replay", "exploration")
+RECIPE_KEYS = ("algorithm", "network", "curriculum", "exploration")  # DQN's replay is in algorithm
 DEFAULT_SEEDS, OTHER_SEEDS = [0, 1, 2], [0]
 BC_STEPS = 200_000  # as many labelled states as the DAgger recipe keeps
 
