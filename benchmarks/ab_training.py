@@ -30,8 +30,19 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "ab_training.json"
-RECIPES = ROOT / "configs" / "recipes"
-BUILTIN = ROOT / "packages" / "townlet-train" / "src" / "townlet_train" / "configs"
+# The cases' configs are the base tree's (the older layout, which this tree migrates when it
+# reads them); each one's counterpart in this tree's configs must resolve to the same config.
+RECIPES = Path("configs") / "recipes"
+BUILTIN = Path("packages") / "townlet-train" / "src" / "townlet_train" / "configs"
+# recipes renamed since the base: base name -> this tree's
+RENAMED = {
+    "L1_ppo.yaml": "L1_full_observability_ppo.yaml",
+    "L1_ppo_from_dagger.yaml": "L1_full_observability_ppo_from_dagger.yaml",
+    "L2_dagger_lstm.yaml": "L2_partial_observability_dagger_lstm.yaml",
+    "L2_ppo_from_dagger.yaml": "L2_partial_observability_ppo_from_dagger.yaml",
+    "L3_dagger_lstm.yaml": "L3_temporal_mechanics_dagger_lstm.yaml",
+    "L3_ppo_from_dagger.yaml": "L3_temporal_mechanics_ppo_from_dagger.yaml",
+}
 
 QUICK = {
     "device": "cpu",
@@ -137,9 +148,34 @@ print(json.dumps({"tensors": out, "counters": payload.get("counters")}))
 """
 
 
-def run_case(name: str, source: Path, work: Path, done: dict[str, Path], steps: int) -> dict[str, Any]:
+SAME_CONFIG = r"""
+import json, sys
+from townlet_train.config import load_config
+old, new = (load_config(path).model_dump(mode="json") for path in sys.argv[1:3])
+print(json.dumps(old == new))
+"""
+
+
+def same_config(base: Path, relative: Path) -> bool:
+    """Whether this tree reads the base's config file and its own counterpart as one config."""
+    ours = ROOT / relative.parent / RENAMED.get(relative.name, relative.name)
+    paths = [ROOT / "packages" / "townlet-env" / "src", ROOT / "packages" / "townlet-train" / "src"]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(map(str, paths)))
+    done = subprocess.run(
+        [sys.executable, "-c", SAME_CONFIG, str(base / relative), str(ours)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return bool(json.loads(done.stdout.splitlines()[-1]))
+
+
+def run_case(
+    name: str, source: Path, work: Path, done: dict[str, Path], steps: int, base: Path
+) -> dict[str, Any]:
     config_path, changes, default_steps = CASES[name]
-    cfg = merged(merged(yaml.safe_load(config_path.read_text()), QUICK), changes)
+    cfg = merged(merged(yaml.safe_load((base / config_path).read_text()), QUICK), changes)
     cfg["total_steps"] = steps or default_steps
     init = cfg.get("algorithm", {}).get("init_from")
     if isinstance(init, str) and init.startswith("{"):
@@ -161,6 +197,7 @@ def main() -> None:
     parser.add_argument("--base", type=Path, required=True, help="a checkout of the base revision")
     parser.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
     parser.add_argument("--steps", type=int, default=0, help="agent-steps per case (default: the case's)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="the JSON written (default: %(default)s)")
     args = parser.parse_args()
     needed = list(args.cases)
     for name in args.cases:  # a case that starts from another's checkpoint runs after it
@@ -176,26 +213,37 @@ def main() -> None:
             for tree, source in trees.items():
                 work = Path(tmp) / tree
                 work.mkdir(exist_ok=True)
-                result[tree] = run_case(name, source, work, done[tree], args.steps)
+                result[tree] = run_case(name, source, work, done[tree], args.steps, trees["base"])
             base_t, this_t = result["base"]["tensors"], result["this"]["tensors"]
             differing = sorted(k for k in set(base_t) | set(this_t) if base_t.get(k) != this_t.get(k))
-            same = not differing and bool(base_t)
+            config_same = same_config(trees["base"], CASES[name][0])
+            same = not differing and bool(base_t) and config_same
             same_all &= same
             fig = {tree: result[tree]["eval"].get("mean_survival") for tree in trees}
             print(
                 f"{name:<26} tensors {len(this_t):>3} {'identical' if same else 'DIFFER'}"
                 f"  eval mean survival base {fig['base']} this {fig['this']}"
                 + (f"  first differing: {differing[:3]}" if differing else "")
+                + ("" if config_same else "  this tree's config file resolves differently")
             )
-            rows.append({"case": name, "identical": same, "differing": differing[:20], **result})
+            rows.append(
+                {
+                    "case": name,
+                    "identical": same,
+                    "same_config": config_same,
+                    "differing": differing[:20],
+                    **result,
+                }
+            )
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    out = args.out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
     for row in rows:
         for tree in ("base", "this"):
             row[tree].pop("tensors")
     summary = {"base": str(args.base), "head": head.stdout.strip(), "identical": same_all, "cases": rows}
-    RESULTS.write_text(json.dumps(summary, indent=1) + "\n")
-    print(f"{'all identical' if same_all else 'SOME DIFFER'}; wrote {RESULTS.relative_to(ROOT)}")
+    out.write_text(json.dumps(summary, indent=1) + "\n")
+    print(f"{'all identical' if same_all else 'SOME DIFFER'}; wrote {out}")
     sys.exit(0 if same_all else 1)
 
 

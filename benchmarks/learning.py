@@ -53,7 +53,7 @@ from townlet_env.core import compile_level
 from townlet_env.core.town import default_agents_per_town
 from townlet_train.config import CONFIG_DIR, TrainConfig, builtin_config, load_config
 from townlet_train.evaluate import evaluate
-from townlet_train.loop import write_resolved_config
+from townlet_train.run.loop import write_resolved_config
 from townlet_train.trainers import make_trainer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,7 +64,7 @@ TEMPLATE = "L1_full_observability"  # the level whose recipe configs serve as te
 STAGES = {"dqn": ["dqn"], "ppo": ["ppo"], "dagger": ["dagger"], "dagger_ppo": ["dagger", "ppo_from_dagger"]}
 KIND = {"dqn": "dqn", "ppo": "ppo", "dagger": "dagger", "ppo_from_dagger": "ppo"}  # stage -> algorithm
 # what a recipe sets; the level's default config gives the rest (level, budget, slots, checkpoints)
-RECIPE_KEYS = ("algorithm", "network", "curriculum", "replay", "exploration")
+RECIPE_KEYS = ("algorithm", "network", "curriculum", "exploration")  # DQN's replay is in algorithm
 DEFAULT_SEEDS, OTHER_SEEDS = [0, 1, 2], [0]
 BC_STEPS = 200_000  # as many labelled states as the DAgger recipe keeps
 
@@ -215,8 +215,8 @@ def run_trained(
 def run_bc(level: str, seed: int, args: argparse.Namespace, out: Path) -> dict[str, Any]:
     """Capture the scripted policy's play, clone it, evaluate the clone greedily."""
     from townlet_train.dataset import capture
-    from townlet_train.imitation import train_bc
     from townlet_train.policy import load_network
+    from townlet_train.run.bc import train_bc
 
     started = time.perf_counter()
     slots = whole_towns(level, 64)

@@ -31,12 +31,12 @@ from typing import Any
 
 import torch
 
-from townlet_train.checkpoint import latest_checkpoint, load_checkpoint
 from townlet_train.config import CONFIG_DIR, load_config
 from townlet_train.evaluate import evaluate
-from townlet_train.loop import write_resolved_config
 from townlet_train.policy import load_policy
-from townlet_train.resume import config_changes
+from townlet_train.run.checkpoint import latest_checkpoint, load_checkpoint
+from townlet_train.run.loop import write_resolved_config
+from townlet_train.run.resume import config_changes
 from townlet_train.trainers import make_trainer
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -36,8 +36,8 @@ import torch
 
 from townlet_env.config.bounded_yaml import read_yaml_mapping
 from townlet_train.config import CONFIG_DIR, TrainConfig, builtin_config, load_config
-from townlet_train.loop import Trainer
-from townlet_train.metrics import Metrics
+from townlet_train.run.loop import Trainer
+from townlet_train.run.metrics import Metrics
 from townlet_train.trainers import make_trainer
 
 ROOT = Path(__file__).resolve().parent.parent

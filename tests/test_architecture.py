@@ -14,6 +14,32 @@ SOURCES = {
     "townlet_train": ROOT / "packages" / "townlet-train" / "src" / "townlet_train",
 }
 
+TRAIN_BASE = {
+    "townlet_env",
+    "townlet_env.cli_errors",
+    "townlet_env.config",
+    "townlet_env.core",
+    "townlet_env.files",
+    "townlet_env.policies",
+    "townlet_env.recording",
+    "townlet_env.observer",
+    # what every layer of townlet_train may read: its config, exploration schedules, the dataset
+    # format and the checkpoint file format
+    "townlet_train.config",
+    "townlet_train.config_layout",
+    "townlet_train.exploration",
+    "townlet_train.dataset",
+    "townlet_train.run.checkpoint",
+}
+TRAIN_LAYERS = {
+    "townlet_train.models",
+    "townlet_train.policy",
+    "townlet_train.data",
+    "townlet_train.algos",
+    "townlet_train.run",
+    "townlet_train.evaluate",
+}
+
 # layer -> the layers its modules may import (besides their own)
 ALLOWED = {
     "townlet_env.config": set(),
@@ -54,16 +80,25 @@ ALLOWED = {
     },
     "townlet_env.interop": {"townlet_env.envs"},
     "townlet_env": {"townlet_env.config", "townlet_env.core", "townlet_env.envs", "townlet_env.registration"},
-    "townlet_train": {
-        "townlet_env",
-        "townlet_env.cli_errors",
-        "townlet_env.config",
-        "townlet_env.core",
-        "townlet_env.files",
-        "townlet_env.policies",
-        "townlet_env.recording",
-        "townlet_env.observer",
+    # townlet_train's own layers (docs/architecture.md): models, policy, data, algos, run; the
+    # modules at the package's top (config, cli, evaluate, ...) may import any of them
+    "townlet_train": {*TRAIN_BASE, *TRAIN_LAYERS},
+    "townlet_train.run.checkpoint": set(),  # the checkpoint file format, read by every layer
+    "townlet_train.config": {*TRAIN_BASE},
+    "townlet_train.config_layout": set(),
+    "townlet_train.exploration": {*TRAIN_BASE},
+    "townlet_train.dataset": {*TRAIN_BASE},
+    "townlet_train.evaluate": {*TRAIN_BASE, "townlet_train.models", "townlet_train.policy"},
+    "townlet_train.models": TRAIN_BASE,
+    "townlet_train.policy": {*TRAIN_BASE, "townlet_train.models"},
+    "townlet_train.data": {*TRAIN_BASE, "townlet_train.models"},
+    "townlet_train.algos": {
+        *TRAIN_BASE,
+        "townlet_train.models",
+        "townlet_train.policy",
+        "townlet_train.data",
     },
+    "townlet_train.run": {*TRAIN_BASE, *TRAIN_LAYERS},
 }
 # What a Town does once; an adapter that imports these is sequencing the core by hand again.
 SEQUENCING = {"step", "observe", "action_mask", "autoreset", "initial_state", "regenerate", "respawn"}

@@ -27,8 +27,8 @@ TINY = {
     "network__field_embed": 8,
     "algorithm__batch_size": 32,
     "algorithm__learning_starts": 64,
-    "replay__kind": "uniform",
-    "replay__capacity": 2048,
+    "algorithm__replay__kind": "uniform",
+    "algorithm__replay__capacity": 2048,
     "metrics__progress": False,
     "metrics__tensorboard": False,
 }
@@ -40,8 +40,8 @@ def test_a_training_run_is_watched_paused_and_stepped(
     from websockets.sync.client import connect
 
     from townlet_train.config import CONFIG_DIR, load_config
-    from townlet_train.loop import Trainer
-    from townlet_train.observe import Observer
+    from townlet_train.run.loop import Trainer
+    from townlet_train.run.observe import Observer
 
     monkeypatch.setenv("TOWNLET_ADMIN_TOKEN", ADMIN)
     trainer = Trainer(load_config(CONFIG_DIR / "recipes" / "L0_minimal_dqn.yaml", **TINY), tmp_path / "run")
@@ -123,8 +123,8 @@ def test_ctrl_c_ends_a_paused_run_with_a_checkpoint(tmp_path: Path, monkeypatch:
     import signal
 
     from townlet_train.config import CONFIG_DIR, load_config
-    from townlet_train.loop import Trainer
-    from townlet_train.observe import Observer
+    from townlet_train.run.loop import Trainer
+    from townlet_train.run.observe import Observer
 
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("signals reach only the main thread")

@@ -12,14 +12,14 @@ import pytest
 import torch
 import yaml
 
-from townlet_train.checkpoint import (
+from townlet_train.run.checkpoint import (
     FORMAT_VERSION,
     CheckpointError,
     latest_checkpoint,
     load_checkpoint,
     save_checkpoint,
 )
-from townlet_train.loop import Trainer, write_resolved_config
+from townlet_train.run.loop import Trainer, write_resolved_config
 
 from .helpers import network_of, network_shapes, one_error, replay_of, short_level, tiny_config
 

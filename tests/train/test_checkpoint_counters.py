@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from townlet_train import cli
-from townlet_train.checkpoint import MAX_COUNT, CheckpointError, load_checkpoint, save_checkpoint
+from townlet_train.run.checkpoint import MAX_COUNT, CheckpointError, load_checkpoint, save_checkpoint
 
 from .helpers import checkpoint_steps, config_file, one_error
 

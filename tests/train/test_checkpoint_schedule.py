@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from townlet_train import cli
-from townlet_train import schedule as schedule_module
-from townlet_train.checkpoint import load_checkpoint
 from townlet_train.config import CONFIG_DIR, load_config
-from townlet_train.loop import Trainer
+from townlet_train.run import schedule as schedule_module
+from townlet_train.run.checkpoint import load_checkpoint
+from townlet_train.run.loop import Trainer
 
 from .helpers import checkpoint_steps, config_file, tiny_config
 

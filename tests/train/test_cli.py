@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from townlet_train import cli
-from townlet_train.checkpoint import latest_checkpoint
 from townlet_train.config import load_config
+from townlet_train.run.checkpoint import latest_checkpoint
 
 from .helpers import config_file, one_error
 
@@ -197,7 +197,7 @@ def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
 def test_progress_table_renders_and_closes() -> None:
     from rich.console import Console
 
-    from townlet_train.progress import Progress
+    from townlet_train.run.progress import Progress
 
     progress = Progress(enabled=True, total=100)
     progress.console = Console(file=io.StringIO(), force_terminal=False, width=120)

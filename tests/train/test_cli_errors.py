@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 import torch
 
-from townlet_train import cli, resources
-from townlet_train import metrics as metrics_module
-from townlet_train.checkpoint import latest_checkpoint
-from townlet_train.loop import Trainer
+from townlet_train import cli
+from townlet_train.run import metrics as metrics_module
+from townlet_train.run import resources
+from townlet_train.run.checkpoint import latest_checkpoint
+from townlet_train.run.loop import Trainer
 
 from .helpers import checkpoint_steps, config_file, one_error
 from .test_resume import episodes_after
@@ -133,11 +134,11 @@ def test_eval_on_a_level_with_the_same_layout_still_plays(
 def test_a_replay_capacity_that_cannot_fit_is_refused_before_allocating(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = config_file(tmp_path / "train.yaml", replay__capacity=100_000_000_000)
+    config = config_file(tmp_path / "train.yaml", algorithm__replay__capacity=100_000_000_000)
     message = one_error(["train", "--config", str(config), "--run-dir", str(tmp_path / "run")], capsys)
     # L0_minimal: two 12-float observations, the action, reward, discount and 6-action mask
     assert "replay.capacity 100,000,000,000 needs 11.8 TB (118 B per transition)" in message
-    assert "available" in message and message.endswith("lower replay.capacity")
+    assert "available" in message and message.endswith("lower algorithm.replay.capacity")
     assert not (tmp_path / "run").exists()
 
 
@@ -168,11 +169,11 @@ def test_running_out_of_memory_anyway_is_one_line(
 def test_memory_estimates_track_what_grows(tmp_path: Path) -> None:
     from .helpers import tiny_config
 
-    uniform = tiny_config(replay__capacity=1000)
+    uniform = tiny_config(algorithm__replay__capacity=1000)
     assert resources.replay_bytes(uniform, 12, 6) == 1000 * (2 * 48 + 8 + 4 + 4 + 6)
-    prioritized = tiny_config(replay__capacity=1000, replay__kind="prioritized")
+    prioritized = tiny_config(algorithm__replay__capacity=1000, algorithm__replay__kind="prioritized")
     assert resources.replay_bytes(prioritized, 12, 6) == resources.replay_bytes(uniform, 12, 6) + 2 * 1024 * 8
-    recurrent = tiny_config(network__kind="lstm", replay__kind="sequence", network__lstm_hidden=16)
+    recurrent = tiny_config(network__kind="lstm", network__lstm_hidden=16)
     assert resources.slot_bytes(recurrent, 12, 6) > resources.slot_bytes(uniform, 12, 6)
     assert resources.format_bytes(4.8e12) == "4.8 TB" and resources.format_bytes(512) == "512 B"
     memory = resources.available_memory(torch.device("cpu"))

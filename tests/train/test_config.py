@@ -257,3 +257,98 @@ def test_algorithm_kind_defaults_to_dqn_and_recipes_load() -> None:
     with pytest.raises(ConfigError, match="recurrent"):  # dagger and ppo have one, bc not
         load_config(None, algorithm={"kind": "bc"}, network__kind="lstm", replay__kind="sequence")
     assert load_config(None, algorithm={"kind": "ppo"}, network__kind="lstm").network.kind == "lstm"
+
+
+# --- the older layout (before the learners were split) ----------------------------------------
+
+OLD_DQN_LSTM = """
+level: L2_partial_observability
+network: {kind: lstm, hidden: [32], lstm_hidden: 16}
+algorithm: {gamma: 0.9, batch_size: 64}
+replay: {kind: sequence, capacity: 5000, sequence_length: 12, burn_in: 3}
+exploration:
+  epsilon: {start: 0.5, end: 0.1, decay_steps: 1000}
+  rnd: {enabled: false}
+"""
+
+
+def test_an_older_dqn_config_is_read_in_the_new_layout_with_one_notice(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "old.yaml"
+    path.write_text(OLD_DQN_LSTM)
+    cfg = load_config(path)
+    dqn = cfg.dqn
+    assert (dqn.replay.kind, dqn.replay.capacity, dqn.gamma, dqn.batch_size) == ("uniform", 5000, 0.9, 64)
+    assert (dqn.epsilon.start, dqn.epsilon.end, dqn.epsilon.decay_steps) == (0.5, 0.1, 1000)
+    assert cfg.window() == (12, 3) and (cfg.network.sequence_length, cfg.network.burn_in) == (12, 3)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"notice: {path}: older layout")
+    assert "replay -> algorithm.replay" in err[0] and "exploration.epsilon -> algorithm.epsilon" in err[0]
+    # the same config in the new layout: no notice, the same settings
+    new = tmp_path / "new.yaml"
+    new.write_text(
+        "level: L2_partial_observability\n"
+        "network: {kind: lstm, hidden: [32], lstm_hidden: 16, sequence_length: 12, burn_in: 3}\n"
+        "algorithm: {gamma: 0.9, batch_size: 64, replay: {capacity: 5000},\n"
+        "            epsilon: {start: 0.5, end: 0.1, decay_steps: 1000}}\n"
+    )
+    assert load_config(new) == cfg
+    assert capsys.readouterr().err == ""
+
+
+def test_an_older_dagger_config_moves_its_window_and_drops_what_dagger_never_read(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    old = load_config(
+        None,
+        level="L2_partial_observability",
+        network__kind="lstm",
+        algorithm={"kind": "dagger", "sequence_length": 16, "burn_in": 4},
+        replay={"kind": "uniform", "capacity": 10, "sequence_length": 99},
+        exploration={"epsilon": {"start": 0.3}},
+    )
+    assert old.window() == (16, 4) and old.algorithm.kind == "dagger"
+    assert "algorithm.sequence_length -> network.sequence_length" in capsys.readouterr().err
+    assert load_config(
+        None, level="L2_partial_observability", network__kind="lstm", algorithm={"kind": "dagger"}
+    ).window() == (32, 8)
+
+
+def test_older_keys_without_a_place_in_the_new_layout_are_one_error_line(tmp_path: Path) -> None:
+    path = tmp_path / "old.yaml"
+    path.write_text("network: {kind: dueling}\nreplay: {kind: sequence}\n")
+    message = error_of(path)
+    assert message.startswith(f"{path}: replay.kind: 'sequence'") and "algorithm.replay.kind" in message
+    assert "\n" not in message
+    message = error_of(None, algorithm={"kind": "dqn", "burn_in": 2})
+    assert "algorithm.burn_in" in message and "network.burn_in" in message
+    assert "prioritized" in error_of(None, network__kind="lstm", algorithm__replay__kind="prioritized")
+
+
+def test_every_shipped_config_is_in_the_new_layout(capsys: pytest.CaptureFixture[str]) -> None:
+    for path in sorted([*CONFIG_DIR.glob("*.yaml"), *CONFIG_DIR.glob("recipes/*.yaml")]):
+        load_config(path)
+        assert capsys.readouterr().err == "", path
+
+
+def test_a_run_directory_written_in_the_older_layout_resumes(tmp_path: Path) -> None:
+    """A run's config.yaml as the code before the split wrote it (every section, the DQN-only
+    ones at the top) resumes; the checkpoint's recorded config is compared in the new layout."""
+    import yaml
+
+    from townlet_train import cli
+
+    from .helpers import tiny_config, write_yaml
+
+    run_dir = tmp_path / "run"
+    cfg = tiny_config(total_steps=256)
+    config = write_yaml(tmp_path / "c.yaml", cfg.model_dump(mode="json"))
+    assert cli.main(["train", "--config", str(config), "--run-dir", str(run_dir), "--no-progress"]) == 0
+    data = yaml.safe_load((run_dir / "config.yaml").read_text())
+    algorithm, network = data["algorithm"], data["network"]
+    data["replay"] = {**algorithm.pop("replay"), "sequence_length": 16, "burn_in": 8}
+    data["exploration"]["epsilon"] = algorithm.pop("epsilon")
+    network.pop("sequence_length"), network.pop("burn_in")
+    write_yaml(run_dir / "config.yaml", data)
+    assert cli.main(["train", "--resume", str(run_dir), "--total-steps", "512"]) == 0

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 import torch
 
-from townlet_train import checkpoint as ckpt
 from townlet_train import cli
-from townlet_train.checkpoint import load_checkpoint
-from townlet_train.loop import Trainer
-from townlet_train.metrics import Metrics, MetricsError
+from townlet_train.run import checkpoint as ckpt
+from townlet_train.run.checkpoint import load_checkpoint
+from townlet_train.run.loop import Trainer
+from townlet_train.run.metrics import Metrics, MetricsError
 
 from .helpers import (
     checkpoint_steps,
@@ -37,7 +37,7 @@ def stateful_config(tmp_path: Path, **overrides: Any) -> Path:
     return config_file(
         tmp_path / "train.yaml",
         level=str(short_level(tmp_path, max_steps=40)),
-        replay__kind="prioritized",
+        algorithm__replay__kind="prioritized",
         exploration__rnd__enabled=True,
         checkpoint__include_replay=True,
         algorithm__replay_ratio=1.0,

@@ -11,9 +11,9 @@ import torch
 
 from townlet_env import TownletVectorEnv
 from townlet_train.config import CurriculumSettings
-from townlet_train.curriculum import Curriculum
-from townlet_train.loop import Trainer
-from townlet_train.metrics import Metrics
+from townlet_train.run.curriculum import Curriculum
+from townlet_train.run.loop import Trainer
+from townlet_train.run.metrics import Metrics
 
 from .helpers import short_level, tiny_config
 

@@ -12,7 +12,7 @@ import pytest
 
 from townlet_env.recording import load_recording, verify_recording
 from townlet_train import cli
-from townlet_train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from townlet_train.run.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 
 
 def test_eval_record_writes_a_recording_that_replays(
@@ -94,8 +94,8 @@ def test_a_recurrent_agent_is_recorded_acting_as_eval_plays_it(
     import numpy as np
 
     from townlet_env.recording import Replayer, load_recording
-    from townlet_train.checkpoint import load_checkpoint, save_checkpoint
     from townlet_train.policy import ModelPolicy, load_network
+    from townlet_train.run.checkpoint import load_checkpoint, save_checkpoint
     from townlet_train.trainers import make_trainer
 
     from .helpers import short_level, tiny_config

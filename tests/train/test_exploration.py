@@ -10,8 +10,8 @@ import torch
 
 from townlet_train.config import RndSettings
 from townlet_train.exploration import RND, RunningStd
-from townlet_train.loop import Trainer
-from townlet_train.metrics import Metrics
+from townlet_train.run.loop import Trainer
+from townlet_train.run.metrics import Metrics
 
 from .helpers import replay_of, tiny_config
 
@@ -61,7 +61,7 @@ def collect_rewards(tmp_path: Path, name: str, steps: int, **rnd: object) -> tup
     cfg = tiny_config(
         algorithm__n_step=1,
         algorithm__learning_starts=10**9,
-        replay__capacity=4096,
+        algorithm__replay__capacity=4096,
         exploration__rnd__enabled=True,
         **{f"exploration__rnd__{k}": v for k, v in rnd.items()},
     )
@@ -88,8 +88,8 @@ def test_rnd_weight_is_applied_to_stored_rewards(tmp_path: Path) -> None:
     assert torch.equal(t_off.env.state.meters, t_full.env.state.meters)
     bonus = full - off
     assert bool((bonus > 0).all())
-    assert float(t_off.episode["intrinsic"].abs().sum()) == 0.0
-    assert float(t_full.episode["intrinsic"].sum()) > 0.0
+    assert float(t_off.episodes.running["intrinsic"].abs().sum()) == 0.0
+    assert float(t_full.episodes.running["intrinsic"].sum()) > 0.0
     # annealed: the bonus of step k is weight(k) times the full bonus
     weight = 1.0 - torch.arange(steps, dtype=torch.float32)[:, None] * 16 / (steps * 16)
     assert torch.allclose(annealed - off, weight * bonus, atol=1e-5)

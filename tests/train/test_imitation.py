@@ -12,10 +12,10 @@ import torch
 from townlet_env import TownletVectorEnv
 from townlet_env.policies.scripted import ScriptedPolicy
 from townlet_train import cli
-from townlet_train.cloning import masked_cross_entropy
+from townlet_train.algos.dagger import Dagger
+from townlet_train.algos.imitation import masked_cross_entropy
 from townlet_train.dataset import DatasetError, capture, load_dataset
 from townlet_train.evaluate import evaluate
-from townlet_train.imitation import DaggerTrainer
 from townlet_train.policy import ModelPolicy, greedy, load_policy
 from townlet_train.trainers import make_trainer
 
@@ -118,7 +118,7 @@ def test_dagger_student_matches_the_teacher_on_the_states_it_visits(tmp_path: Pa
         total_steps=8192, algorithm={**DAGGER, "updates_per_step": 1.0}, network__hidden=[64, 64]
     )
     trainer = make_trainer(cfg, tmp_path / "run")
-    assert isinstance(trainer, DaggerTrainer)
+    assert isinstance(trainer.agent, Dagger)
     trainer.run()
     # the student alone (beta 0) on fresh episodes; the teacher labels what it sees
     env = TownletVectorEnv("L0_minimal", 16)
@@ -137,7 +137,7 @@ def test_dagger_student_matches_the_teacher_on_the_states_it_visits(tmp_path: Pa
 
 @pytest.mark.parametrize("anneal_lr", [False, True])
 def test_dagger_resume_matches_an_uninterrupted_run(tmp_path: Path, anneal_lr: bool) -> None:
-    from townlet_train.checkpoint import load_checkpoint
+    from townlet_train.run.checkpoint import load_checkpoint
 
     from .helpers import short_level
     from .test_resume import resumed_beside_whole
@@ -191,17 +191,18 @@ def test_dagger_runs_on_a_partially_observed_level(tmp_path: Path) -> None:
     level = short_level(tmp_path, max_steps=40, base="L2_partial_observability")
     cfg = tiny_config(level=str(level), total_steps=512, algorithm={**DAGGER, "learning_starts": 10**6})
     trainer = make_trainer(cfg, tmp_path / "r")
-    assert isinstance(trainer, DaggerTrainer) and trainer.teacher.town is trainer.env.town
+    agent = trainer.agent
+    assert isinstance(agent, Dagger) and agent.teacher.town is trainer.env.town
     labels: list[torch.Tensor] = []
     seen: list[torch.Tensor] = []
-    teach = trainer.label
+    teach = agent.label
 
-    def label() -> torch.Tensor:
-        seen.append(trainer.obs.clone())
-        labels.append(teach())
+    def label(obs: torch.Tensor, info: dict) -> torch.Tensor:
+        seen.append(obs.clone())
+        labels.append(teach(obs, info))
         return labels[-1]
 
-    trainer.label = label  # type: ignore[method-assign]
+    agent.label = label  # type: ignore[method-assign]
     assert trainer.run()["agent_steps"] == 512
     replay = trainer.agent.replay
     # the student stored what it saw: its window, and an `affordances` field left at zero ...

@@ -4,17 +4,18 @@ two target-network schedules (hard copy every M updates, Polyak averaging)."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 from torch import nn
 
-from townlet_train.config import AlgorithmSettings, EpsilonSettings, HardTarget, PolyakTarget
+from townlet_train.algos.dqn import DQN
+from townlet_train.config import DQNSettings, EpsilonSettings, HardTarget, PolyakTarget, TrainConfig
+from townlet_train.data.replay import Batch
 from townlet_train.exploration import EpsilonGreedy
-from townlet_train.learner import DQNLearner
-from townlet_train.loop import Trainer
 from townlet_train.models import masked_argmax
-from townlet_train.replay import Batch
+from townlet_train.run.loop import Trainer
 
 from .helpers import tiny_config
 
@@ -23,6 +24,11 @@ N_ACTIONS = 4
 
 class TableQ(nn.Module):
     """Q(s) read from a table: obs[:, 0] is the state index. Lets a test set every Q-value."""
+
+    recurrent = False
+
+    def initial_state(self, batch: int, device: torch.device) -> tuple[torch.Tensor, ...]:
+        return ()
 
     def __init__(self, table: torch.Tensor) -> None:
         super().__init__()
@@ -45,15 +51,22 @@ def batch_of(next_state: int, next_mask: list[bool], reward: float = 0.5, discou
     )
 
 
-def learner(online: torch.Tensor, target_table: torch.Tensor, **settings: object) -> DQNLearner:
-    dqn = DQNLearner(TableQ(online), AlgorithmSettings(**settings))
+# what the DQN learner reads of its env: one observation number, N_ACTIONS actions
+ENV = SimpleNamespace(
+    level=SimpleNamespace(layout=SimpleNamespace(size=1), n_actions=N_ACTIONS, max_steps=100)
+)
+
+
+def learner(online: torch.Tensor, target_table: torch.Tensor, **settings: object) -> DQN:
+    cfg = TrainConfig(env={"num_envs": 1}, algorithm=DQNSettings(**settings, replay={"capacity": 512}))  # type: ignore[arg-type]
+    dqn = DQN(cfg, TableQ(online), ENV, torch.device("cpu"))  # type: ignore[arg-type]
     with torch.no_grad():
         dqn.target.table.copy_(target_table)
     return dqn
 
 
-def target_of(dqn: DQNLearner, batch: Batch) -> float:
-    td, q = dqn.td_errors(batch)
+def target_of(dqn: DQN, batch: Batch) -> float:
+    td, q = dqn.td_errors(batch, dqn.online)
     return float((q - td).detach())  # y = q - (q - y)
 
 
@@ -132,8 +145,8 @@ def test_trainer_actions_are_always_legal(epsilon_start: float, tmp_path: Path) 
     """Through the whole act -> env.step path, on the level with the most masking."""
     cfg = tiny_config(
         level="L1_full_observability",
-        exploration__epsilon__start=epsilon_start,
-        exploration__epsilon__end=epsilon_start,
+        algorithm__epsilon__start=epsilon_start,
+        algorithm__epsilon__end=epsilon_start,
     )
     trainer = Trainer(cfg, tmp_path)
     for _ in range(40):
@@ -188,21 +201,22 @@ def test_update_moves_q_towards_the_target_and_uses_the_importance_weight() -> N
     table = torch.zeros(2, 4)
     dqn = learner(table, table, lr=0.1, loss="mse", double=False)
     batch = batch_of(1, [True] * 4, reward=1.0, discount=0.0)
-    stats, td = dqn.update(batch)
-    assert float(td) == pytest.approx(-1.0)
-    assert stats.loss == pytest.approx(1.0)
+    td, _ = dqn.td_errors(batch, dqn.online)
+    stats = dqn.update(batch, dqn.online)
+    assert float(td.detach()) == pytest.approx(-1.0)
+    assert stats["loss"] == pytest.approx(1.0)
     assert float(dqn.online.table.detach()[0, 0]) > 0  # towards y = 1
     assert torch.equal(dqn.online.table[0, 1:], torch.zeros(3))  # other actions untouched
     zero = learner(table, table, lr=0.1, loss="mse")
-    zero.update(Batch(**{**batch.__dict__, "weight": torch.zeros(1)}))
+    zero.update(Batch(**{**batch.__dict__, "weight": torch.zeros(1)}), zero.online)
     assert torch.equal(zero.online.table.detach(), table)  # weight 0: no learning
 
 
 # --- target network ----------------------------------------------------------------------------
 
 
-def one_update(dqn: DQNLearner) -> None:
-    dqn.update(batch_of(1, [True] * 4, reward=1.0, discount=0.5))
+def one_update(dqn: DQN) -> None:
+    dqn.update(batch_of(1, [True] * 4, reward=1.0, discount=0.5), dqn.online)
 
 
 def test_hard_target_copies_every_m_updates() -> None:

@@ -13,8 +13,8 @@ import torch
 from townlet_env import TownletVectorEnv
 from townlet_env.policies.scripted import Knowledge, ScriptedPolicy
 from townlet_train import cli
+from townlet_train.algos.dagger import Dagger
 from townlet_train.config import load_config
-from townlet_train.imitation import DaggerAgent
 from townlet_train.models import MapStudent, field_shapes, policy_network
 from townlet_train.models.map import EXPLORE
 from townlet_train.policy import ModelPolicy, greedy, load_policy
@@ -109,7 +109,7 @@ def test_the_dagger_agent_learns_from_the_filled_observations_it_acted_on(tmp_pa
     cfg = tiny_config(level="L2_partial_observability", algorithm=DAGGER, total_steps=64, **MAP)
     trainer = make_trainer(cfg, tmp_path / "run")
     agent = trainer.agent
-    assert isinstance(agent, DaggerAgent) and isinstance(agent.online, MapStudent)
+    assert isinstance(agent, Dagger) and not agent.windows and isinstance(agent.online, MapStudent)
     trainer.run()
     stored = agent.replay.obs[: len(agent.replay)]
     assert stored.shape[1] == trainer.obs_dim + EXPLORE

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from townlet_env import TownletVectorEnv
-from townlet_train.checkpoint import latest_checkpoint, load_checkpoint
-from townlet_train.metrics import SCHEMA, Metrics
+from townlet_train.run.checkpoint import latest_checkpoint, load_checkpoint
+from townlet_train.run.metrics import SCHEMA, Metrics
 
 SCALARS = [
     "train/loss",
@@ -167,7 +167,7 @@ def test_a_database_from_before_wall_seconds_gains_the_column(tmp_path: Path) ->
 def test_progress_without_a_terminal_prints_a_plain_line_every_30_seconds(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from townlet_train import progress
+    from townlet_train.run import progress
 
     clock = [1000.0]
     monkeypatch.setattr(progress.time, "perf_counter", lambda: clock[0])

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from townlet_train import cli
-from townlet_train.checkpoint import load_checkpoint
-from townlet_train.metrics import Metrics
 from townlet_train.policy import checkpoint_config
+from townlet_train.run.checkpoint import load_checkpoint
+from townlet_train.run.metrics import Metrics
 from townlet_train.trainers import make_trainer
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "old_checkpoints"

@@ -10,8 +10,8 @@ import torch
 
 from townlet_env.policies import RandomPolicy, ScriptedAgent
 from townlet_train.evaluate import evaluate, load_policy_network
-from townlet_train.loop import Trainer
 from townlet_train.policy import greedy, load_policy, masked_sample
+from townlet_train.run.loop import Trainer
 
 from .helpers import tiny_config
 
@@ -50,9 +50,7 @@ def test_dqn_checkpoint_plays_through_the_protocol_as_before() -> None:
 
 
 def test_recurrent_dqn_checkpoint_carries_and_resets_its_state(tmp_path: Path) -> None:
-    path = trained_checkpoint(
-        tmp_path, network__kind="lstm", replay__kind="sequence", replay__sequence_length=4, replay__burn_in=2
-    )
+    path = trained_checkpoint(tmp_path, network__kind="lstm", network__sequence_length=4, network__burn_in=2)
     from townlet_env import TownletVectorEnv
 
     policy, _ = load_policy(path)

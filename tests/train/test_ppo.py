@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 
-from townlet_train.checkpoint import load_checkpoint
-from townlet_train.config import PPOSettings
+from townlet_train.algos.ppo import PPO as PPOLearner
+from townlet_train.algos.ppo_math import clipped_policy_loss, gae, value_loss
+from townlet_train.config import EnvSettings, NetworkSettings, PPOSettings, TrainConfig
 from townlet_train.models import ActorCritic
-from townlet_train.ppo import PPOAgent, PPOTrainer, clipped_policy_loss, gae, value_loss
+from townlet_train.run.checkpoint import load_checkpoint
 from townlet_train.trainers import make_trainer
 
 from .helpers import short_level, tiny_config
@@ -68,7 +70,9 @@ def test_truncation_bootstraps_from_the_final_observation_and_termination_does_n
     layout = [("a", 0, 3)]
     network = ActorCritic(layout, 4, [8], 4)
     settings = PPOSettings(kind="ppo", rollout_steps=2, gamma=0.9)
-    agent = PPOAgent(network, settings, n=3, obs_dim=3, n_actions=4)
+    cfg = TrainConfig(env=EnvSettings(num_envs=3), network=NetworkSettings(kind="mlp"), algorithm=settings)
+    env = SimpleNamespace(level=SimpleNamespace(layout=SimpleNamespace(size=3), n_actions=4))
+    agent = PPOLearner(cfg, network, env, torch.device("cpu"))
     final_obs = torch.randn(3, 3)
     with torch.no_grad():
         tail = network.value(final_obs)
@@ -115,7 +119,7 @@ def test_ppo_starts_from_a_dagger_student(tmp_path: Path) -> None:
     ppo = {**PPO, "init_from": str(source), "critic_warmup": 2, "kl_start": 1.0, "kl_steps": 10_000}
     ppo["anneal_lr"] = False  # annealed, the one iteration at the run's end would have lr 0
     trainer = make_trainer(tiny_config(total_steps=256, algorithm=ppo), tmp_path / "p")
-    assert isinstance(trainer, PPOTrainer) and trainer.agent.teacher is not None
+    assert isinstance(trainer.agent, PPOLearner) and trainer.agent.teacher is not None
     student = load_checkpoint(source)["network"]
     actor = {
         k: v.clone()
@@ -132,7 +136,7 @@ def test_ppo_starts_from_a_dagger_student(tmp_path: Path) -> None:
 
 
 def test_init_from_refuses_a_dqn_checkpoint(tmp_path: Path) -> None:
-    from townlet_train.loop import Trainer
+    from townlet_train.run.loop import Trainer
 
     dqn = Path(Trainer(tiny_config(total_steps=256), tmp_path / "q").run()["checkpoint"])
     with pytest.raises(ValueError, match="a dqn checkpoint has no policy network"):

@@ -3,12 +3,14 @@ runs of the acting network."""
 
 from __future__ import annotations
 
+import copy
+
 import torch
 
 from townlet_env import TownletVectorEnv
+from townlet_train.algos.dqn_windows import WindowTargets
 from townlet_train.config import CONFIG_DIR, load_config
 from townlet_train.models import RecurrentQNetwork
-from townlet_train.recurrent import RecurrentDQN
 
 LEVEL = "L2_partial_observability"
 
@@ -59,14 +61,15 @@ def test_truncation_bootstraps_through_the_state_the_episode_reached() -> None:
         network__hidden=[32],
         network__field_embed=16,
         network__lstm_hidden=24,
-        replay__kind="sequence",
-        replay__burn_in=2,
-        replay__sequence_length=4,
+        network__burn_in=2,
+        network__sequence_length=4,
         algorithm__n_step=2,
         algorithm__double=False,
         env__num_envs=4,
     )
-    agent = RecurrentDQN(cfg, network(), 4, 479, 8, torch.device("cpu"))
+    online = network()
+    target = copy.deepcopy(online)
+    targets = WindowTargets(*cfg.window()[::-1], n_step=2, gamma=cfg.dqn.gamma, double=False)
     length = 2 + 4 + 2
     gen = torch.Generator().manual_seed(2)
     obs = torch.rand(3, length, 479, generator=gen)
@@ -86,12 +89,12 @@ def test_truncation_bootstraps_through_the_state_the_episode_reached() -> None:
     reset = torch.zeros_like(truncated)
     reset[:, 1:] = (truncated | terminated)[:, :-1]
     with torch.no_grad():
-        _, _, (h_tgt, c_tgt) = agent.target.unroll(obs, (batch["h"], batch["c"]), reset)
-        _, _, (h_on, c_on) = agent.online.unroll(obs[:, 2:], (batch["h"], batch["c"]), reset[:, 2:])
-        value = agent._truncation_value(batch, h_tgt, c_tgt, h_on, c_on)
+        _, _, states_tgt = target.unroll(obs, (batch["h"], batch["c"]), reset)
+        _, _, states_on = online.unroll(obs[:, 2:], (batch["h"], batch["c"]), reset[:, 2:])
+        value = targets._truncation_value(batch, online, target, states_tgt, states_on)
         # by hand: feed row 0's steps 0..5 and then its final obs through the target network
-        _, state = agent.target(obs[:1, :6], (torch.zeros(1, 1, 24), torch.zeros(1, 1, 24)))
-        q_final, _ = agent.target(batch["final_obs"][:1, None], state)
+        _, state = target(obs[:1, :6], (torch.zeros(1, 1, 24), torch.zeros(1, 1, 24)))
+        q_final, _ = target(batch["final_obs"][:1, None], state)
     # plain DQN: the bootstrap is the target network's best Q at the final observation
     torch.testing.assert_close(value[0], q_final[0, 0].max(), atol=1e-5, rtol=1e-5)
     assert value[1] == 0 and value[2] == 0  # no truncation in those windows

@@ -12,15 +12,11 @@ import torch
 
 from townlet_env import TownletVectorEnv
 from townlet_train import cli
+from townlet_train.algos.dagger import Dagger, affordance_positions, window_logits
 from townlet_train.evaluate import evaluate
-from townlet_train.imitation import DaggerTrainer
 from townlet_train.models import RecurrentActorCritic, build_network, is_init_of
 from townlet_train.policy import ModelPolicy, Sample, greedy, load_policy
-from townlet_train.recurrent_imitation import (
-    RecurrentDaggerAgent,
-    affordance_positions,
-    window_logits,
-)
+from townlet_train.run.loop import Trainer
 from townlet_train.trainers import make_trainer
 
 from .helpers import short_level, tiny_config
@@ -42,10 +38,10 @@ def recurrent_config(tmp_path: Path, max_steps: int = 12, **overrides: Any) -> A
     return tiny_config(level=str(level), algorithm=algorithm, **LSTM, **overrides)
 
 
-def played(trainer: DaggerTrainer, steps: int) -> dict[str, torch.Tensor]:
+def played(trainer: Trainer, steps: int) -> dict[str, torch.Tensor]:
     """Collect `steps` env steps without learning; the observations, the step ends and the logits
     the acting student computed, each [N, T, ...]."""
-    agent: RecurrentDaggerAgent = trainer.agent  # type: ignore[assignment]
+    agent: Dagger = trainer.agent  # type: ignore[assignment]
     seen: dict[str, list[torch.Tensor]] = {"obs": [], "logits": [], "done": []}
     acting = agent.logits
 
@@ -62,7 +58,7 @@ def played(trainer: DaggerTrainer, steps: int) -> dict[str, torch.Tensor]:
         store(step)
 
     agent.store = storing  # type: ignore[method-assign]
-    from townlet_train.metrics import Metrics
+    from townlet_train.run.metrics import Metrics
 
     metrics = Metrics(trainer.run_dir, list(trainer.env.meter_names), False)
     for _ in range(steps):
@@ -76,7 +72,7 @@ def test_the_student_state_is_zeroed_where_an_episode_ends(tmp_path: Path) -> No
     at each new life gives exactly the actor's logits; without the resets it does not."""
     cfg = recurrent_config(tmp_path, algorithm={"learning_starts": 10**6})
     trainer = make_trainer(cfg, tmp_path / "run")
-    assert isinstance(trainer, DaggerTrainer) and isinstance(trainer.agent, RecurrentDaggerAgent)
+    assert isinstance(trainer.agent, Dagger) and trainer.agent.windows
     seen = played(trainer, 40)
     assert int(seen["done"].sum()) >= 3 * cfg.env.num_envs  # every slot lived several lives
     net: RecurrentActorCritic = trainer.agent.online  # type: ignore[assignment]
@@ -95,7 +91,7 @@ def test_learning_replays_the_windows_as_the_actor_saw_them(tmp_path: Path) -> N
     cfg = recurrent_config(tmp_path, algorithm={"learning_starts": 10**6})
     trainer = make_trainer(cfg, tmp_path / "run")
     seen = played(trainer, 36)
-    agent: RecurrentDaggerAgent = trainer.agent  # type: ignore[assignment]
+    agent: Dagger = trainer.agent  # type: ignore[assignment]
     n, seq, burn_in = cfg.env.num_envs, 8, 4
     assert len(agent.replay) == 4 * n  # windows end at steps 12, 20, 28, 36
     with torch.no_grad():
@@ -199,7 +195,7 @@ def test_lstm_is_refused_for_bc_but_not_for_dagger() -> None:
 def test_the_recall_target_is_where_the_town_put_each_affordance(tmp_path: Path) -> None:
     cfg = recurrent_config(tmp_path, total_steps=512)
     trainer = make_trainer(cfg, tmp_path / "run")
-    agent: RecurrentDaggerAgent = trainer.agent  # type: ignore[assignment]
+    agent: Dagger = trainer.agent  # type: ignore[assignment]
     before = agent.recall.weight.detach().clone()
     assert "recall_loss" in trainer.run()
     state, level = trainer.env.town.state, trainer.env.level

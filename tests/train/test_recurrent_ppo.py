@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 import torch
 
-from townlet_train.checkpoint import load_checkpoint
-from townlet_train.metrics import Metrics
+from townlet_train.algos.ppo import PPO as PPOLearner
 from townlet_train.models import masked_logits
-from townlet_train.ppo import PPOTrainer
+from townlet_train.run.checkpoint import load_checkpoint
+from townlet_train.run.metrics import Metrics
 from townlet_train.trainers import make_trainer
 
 from .helpers import short_level, tiny_config
@@ -34,7 +34,7 @@ def test_learning_replays_the_rollout_as_the_actor_played_it(tmp_path: Path) -> 
     the actor's log-probabilities and values at every step; without the resets it does not."""
     cfg = recurrent_config(tmp_path, algorithm={"rollout_steps": 40, "minibatch_size": 40 * 16})
     trainer = make_trainer(cfg, tmp_path / "run")
-    assert isinstance(trainer, PPOTrainer) and trainer.recurrent
+    assert isinstance(trainer.agent, PPOLearner) and trainer.recurrent
     metrics = Metrics(trainer.run_dir, list(trainer.env.meter_names), False)
     for _ in range(8):  # a first stretch, so that the rollout starts from a state that is not zero
         trainer.collect(metrics)
@@ -48,9 +48,10 @@ def test_learning_replays_the_rollout_as_the_actor_played_it(tmp_path: Path) -> 
     for resets in (True, False):
         if not resets:
             data["done"] = torch.zeros_like(data["done"])
-        (batch,) = list(trainer._minibatches({**data, "advantage": r.value, "return": r.value}))
+        learner = trainer.agent
+        (batch,) = list(learner._minibatches({**data, "advantage": r.value, "return": r.value}, trainer.rng))
         with torch.no_grad():
-            logits, value, _ = trainer._outputs(batch, 0.0)
+            logits, value, _ = learner._outputs(batch, learner.online, 0.0)
         logprob = torch.log_softmax(masked_logits(logits, batch["mask"]), -1)
         logprob = logprob.gather(1, batch["action"][:, None]).squeeze(1)
         same = torch.allclose(logprob, batch["logprob"], atol=1e-5) and torch.allclose(
@@ -87,7 +88,7 @@ def test_recurrent_ppo_starts_from_a_recurrent_dagger_student(tmp_path: Path) ->
     source = Path(make_trainer(source_cfg, tmp_path / "d").run()["checkpoint"])
     ppo = {"init_from": str(source), "critic_warmup": 2, "kl_start": 1.0, "anneal_lr": False}
     trainer = make_trainer(recurrent_config(tmp_path, total_steps=256, algorithm=ppo), tmp_path / "p")
-    assert isinstance(trainer, PPOTrainer) and trainer.recurrent and trainer.agent.teacher is not None
+    assert isinstance(trainer.agent, PPOLearner) and trainer.recurrent and trainer.agent.teacher is not None
     student = load_checkpoint(source)["network"]
     actor = {k: v.clone() for k, v in trainer.agent.online.state_dict().items() if not k.startswith("critic")}
     actor = {k: v for k, v in actor.items() if not k.startswith("values")}

@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from townlet_train.replay import NStepAccumulator, PrioritizedReplay, SumTree, UniformReplay
+from townlet_train.data.replay import NStepAccumulator, PrioritizedReplay, SumTree, UniformReplay
 
 CPU = torch.device("cpu")
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from townlet_train import cli
-from townlet_train.checkpoint import latest_checkpoint, load_checkpoint
-from townlet_train.loop import Trainer
+from townlet_train.run.checkpoint import latest_checkpoint, load_checkpoint
+from townlet_train.run.loop import Trainer
 
 from .helpers import config_file, network_of, network_shapes, short_level, tiny_config
 
@@ -79,7 +79,7 @@ def test_cli_interrupted_run_matches_uninterrupted(
     cfg = config_file(
         tmp_path / "train.yaml",
         level=str(short_level(tmp_path, max_steps=40)),
-        replay__kind="prioritized",
+        algorithm__replay__kind="prioritized",
         exploration__rnd__enabled=True,
         checkpoint__include_replay=True,
         algorithm__replay_ratio=1.0,
@@ -153,10 +153,9 @@ def test_recurrent_resume_matches(tmp_path: Path) -> None:
         level=str(level),
         network__kind="lstm",
         network__lstm_hidden=16,
-        replay__kind="sequence",
-        replay__sequence_length=8,
-        replay__burn_in=4,
-        replay__capacity=512,
+        network__sequence_length=8,
+        network__burn_in=4,
+        algorithm__replay__capacity=512,
         checkpoint__include_replay=True,
         checkpoint__every_episodes=16,
         total_steps=1536,

@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from townlet_train import cli
-from townlet_train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from townlet_train.run.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 from .helpers import checkpoint_steps, config_file, one_error
 

@@ -13,8 +13,8 @@ import torch
 
 from townlet_env.config import ConfigError
 from townlet_train import cli
-from townlet_train.checkpoint import checkpoints_newest_first, load_checkpoint
-from townlet_train.loop import DivergedError, Trainer
+from townlet_train.run.checkpoint import checkpoints_newest_first, load_checkpoint
+from townlet_train.run.loop import DivergedError, Trainer
 from townlet_train.trainers import make_trainer
 
 from .helpers import tiny_config
@@ -53,7 +53,7 @@ def test_a_diverged_update_stops_the_run_and_keeps_the_last_good_checkpoint(
 def test_the_cli_reports_divergence_in_one_error_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from townlet_train import loop
+    from townlet_train.run import loop
 
     original = loop.Trainer.learn
 
@@ -92,7 +92,7 @@ def test_include_replay_saves_and_resumes_every_algorithm(kind: str, tmp_path: P
             "algorithm.capacity 100 is below algorithm.learning_starts 2048",
         ),
         (
-            {"replay__capacity": 16, "algorithm__batch_size": 32},
+            {"algorithm__replay__capacity": 16, "algorithm__batch_size": 32},
             "replay.capacity 16 is below algorithm.batch_size",
         ),
         ({"algorithm__target": {"every": 10**30}}, "algorithm.target.every"),

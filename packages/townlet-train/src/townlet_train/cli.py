@@ -33,11 +33,11 @@ import torch
 
 from townlet_env.cli_errors import ArgumentParser, UsageError, fail
 from townlet_env.config import ConfigError
-from townlet_train.checkpoint import CheckpointError
 from townlet_train.config import TrainConfig, load_config
 from townlet_train.config_files import find_config
 from townlet_train.evaluate import POLICIES, check_level_fits, checkpoint_tag, evaluate, load_policy_network
-from townlet_train.metrics import MetricsError
+from townlet_train.run.checkpoint import CheckpointError
+from townlet_train.run.metrics import MetricsError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -126,7 +126,9 @@ def main(argv: list[str] | None = None) -> int:
         if not _out_of_memory(exc):
             raise
         first = (str(exc).strip().splitlines() or ["MemoryError"])[0]
-        return fail(f"out of memory ({first}); lower env.num_envs or replay.capacity, then --resume")
+        return fail(
+            f"out of memory ({first}); lower env.num_envs or algorithm.replay.capacity, then --resume"
+        )
     except KeyboardInterrupt:
         print("interrupted (the checkpoints already written are intact)", file=sys.stderr)
         return 128 + signal.SIGINT
@@ -153,10 +155,10 @@ def _out_of_memory(exc: BaseException) -> bool:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from townlet_train import observe
-    from townlet_train.loop import resolve_device, write_resolved_config
-    from townlet_train.resources import check_memory
-    from townlet_train.runlock import run_lock
+    from townlet_train.run import observe
+    from townlet_train.run.loop import resolve_device, write_resolved_config
+    from townlet_train.run.resources import check_memory
+    from townlet_train.run.runlock import run_lock
     from townlet_train.trainers import make_trainer
 
     # the port first: one that is in use is refused before a run directory is made
@@ -193,11 +195,11 @@ def _refuse_existing_run(run_dir: Path) -> None:
 
 
 def _resume(args: argparse.Namespace) -> int:
-    from townlet_train import observe
-    from townlet_train.loop import resolve_device
-    from townlet_train.resources import check_memory
-    from townlet_train.resume import resume
-    from townlet_train.runlock import run_lock
+    from townlet_train.run import observe
+    from townlet_train.run.loop import resolve_device
+    from townlet_train.run.resources import check_memory
+    from townlet_train.run.resume import resume
+    from townlet_train.run.runlock import run_lock
     from townlet_train.trainers import make_trainer
 
     run_dir = args.resume
@@ -263,7 +265,7 @@ def _quiet(cfg: TrainConfig, args: argparse.Namespace) -> TrainConfig:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from townlet_train.loop import resolve_device
+    from townlet_train.run.loop import resolve_device
 
     device = resolve_device(args.device)
     if args.checkpoint is not None:
@@ -315,7 +317,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _resolve_checkpoint(path: Path) -> Path:
     """A checkpoint file as given; a run directory's newest checkpoint; RUN_DIR/best's best.pt."""
-    from townlet_train.checkpoint import latest_checkpoint
+    from townlet_train.run.checkpoint import latest_checkpoint
 
     if path.is_dir():
         newest = latest_checkpoint(path / "checkpoints")
@@ -355,7 +357,7 @@ def _capture(args: argparse.Namespace) -> int:
 
 
 def _bc(args: argparse.Namespace) -> int:
-    from townlet_train.imitation import train_bc
+    from townlet_train.run.bc import train_bc
 
     if args.updates is not None and args.updates < 1:
         raise ValueError(f"--updates must be >= 1, got {args.updates}")

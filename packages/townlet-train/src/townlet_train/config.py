@@ -8,6 +8,7 @@ level) ship inside the package.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -16,6 +17,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from townlet_env.config import ConfigError, StrictModel
 from townlet_env.config.bounded_yaml import read_yaml_mapping
 from townlet_env.config.messages import describe_validation_error, short
+from townlet_train.config_layout import LayoutError, migrate
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -32,6 +34,15 @@ class NetworkSettings(StrictModel):
     hidden: list[Annotated[int, Field(ge=1, le=8192)]] = Field(default_factory=lambda: [256, 256])
     field_embed: int = Field(default=64, ge=1, le=4096, description="width of each field encoder")
     lstm_hidden: int = Field(default=128, ge=1, le=4096)
+    sequence_length: int | None = Field(
+        default=None,
+        ge=1,
+        le=512,
+        description="lstm: learned steps per stored window (default: dqn 16, dagger 32)",
+    )
+    burn_in: int | None = Field(
+        default=None, ge=0, le=512, description="lstm: steps of each window that only warm the memory (8)"
+    )
 
 
 class HardTarget(StrictModel):
@@ -46,7 +57,30 @@ class PolyakTarget(StrictModel):
     tau: float = Field(default=0.005, gt=0.0, le=1.0)
 
 
-class AlgorithmSettings(StrictModel):
+class ReplaySettings(StrictModel):
+    """DQN's replay; a recurrent memory (network.kind lstm) replays whole windows uniformly."""
+
+    kind: Literal["uniform", "prioritized"] = "uniform"
+    capacity: int = Field(default=200_000, ge=1, description="transitions kept")
+    alpha: float = Field(default=0.6, ge=0.0, le=1.0, description="prioritized: priority exponent")
+    beta_start: float = Field(default=0.4, ge=0.0, le=1.0, description="prioritized: IS exponent")
+    beta_steps: int = Field(default=1_000_000, ge=1, description="agent-steps to anneal beta to 1")
+
+
+class EpsilonSettings(StrictModel):
+    start: float = Field(default=1.0, ge=0.0, le=1.0)
+    end: float = Field(default=0.05, ge=0.0, le=1.0)
+    decay_steps: int = Field(default=500_000, ge=1, description="agent-steps of linear decay")
+    spread: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=64.0,
+        description="per-slot ends (Ape-X): slot i of N decays to end ** (1 + spread * i / (N - 1)); "
+        "0 gives every slot `end`",
+    )
+
+
+class DQNSettings(StrictModel):
     """DQN (the default: a config without `algorithm.kind` is a DQN config)."""
 
     kind: Literal["dqn"] = "dqn"
@@ -64,6 +98,8 @@ class AlgorithmSettings(StrictModel):
     target: Annotated[HardTarget | PolyakTarget, Field(discriminator="kind")] = Field(
         default_factory=HardTarget
     )
+    replay: ReplaySettings = Field(default_factory=ReplaySettings)
+    epsilon: EpsilonSettings = Field(default_factory=EpsilonSettings)
 
     @field_validator("target", mode="before")
     @classmethod
@@ -119,12 +155,6 @@ class DaggerSettings(StrictModel):
         default=0.25, gt=0.0, le=64.0, description="gradient updates per env step"
     )
     learning_starts: int = Field(default=2048, ge=0, description="labelled states before learning")
-    sequence_length: int = Field(
-        default=32, ge=1, le=512, description="network.kind lstm: learned steps per stored window"
-    )
-    burn_in: int = Field(
-        default=8, ge=0, le=512, description="network.kind lstm: steps that only warm the LSTM"
-    )
     recall_weight: float = Field(
         default=0.0,
         ge=0.0,
@@ -149,36 +179,9 @@ class BCSettings(StrictModel):
     grad_clip: float = Field(default=10.0, gt=0.0, le=1e6)
 
 
-Algorithm = Annotated[
-    AlgorithmSettings | PPOSettings | DaggerSettings | BCSettings, Field(discriminator="kind")
-]
+AlgorithmSettings = DQNSettings  # its older name
 
-
-class ReplaySettings(StrictModel):
-    kind: Literal["uniform", "prioritized", "sequence"] = Field(
-        default="uniform",
-        description="with network.kind lstm, windows are replayed uniformly ('sequence' is the older "
-        "spelling of that)",
-    )
-    capacity: int = Field(default=200_000, ge=1, description="transitions (or sequences)")
-    alpha: float = Field(default=0.6, ge=0.0, le=1.0, description="prioritized: priority exponent")
-    beta_start: float = Field(default=0.4, ge=0.0, le=1.0, description="prioritized: IS exponent")
-    beta_steps: int = Field(default=1_000_000, ge=1, description="agent-steps to anneal beta to 1")
-    sequence_length: int = Field(default=16, ge=2, le=512, description="sequence: learned steps")
-    burn_in: int = Field(default=8, ge=0, le=512, description="sequence: steps to warm the LSTM")
-
-
-class EpsilonSettings(StrictModel):
-    start: float = Field(default=1.0, ge=0.0, le=1.0)
-    end: float = Field(default=0.05, ge=0.0, le=1.0)
-    decay_steps: int = Field(default=500_000, ge=1, description="agent-steps of linear decay")
-    spread: float = Field(
-        default=0.0,
-        ge=0.0,
-        le=64.0,
-        description="per-slot ends (Ape-X): slot i of N decays to end ** (1 + spread * i / (N - 1)); "
-        "0 gives every slot `end`",
-    )
+Algorithm = Annotated[DQNSettings | PPOSettings | DaggerSettings | BCSettings, Field(discriminator="kind")]
 
 
 class RndSettings(StrictModel):
@@ -191,7 +194,6 @@ class RndSettings(StrictModel):
 
 
 class ExplorationSettings(StrictModel):
-    epsilon: EpsilonSettings = Field(default_factory=EpsilonSettings)
     rnd: RndSettings = Field(default_factory=RndSettings)
 
 
@@ -243,13 +245,18 @@ class TrainConfig(StrictModel):
     total_steps: int = Field(default=2_000_000, ge=1, description="agent-steps, all slots together")
     env: EnvSettings = Field(default_factory=EnvSettings)
     network: NetworkSettings = Field(default_factory=NetworkSettings)
-    algorithm: Algorithm = Field(default_factory=AlgorithmSettings)
-    replay: ReplaySettings = Field(default_factory=ReplaySettings)
+    algorithm: Algorithm = Field(default_factory=DQNSettings)
     exploration: ExplorationSettings = Field(default_factory=ExplorationSettings)
     curriculum: CurriculumSettings = Field(default_factory=CurriculumSettings)
     checkpoint: CheckpointSettings = Field(default_factory=CheckpointSettings)
     evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_layout(cls, data: Any) -> Any:
+        # checkpoints and run directories written before the sections moved (config_layout.py)
+        return migrate(data)[0] if isinstance(data, dict) else data
 
     @field_validator("algorithm", mode="before")
     @classmethod
@@ -260,11 +267,16 @@ class TrainConfig(StrictModel):
         return value
 
     @property
-    def dqn(self) -> AlgorithmSettings:
-        """The DQN settings; only the DQN trainer asks, and only of a DQN config."""
-        if not isinstance(self.algorithm, AlgorithmSettings):
+    def dqn(self) -> DQNSettings:
+        """The DQN settings; only the DQN learner asks, and only of a DQN config."""
+        if not isinstance(self.algorithm, DQNSettings):
             raise ValueError(f"algorithm.kind is '{self.algorithm.kind}', not 'dqn'")
         return self.algorithm
+
+    def window(self) -> tuple[int, int]:
+        """(sequence_length, burn_in) of the windows a recurrent memory learns from."""
+        length = self.network.sequence_length or (32 if self.algorithm.kind == "dagger" else 16)
+        return length, 8 if self.network.burn_in is None else self.network.burn_in
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:
@@ -286,18 +298,15 @@ class TrainConfig(StrictModel):
             raise ValueError(
                 f"algorithm.teacher_knows 'student_map' needs network.kind 'map', not '{self.network.kind}'"
             )
-        # network.kind lstm already says that DQN replays windows; replay.kind 'sequence' is the
-        # older spelling of the same, still read
-        if self.algorithm.kind == "dqn" and recurrent and self.replay.kind == "prioritized":
+        # network.kind lstm already says that DQN replays windows
+        dqn = self.algorithm if isinstance(self.algorithm, DQNSettings) else None
+        if dqn is not None and recurrent and dqn.replay.kind == "prioritized":
             raise ValueError(
-                "replay.kind 'prioritized' is for feed-forward networks: network.kind 'lstm' replays "
-                "whole windows uniformly (replay.kind uniform, the default)"
+                "algorithm.replay.kind 'prioritized' is for feed-forward networks: network.kind 'lstm' "
+                "replays whole windows uniformly (algorithm.replay.kind uniform, the default)"
             )
-        if self.algorithm.kind == "dqn" and not recurrent and self.replay.kind == "sequence":
-            raise ValueError(
-                f"replay.kind 'sequence' replays the windows of network.kind 'lstm', not of "
-                f"'{self.network.kind}': use replay.kind uniform or prioritized"
-            )
+        if dqn is not None and recurrent and self.window()[0] < 2:
+            raise ValueError("network.sequence_length must be at least 2 for DQN's windows")
         # a learning_starts beyond total_steps is a run not meant to learn (a test, a look at the
         # student's acting); within it, a capacity that can never reach it fails silently
         if (
@@ -309,10 +318,10 @@ class TrainConfig(StrictModel):
                 f"{self.algorithm.learning_starts}: the labelled states kept could never reach it, so the "
                 "student would never learn"
             )
-        if isinstance(self.algorithm, AlgorithmSettings) and self.replay.capacity < self.algorithm.batch_size:
+        if dqn is not None and dqn.replay.capacity < dqn.batch_size:
             raise ValueError(
-                f"replay.capacity {self.replay.capacity} is below algorithm.batch_size "
-                f"{self.algorithm.batch_size}: the replay could never fill a batch, so nothing is learned"
+                f"algorithm.replay.capacity {dqn.replay.capacity} is below algorithm.batch_size "
+                f"{dqn.batch_size}: the replay could never fill a batch, so nothing is learned"
             )
         if self.env.num_envs % self.env.agents_per_town:
             raise ValueError("env.num_envs must be a multiple of env.agents_per_town")
@@ -363,6 +372,12 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig
     label = str(source) if source is not None else "<settings>"
     if applied:  # a bad value may come from the command line, not from the file
         label += f" (with overrides: {', '.join(applied)})"
+    try:
+        data, notes = migrate(data)
+    except LayoutError as exc:
+        raise ConfigError(f"{label}: {exc}") from None
+    if notes:  # one line: the file still works, and says how to write it today
+        print(f"notice: {label}: older layout read as the new one ({'; '.join(notes)})", file=sys.stderr)
     try:
         return TrainConfig.model_validate(data)
     except ValidationError as exc:

@@ -7,7 +7,7 @@
 
 `state` is the model's memory state (`models.Memory`; an empty tuple without memory). The
 selector turns the model's outputs into actions: `greedy` (evaluation, recording, the observer),
-`Sample` (a policy network's masked softmax). The trainers act through `Carried`, the same model
+`Sample` (a policy network's masked softmax). The learners (algos/) act through `Carried`, the same model
 step with the state held for them (they also need the outputs: Q-values, logits, the memory's
 output), and choose with their own selectors: epsilon-greedy (exploration.py), PPO's sample
 with its log-probability, DAgger's beta-mix with the teacher. `load_policy(path)` builds the
@@ -25,7 +25,6 @@ from pydantic import ValidationError
 from torch import nn
 
 from townlet_env import TownletVectorEnv
-from townlet_train.checkpoint import CheckpointError, load_checkpoint
 from townlet_train.config import TrainConfig
 from townlet_train.models import (
     Model,
@@ -37,6 +36,7 @@ from townlet_train.models import (
     reset_ended,
     restored,
 )
+from townlet_train.run.checkpoint import CheckpointError, load_checkpoint
 
 Selector = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (outputs [N, A], mask) -> actions
 
@@ -85,7 +85,7 @@ class ModelPolicy:
 
 
 class Carried:
-    """A model acting for the trainer on N slots, its memory state held here: `step` advances it
+    """A model acting for a learner on N slots, its memory state held here: `step` advances it
     (keeping the state the step started from, which windows store), `end` zeroes the rows of
     ended slots. Feed-forward models carry an empty state."""
 

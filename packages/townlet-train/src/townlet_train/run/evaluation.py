@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 
-from townlet_train import checkpoint as ckpt
 from townlet_train.config import EvaluationSettings
+from townlet_train.run import checkpoint as ckpt
 
 
 class Evaluation:
@@ -40,7 +40,7 @@ class Evaluation:
             self.next += s.every_steps
         rng = torch.get_rng_state()
         try:
-            policy = ModelPolicy(trainer.agent.online)
+            policy = ModelPolicy(trainer.learner.online)
             result = evaluate(
                 trainer.cfg.level,
                 "learned",

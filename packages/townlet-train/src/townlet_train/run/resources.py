@@ -48,17 +48,19 @@ def buffer(cfg: TrainConfig, obs_dim: int, n_actions: int) -> tuple[int, str, in
         steps = algorithm.rollout_steps
         return samples * per_sample, "algorithm.rollout_steps", steps, "rollout step of all slots"
     if algorithm.kind == "bc":
-        return 0, "replay.capacity", cfg.replay.capacity, "transition"
-    return replay_bytes(cfg, obs_dim, n_actions), "replay.capacity", cfg.replay.capacity, "transition"
+        return 0, "algorithm.batch_size", algorithm.batch_size, "sample"
+    capacity = cfg.dqn.replay.capacity
+    return replay_bytes(cfg, obs_dim, n_actions), "algorithm.replay.capacity", capacity, "transition"
 
 
 def replay_bytes(cfg: TrainConfig, obs_dim: int, n_actions: int) -> int:
-    rep, obs = cfg.replay, obs_dim * FLOAT
+    rep, obs = cfg.dqn.replay, obs_dim * FLOAT
     if cfg.network.kind == "lstm":
-        window = rep.burn_in + rep.sequence_length + _n_step(cfg)
+        length, burn_in = cfg.window()
+        window = burn_in + length + _n_step(cfg)
         step = obs + LONG + FLOAT + 2 * BOOL + n_actions * BOOL
         per_window = window * step + 2 * cfg.network.lstm_hidden * FLOAT + obs + n_actions * BOOL
-        return max(1, rep.capacity // rep.sequence_length) * per_window
+        return max(1, rep.capacity // length) * per_window
     total = rep.capacity * (2 * obs + LONG + 2 * FLOAT + n_actions * BOOL)
     if rep.kind == "prioritized":  # the sum tree: float64 nodes over the next power of two
         total += 2 * (1 << max(1, (rep.capacity - 1).bit_length())) * 8
@@ -69,8 +71,8 @@ def slot_bytes(cfg: TrainConfig, obs_dim: int, n_actions: int) -> int:
     obs = obs_dim * FLOAT
     total = SLOT_OVERHEAD + obs * (OBS_BUFFERS_PER_SLOT + _n_step(cfg))
     if cfg.network.kind == "lstm":  # the window ring per slot, and the window copied out of it
-        rep, hidden = cfg.replay, cfg.network.lstm_hidden
-        window = rep.burn_in + rep.sequence_length + _n_step(cfg)
+        (length, burn_in), hidden = cfg.window(), cfg.network.lstm_hidden
+        window = burn_in + length + _n_step(cfg)
         step = 2 * obs + 2 * hidden * FLOAT + 2 * n_actions * BOOL + LONG + FLOAT + 2 * BOOL
         total += 2 * window * step
     return total

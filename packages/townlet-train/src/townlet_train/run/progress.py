@@ -52,7 +52,7 @@ class Progress:
             "episodes",
             "mean survival",
             "mean stage",
-            "epsilon",
+            "beta" if "beta" in summary else "epsilon",
             "loss",
             "eval",
         ):
@@ -63,7 +63,7 @@ class Progress:
             f"{summary['episodes']:,}",
             f"{summary['mean_survival']:.1f}",
             f"{summary['mean_stage']:.2f}",
-            f"{summary['epsilon']:.3f}",
+            f"{summary.get('beta', summary['epsilon']):.3f}",
             f"{stats['loss']:.4f}" if "loss" in stats else "-",
             f"{summary['eval']:.1f}" if summary.get("eval") is not None else "-",
         )
@@ -73,10 +73,11 @@ class Progress:
         rate = (steps - (self.first_steps or 0)) / max(now - self.started, 1e-9)
         loss = f"{stats['loss']:.4f}" if "loss" in stats else "-"
         evaluation = f" eval {summary['eval']:.1f}" if summary.get("eval") is not None else ""
+        explore = "beta" if "beta" in summary else "epsilon"  # DAgger's beta; epsilon-greedy's epsilon
         return (
             f"agent-steps {steps:,}/{self.total:,} ({rate:,.0f}/s) episodes {summary['episodes']:,} "
             f"survival {summary['mean_survival']:.1f} stage {summary['mean_stage']:.2f} "
-            f"epsilon {summary['epsilon']:.3f} loss {loss}{evaluation}"
+            f"{explore} {summary.get(explore, 0.0):.3f} loss {loss}{evaluation}"
         )
 
     def close(self) -> None:

@@ -1,5 +1,6 @@
-"""Replay for the feed-forward learners: n-step accumulation, a uniform ring buffer and a
-prioritized buffer on a vectorised sum tree. Everything stays on the learner's device.
+"""Replay for feed-forward DQN: n-step accumulation, a uniform ring buffer and a prioritized buffer
+on a vectorised sum tree, and `NStepReplay`, the two together as the DQN learner's buffer (the
+recurrent one replays windows: sequences.py). Everything stays on the learner's device.
 
 A stored transition is (obs, action, n-step return, next obs, next action mask, discount), where
 discount = gamma^k when the k-step return ends on a live or truncated state (we bootstrap from
@@ -9,6 +10,7 @@ it) and 0 when it ends on a termination (we do not).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -226,3 +228,48 @@ class PrioritizedReplay(UniformReplay):
         super().load_state_dict(state)
         self.tree.tree.copy_(state["tree"])
         self.max_priority = float(state["max_priority"])
+
+
+class NStepReplay:
+    """Feed-forward DQN's buffer: each slot's steps become n-step transitions (`NStepAccumulator`)
+    in uniform or prioritized replay. `replay` is what `checkpoint.include_replay` saves; the
+    accumulator is per-run state that every checkpoint holds (`nstep`)."""
+
+    def __init__(
+        self,
+        settings: Any,
+        n_step: int,
+        gamma: float,
+        n: int,
+        obs_dim: int,
+        n_actions: int,
+        device: torch.device,
+    ):
+        self.settings = settings
+        self.nstep = NStepAccumulator(n_step, gamma, n, obs_dim, device)
+        if settings.kind == "prioritized":
+            self.replay: UniformReplay = PrioritizedReplay(
+                settings.capacity, obs_dim, n_actions, device, settings.alpha
+            )
+        else:
+            self.replay = UniformReplay(settings.capacity, obs_dim, n_actions, device)
+
+    def add(self, step: dict[str, torch.Tensor], before: Any = ()) -> None:
+        """One env step of every slot (`before`, the memory state, is for windows: unused)."""
+        keys = ("obs", "action", "reward", "next_obs", "next_mask", "terminated", "truncated")
+        self.replay.add(self.nstep.push(*(step[key] for key in keys)))
+
+    def ready(self, batch_size: int) -> bool:
+        return len(self.replay) >= batch_size
+
+    def sample(self, batch_size: int, rng: torch.Generator, agent_steps: int) -> Batch:
+        if isinstance(self.replay, PrioritizedReplay):  # importance weights anneal to 1
+            s = self.settings
+            self.replay.beta = s.beta_start + min(1.0, agent_steps / s.beta_steps) * (1.0 - s.beta_start)
+        return self.replay.sample(batch_size, rng)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"nstep": self.nstep.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.nstep.load_state_dict(state["nstep"])

@@ -17,9 +17,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from townlet_train.checkpoint import CheckpointError, checkpoints_newest_first, load_checkpoint, set_aside
 from townlet_train.config import TrainConfig
-from townlet_train.loop import Trainer
+from townlet_train.run.checkpoint import CheckpointError, checkpoints_newest_first, load_checkpoint, set_aside
+from townlet_train.run.loop import Trainer
 
 # How long to train, on what, and how often to save and log: nothing the training state
 # depends on. The level is compared by content hash instead, so a moved pack still resumes.
@@ -63,7 +63,7 @@ def resume(cfg: TrainConfig, run_dir: Path, make_trainer: Callable[[], Trainer])
 
 
 def _verified(path: Path, trainer: Trainer, cfg: TrainConfig) -> dict[str, Any]:
-    shapes = {k: tuple(v.shape) for k, v in trainer.agent.online.state_dict().items()}
+    shapes = {k: tuple(v.shape) for k, v in trainer.learner.online.state_dict().items()}
     payload = load_checkpoint(path, level_hash=trainer.env.level.content_hash, network_shapes=shapes)
     changes = config_changes(payload.get("config"), cfg)
     if changes:
@@ -82,13 +82,22 @@ def config_changes(recorded: Any, cfg: TrainConfig) -> list[str]:
         trained = TrainConfig.model_validate(recorded)
     except ValidationError:
         return ["the config recorded in the checkpoint is not valid for this trainer"]
-    old = dict(_flatten(trained.model_dump(mode="json")))
-    new = dict(_flatten(cfg.model_dump(mode="json")))
+    old = dict(_flatten(_resolved(trained)))
+    new = dict(_flatten(_resolved(cfg)))
     return [
         f"{key}: {new.get(key)!r}, trained with {old.get(key)!r}"
         for key in sorted(set(old) | set(new))
         if key.split(".")[0] not in MAY_CHANGE and old.get(key) != new.get(key)
     ]
+
+
+def _resolved(cfg: TrainConfig) -> dict[str, Any]:
+    """The config's settings with the window a recurrent memory learns from resolved: a config
+    that leaves it to the algorithm's default (None) and one that names that default (as the
+    older layout's `replay` section always did) trained the same way."""
+    dump = cfg.model_dump(mode="json")
+    dump["network"]["sequence_length"], dump["network"]["burn_in"] = cfg.window()
+    return dump
 
 
 def _flatten(tree: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:

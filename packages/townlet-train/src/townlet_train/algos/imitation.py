@@ -1,5 +1,17 @@
-"""The imitation learner's update, written once for BC, DAgger and the recurrent student:
-masked cross-entropy toward the teacher's labels (illegal actions get probability 0)."""
+"""Imitation: the update that behaviour cloning (run/bc.py, from a dataset) and DAgger
+(dagger.py) both make: masked cross-entropy toward a teacher's labels.
+
+Plain BC learns only the states the teacher visits; the student's own mistakes take it to
+states the teacher never showed, and its errors compound (a study measured 220 of L1's 500
+steps). DAgger (Ross et al. 2011) lets the student act and has the teacher label every state
+the student visits: with probability beta (annealed to 0) the teacher's action is executed
+instead, so early data stays near good trajectories. The teacher is `ScriptedPolicy`, which
+reads the Town's true state; on L2/L3 it is privileged (it sees what the student's window
+hides), which DAgger allows: only the labels come from it.
+
+Both minimise masked cross-entropy: illegal actions get probability 0, so the student never
+spends capacity on them and greedy acting picks among legal actions only.
+"""
 
 from __future__ import annotations
 
