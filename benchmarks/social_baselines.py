@@ -21,8 +21,8 @@ from typing import Any
 import torch
 
 from townlet_env.files import atomic_output
-from townlet_train.checkpoint import latest_checkpoint
 from townlet_train.evaluate import evaluate, load_policy_network
+from townlet_train.run.checkpoint import latest_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "social_baselines.json"

@@ -93,7 +93,7 @@ def _trainer(cfg: TrainConfig, run_dir: Path) -> Any:
 
     started = (run_dir / "config.yaml").is_file()
     if started and cfg.checkpoint.include_replay and any((run_dir / "checkpoints").glob("step_*.pt")):
-        from townlet_train.resume import resume
+        from townlet_train.run.resume import resume
 
         return resume(cfg, run_dir, lambda: make_trainer(cfg, run_dir)).trainer
     if run_dir.exists():  # a run this sweep started and could not resume exactly: start it again
