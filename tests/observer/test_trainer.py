@@ -148,3 +148,43 @@ def test_ctrl_c_ends_a_paused_run_with_a_checkpoint(tmp_path: Path, monkeypatch:
         poker.join(TIMEOUT)
     assert result["interrupted"] == "SIGINT" and result["agent_steps"] == 16
     assert Path(result["checkpoint"]).is_file()
+
+
+def test_an_observed_run_hands_the_step_s_ends_and_exit_reasons_to_the_page(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On an economy level an eviction is an `exit` with its reason, not an inferred death: the
+    trainer's observer passes the step's terminated flags and exit reason codes to its source,
+    which turns them into events."""
+    import asyncio
+    from types import SimpleNamespace
+
+    import torch
+
+    from townlet_env.core import Town
+    from townlet_env.observer.source import TrainerSource
+    from townlet_train.run import observe
+    from townlet_train.run.observe import Observer
+
+    monkeypatch.setattr(observe, "figures", lambda trainer, stats: {})  # no training figures here
+    town = Town("L5_town", 6, 6)
+    town.reset(seed=0)
+    source = TrainerSource(town)
+    source.hub.subscribe(asyncio.new_event_loop())  # someone watches: frames go out
+    observer = Observer.__new__(Observer)  # the wiring only: no server
+    observer.source = source
+    evicted = town.level.economy.exit_reasons.index(
+        next(n for n in town.level.economy.exit_reasons if "evict" in n)
+    )
+    codes = torch.tensor([0, evicted, 0, 0, 0, 0])
+    trainer = SimpleNamespace(
+        last_action=torch.zeros(6, dtype=torch.long),
+        last_terminated=codes > 0,
+        info={"exit_reason": codes},
+    )
+    source.interval = 0.0  # a frame after every step
+    observer.after_step(SimpleNamespace(**{**vars(trainer), "last_terminated": None, "info": {}}), {})
+    observer.after_step(trainer, {})
+    reason = town.level.economy.exit_reasons[evicted]
+    happened = [e for e in source._recent if e.get("slot") == 1]
+    assert {"kind": "exit", "tick": 2, "town": 0, "slot": 1, "reason": reason} in happened

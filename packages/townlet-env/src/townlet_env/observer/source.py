@@ -164,14 +164,17 @@ class TrainerSource(Source):
         training: Callable[[], dict[str, Any]],
         actions: torch.Tensor | None = None,
         release: Callable[[], bool] | None = None,
+        terminated: torch.Tensor | None = None,
+        exits: torch.Tensor | None = None,
     ) -> None:
-        """`release` lets a paused run go on anyway (it is asked about twice a second)."""
+        """`release` lets a paused run go on anyway (it is asked about twice a second);
+        `terminated` and `exits` (exit reason codes) are the last step's, per slot, when known."""
         self.tick += 1
         now = time.monotonic()
         # Nobody watching costs nothing; the figures are only computed when a frame goes out.
         if (self.hub.clients or self.paused) and (self.paused or now - self._last_publish >= self.interval):
             self._last_publish = now
-            self._publish(actions, training())
+            self._publish(actions, training(), terminated, exits)
         self._gate(release)
 
 

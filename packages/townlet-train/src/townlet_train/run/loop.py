@@ -50,6 +50,7 @@ class DivergedError(ValueError):
 class Trainer:
     observer: Any = None  # townlet_train.run.observe.Observer with --observe: sees every env step
     last_action: torch.Tensor | None = None
+    last_terminated: torch.Tensor | None = None  # the last step's, per slot: an observer's deaths
     callbacks: list[Callback]
 
     def __init__(self, cfg: TrainConfig, run_dir: Path):
@@ -109,6 +110,7 @@ class Trainer:
         self.counters["agent_steps"] += self.cfg.env.num_envs
         self.counters["env_steps"] += 1
         done = got.transition["done"]
+        self.last_terminated = got.transition["terminated"]
         if bool(done.any()):
             steps = self.counters["agent_steps"]
             self.counters["episodes"] += self.episodes.end(

@@ -40,7 +40,11 @@ class Observer:
 
     def after_step(self, trainer: Any, stats: dict[str, float]) -> None:
         self.source.after_step(
-            lambda: figures(trainer, stats), actions=trainer.last_action, release=stop_requested
+            lambda: figures(trainer, stats),
+            actions=trainer.last_action,
+            release=stop_requested,
+            terminated=trainer.last_terminated,
+            exits=trainer.info.get("exit_reason"),  # an economy level's reasons: evictions too
         )
 
     def close(self) -> None:
