@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -108,3 +110,29 @@ def test_bad_arguments_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "algorithm.lr: 5.0 is refused" in capsys.readouterr().err
     assert main(["seeds", "L0_minimal", "--cpus", "2", "--address", "127.0.0.1:1"]) == 2
     assert "--cpus is for a local Ray" in capsys.readouterr().err
+
+
+def test_a_local_ray_keeps_its_session_outside_the_virtualenv(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """nox points TMPDIR into the session's virtualenv, where Ray's workers refuse to start (the
+    sweep then waited for them forever); a long TMPDIR would overflow Ray's socket paths."""
+    import sys
+
+    from townlet_train.sweep.engine import ray_temp_dir
+
+    monkeypatch.delenv("TOWNLET_RAY_TMPDIR", raising=False)
+    monkeypatch.setattr(sys, "prefix", str(tmp_path / "venv"))
+    monkeypatch.setattr(sys, "base_prefix", "/usr")
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "venv" / "tmp"))
+    (tmp_path / "venv" / "tmp").mkdir(parents=True)
+    tempfile.tempdir = None  # gettempdir reads TMPDIR again
+    try:
+        assert ray_temp_dir() == "/tmp/ray"
+        monkeypatch.setenv("TMPDIR", "/tmp")
+        tempfile.tempdir = None
+        assert ray_temp_dir() == os.path.join(os.path.realpath("/tmp"), "ray")
+        monkeypatch.setenv("TOWNLET_RAY_TMPDIR", "/srv/ray")
+        assert ray_temp_dir() == "/srv/ray"
+    finally:
+        tempfile.tempdir = None

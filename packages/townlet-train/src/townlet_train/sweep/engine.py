@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,6 +27,22 @@ def require(command: str) -> None:
         raise ValueError(f"townlet-train {command} needs {' and '.join(missing)}: {EXTRA}")
 
 
+def ray_temp_dir() -> str:
+    """Where a local Ray keeps its session: Ray's own default (TMPDIR/ray) unless that lies
+    inside this Python's virtualenv, where Ray's workers refuse to start ("temp_dir must not be
+    child directory of virtualenv root"; nox and tox point TMPDIR there), or is too long for the
+    unix sockets Ray makes in it (107 bytes with the session's own names); then /tmp/ray.
+    TOWNLET_RAY_TMPDIR overrides both."""
+    chosen = os.environ.get("TOWNLET_RAY_TMPDIR")
+    if chosen:
+        return chosen
+    default = os.path.join(os.path.realpath(tempfile.gettempdir()), "ray")
+    inside_venv = sys.prefix != sys.base_prefix and default.startswith(os.path.realpath(sys.prefix) + os.sep)
+    if inside_venv or len(default) > 40:
+        return os.path.join(os.sep, "tmp", "ray")
+    return default
+
+
 class Engine:
     """Ray for the length of a command; `close()` shuts down what this process started."""
 
@@ -40,7 +58,7 @@ class Engine:
             # "local": a Ray of its own, even where RAY_ADDRESS is set or a `ray start` on this
             # machine (running or long gone) left its address in /tmp/ray/ray_current_cluster,
             # which ray.init() with no address would join
-            options |= {"address": "local", "include_dashboard": False}
+            options |= {"address": "local", "include_dashboard": False, "_temp_dir": ray_temp_dir()}
             ray.init(num_cpus=cpus, object_store_memory=100 * 1024 * 1024, **options)
         self.ray = ray
         self.task = ray.remote(num_cpus=1, max_retries=0)(_run_seed)
