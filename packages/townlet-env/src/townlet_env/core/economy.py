@@ -61,6 +61,16 @@ class EconomyTables:
     terminal_penalty: torch.Tensor  # [R] float32 per exit reason (0 for "none")
     reset_low: torch.Tensor  # [M] float32, the nightly clamp (0 where unlisted)
     reset_high: torch.Tensor  # [M] float32 (1 where unlisted)
+    # fused forms of the above, so that a tick reads each in one gather
+    hour_flags: torch.Tensor  # [J * 24, 3] bool: in_shift, on_time_hour, last_hour
+    job_hours: torch.Tensor  # [J * 24, 2] float32: in_shift as a float, until_start
+    spikes: tuple[int, ...]  # the events of each kind, in catalogue order
+    outages: tuple[int, ...]
+    gatherings: tuple[int, ...]
+    # per absence bit mask (None for windows over 12 shifts): fired at the end of a shift, and
+    # the observation's share of the absences that fire
+    fires: torch.Tensor | None  # [2^window] bool
+    absence_share: torch.Tensor | None  # [2^window] float32
 
     @property
     def n_events(self) -> int:
@@ -95,6 +105,13 @@ def compile_economy(cfg: LevelConfig) -> EconomyTables | None:
     hour = torch.arange(HOURS_PER_DAY)
     start = torch.tensor([j.shift[0] for j in jobs])[:, None]
     end = torch.tensor([j.shift[1] for j in jobs])[:, None]
+    in_shift = ((hour >= start) & (hour < end)).flatten()
+    on_time_hour = ((hour >= start) & (hour - start < spec.jobs.grace) & (hour < end)).flatten()
+    last_hour = (hour == end - 1).flatten()
+    until_start = (((start - hour) % HOURS_PER_DAY).to(f32) / HOURS_PER_DAY).flatten()
+    kinds = [EVENT_KINDS.index(e.kind) for e in events]
+    window = spec.jobs.absence_window
+    masks = popcount(torch.arange(1 << min(window, 12)), window)
     return EconomyTables(
         spec=spec,
         money=meters.index(spec.money),
@@ -102,10 +119,10 @@ def compile_economy(cfg: LevelConfig) -> EconomyTables | None:
         shift_start=torch.tensor([j.shift[0] for j in jobs], dtype=torch.long),
         shift_end=torch.tensor([j.shift[1] for j in jobs], dtype=torch.long),
         wage=torch.tensor([j.wage for j in jobs], dtype=f32),
-        in_shift=((hour >= start) & (hour < end)).flatten(),
-        on_time_hour=((hour >= start) & (hour - start < spec.jobs.grace) & (hour < end)).flatten(),
-        last_hour=(hour == end - 1).flatten(),
-        until_start=(((start - hour) % HOURS_PER_DAY).to(f32) / HOURS_PER_DAY).flatten(),
+        in_shift=in_shift,
+        on_time_hour=on_time_hour,
+        last_hour=last_hour,
+        until_start=until_start,
         base_price=torch.tensor([spec.prices.get(n, 1.0) for n in names], dtype=f32),
         cost=cost,
         event_names=tuple(e.name for e in events),
@@ -127,6 +144,13 @@ def compile_economy(cfg: LevelConfig) -> EconomyTables | None:
         terminal_penalty=torch.tensor([spec.reward.terminal.get(r, 0.0) for r in reasons], dtype=f32),
         reset_low=low,
         reset_high=high,
+        hour_flags=torch.stack((in_shift, on_time_hour, last_hour), dim=1),
+        job_hours=torch.stack((in_shift.float(), until_start), dim=1),
+        spikes=tuple(e for e, k in enumerate(kinds) if k == SPIKE),
+        outages=tuple(e for e, k in enumerate(kinds) if k == OUTAGE),
+        gatherings=tuple(e for e, k in enumerate(kinds) if k == GATHERING),
+        fires=masks >= spec.jobs.absences_to_fire if window <= 12 else None,
+        absence_share=masks.float() / spec.jobs.absences_to_fire if window <= 12 else None,
     )
 
 
@@ -146,29 +170,41 @@ class Market:
 
 
 def market(tables: EconomyTables, state: TownState, aff: torch.Tensor) -> Market:
-    """Event by event of the catalogue (a few), each a whole-batch [T, A] operation: a product
-    or an `any` over a middle dimension of [T, E, A] costs several times more."""
+    """What the active events do, from one [T, E, A] factor table: an event's value where it is
+    active and targets the affordance, else 1. Spikes then multiply the base prices one event
+    at a time in catalogue order (the order the reference and the scalar engine round in; a
+    product over the event dimension would add its own), outages close, gatherings boost."""
     active = state.clock[:, None] < state.event_clock[..., END]  # [T, E]
     t, n_aff = state.num_towns, tables.base_price.shape[0]
+    hit = active[:, :, None] & tables.event_target  # [T, E, A]
+    factor = torch.where(hit, state.event_value[:, :, None], 1.0)
     price = tables.base_price.expand(t, n_aff)
-    for e, target in tables.by_kind[SPIKE]:
-        price = price * torch.where(active[:, e, None] & target, state.event_value[:, e, None], 1.0)
-    closed = torch.zeros(t, n_aff, dtype=torch.bool, device=price.device)
-    for e, target in tables.by_kind[OUTAGE]:
-        closed = closed | (active[:, e, None] & target)
-    boost = torch.ones(t, n_aff, device=price.device)
-    for e, target in tables.by_kind[GATHERING]:
-        boost = boost * torch.where(active[:, e, None] & target, state.event_value[:, e, None], 1.0)
+    for e in tables.spikes:
+        price = price * factor[:, e]
+    closed = _any_of(hit, tables.outages)
+    boost = factor[:, tables.gatherings[0]] if tables.gatherings else torch.ones_like(price)
+    for e in tables.gatherings[1:]:  # 1 x the first factor is that factor exactly
+        boost = boost * factor[:, e]
     flat = state.town * n_aff + aff.clamp(min=0)
     on = aff >= 0
     return Market(
         active=active,
         price=price,
         closed=closed,
-        price_here=torch.where(on, price.view(-1).index_select(0, flat), 1.0),
-        closed_here=on & closed.view(-1).index_select(0, flat),
-        boost_here=torch.where(on, boost.view(-1).index_select(0, flat), 1.0),
+        price_here=torch.where(on, price.reshape(-1).index_select(0, flat), 1.0),
+        closed_here=on & closed.reshape(-1).index_select(0, flat),
+        boost_here=torch.where(on, boost.reshape(-1).index_select(0, flat), 1.0),
     )
+
+
+def _any_of(hit: torch.Tensor, events: tuple[int, ...]) -> torch.Tensor:
+    """[T, A] whether any of `events` hits (`hit`: [T, E, A])."""
+    if not events:
+        return torch.zeros_like(hit[:, 0])
+    closed = hit[:, events[0]]
+    for e in events[1:]:
+        closed = closed | hit[:, e]
+    return closed
 
 
 def surcharge(tables: EconomyTables, mkt: Market, a: torch.Tensor, using: torch.Tensor) -> torch.Tensor:
@@ -208,25 +244,29 @@ def shift(tables: EconomyTables, state: TownState, aff: torch.Tensor) -> Shift:
     work = state.work
     clock = state.per_slot(state.clock)
     employer = work[:, EMPLOYER]
-    at = employer * HOURS_PER_DAY + clock % HOURS_PER_DAY  # into the per-employer hour tables
+    # into the per-employer hour tables: employer * 24 + hour, one gather for the three flags
+    flags = tables.hour_flags.index_select(0, torch.add(clock % HOURS_PER_DAY, employer, alpha=HOURS_PER_DAY))
     hired = state.alive & (clock >= work[:, REHIRE_AT])
-    present = hired & tables.in_shift.take(at) & (aff == tables.place.take(employer))
+    present = hired & flags[:, 0] & (aff == tables.place.index_select(0, employer))
     arriving = present & (work[:, SHIFT] == WAITING)
-    on_time = arriving & tables.on_time_hour.take(at)
-    late = arriving & ~on_time
-    status = torch.where(arriving, torch.where(on_time, ON_TIME, LATE), work[:, SHIFT])
-    ending = hired & tables.last_hour.take(at)
+    on_time = arriving & flags[:, 1]
+    late = arriving ^ on_time  # arriving and not on time
+    status = torch.where(arriving, LATE - on_time.long(), work[:, SHIFT])
+    ending = hired & flags[:, 2]
     absent = ending & (status == WAITING)
     window = (1 << spec.absence_window) - 1
-    bits = torch.where(ending, ((work[:, ABSENCES] << 1) | absent.long()) & window, work[:, ABSENCES])
-    fired = ending & (popcount(bits, spec.absence_window) >= spec.absences_to_fire)
+    bits = torch.where(ending, ((work[:, ABSENCES] << 1) | absent) & window, work[:, ABSENCES])
+    if tables.fires is None:
+        fired = ending & (popcount(bits, spec.absence_window) >= spec.absences_to_fire)
+    else:
+        fired = ending & tables.fires.index_select(0, bits)
     work = work.clone()
     work[:, SHIFT] = torch.where(ending, WAITING, status)
-    work[:, ABSENCES] = torch.where(fired, 0, bits)
-    work[:, REHIRE_AT] = torch.where(fired, clock + 1 + spec.rehire_cooldown, work[:, REHIRE_AT])
-    work[:, FIRINGS] += fired.long()
+    work[:, ABSENCES] = bits.masked_fill_(fired, 0)  # bits is this call's own
+    work[:, REHIRE_AT] = torch.where(fired, clock + (1 + spec.rehire_cooldown), work[:, REHIRE_AT])
+    work[:, FIRINGS] += fired
     return Shift(
-        wage=tables.wage.take(employer) * present,
+        wage=tables.wage.index_select(0, employer) * present,
         late_fee=late * spec.late_penalty,
         on_time=on_time,
         late=late,
@@ -264,19 +304,24 @@ def leave(
     """
     life = tables.spec.lifecycle
     work = work.clone()
-    broke = torch.where(living & (meters[:, tables.money] <= 0.0), work[:, BROKE] + 1, 0)
+    living_broke = living & (meters[:, tables.money] <= 0.0)
+    broke = torch.where(living_broke, work[:, BROKE] + 1, 0)
     work[:, BROKE] = broke
-    out_of_money = living & (broke >= life.evict_broke_ticks) if life.evict_broke_ticks else living & False
-    out_of_work = living & (work[:, FIRINGS] >= life.evict_firings) if life.evict_firings else living & False
-    evicted = out_of_money | out_of_work
+    out_of_money = living & (broke >= life.evict_broke_ticks) if life.evict_broke_ticks else None
+    out_of_work = living & (work[:, FIRINGS] >= life.evict_firings) if life.evict_firings else None
     n_reasons = len(tables.exit_reasons)
     at_zero = meters.index_select(1, tables.terminal_index) <= 0.0
     first = at_zero.long().argmax(dim=1) + 1  # 1 + the first terminal meter at 0
     reason = torch.where(died, first, 0)
-    reason = torch.where(out_of_money, n_reasons - 2, reason)
-    reason = torch.where(out_of_work & ~out_of_money, n_reasons - 1, reason)
+    evicted = died & False
+    if out_of_work is not None:
+        reason = torch.where(out_of_work, n_reasons - 1, reason)
+        evicted = out_of_work
+    if out_of_money is not None:  # an agent out of both is out of money
+        reason = torch.where(out_of_money, n_reasons - 2, reason)
+        evicted = evicted | out_of_money
     # a slot that is empty after the tick counts the ticks since its agent left
-    gone = ~(living & ~evicted)
+    gone = ~living | evicted
     work[:, VACANT] = torch.where(gone, torch.where(state.alive, 0, work[:, VACANT] + 1), 0)
     return evicted, reason, work
 
