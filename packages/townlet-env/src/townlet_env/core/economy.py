@@ -168,6 +168,17 @@ class Market:
     closed_here: torch.Tensor  # [N] bool
     boost_here: torch.Tensor  # [N] float32, chat gain factor of an active gathering here (1: none)
 
+    def head(self, towns: int, slots: int) -> Market:
+        """The market of the first `towns` towns (and their `slots` slots), as views."""
+        return Market(
+            self.active[:towns],
+            self.price[:towns],
+            self.closed[:towns],
+            self.price_here[:slots],
+            self.closed_here[:slots],
+            self.boost_here[:slots],
+        )
+
 
 def market(tables: EconomyTables, state: TownState, aff: torch.Tensor) -> Market:
     """What the active events do, from one [T, E, A] factor table: an event's value where it is

@@ -105,6 +105,9 @@ class Pairs:
             pieces = value if isinstance(value, tuple) else (value,)
             cut = tuple(v[:n] if name in SLOT_FACTS else v[..., :t] for v in pieces)
             new.__dict__[name] = cut if isinstance(value, tuple) else cut[0]
+        market = self.__dict__.get("market")  # an economy level's (observe.market_of)
+        if market is not None:
+            new.__dict__["market"] = market.head(t, n)
         return new
 
     def buffer(self, name: str, shape: tuple[int, ...]) -> torch.Tensor:
