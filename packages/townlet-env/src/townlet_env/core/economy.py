@@ -69,6 +69,9 @@ class EconomyTables:
     gatherings: tuple[int, ...]
     # per absence bit mask (None for windows over 12 shifts): fired at the end of a shift, and
     # the observation's share of the absences that fire
+    chance_by_hour: torch.Tensor  # [24, E] float32: event_chance, -1 outside its hours
+    duration_top: torch.Tensor  # [E] long: duration_span - 1
+    is_outage: torch.Tensor  # [E] bool
     fires: torch.Tensor | None  # [2^window] bool
     absence_share: torch.Tensor | None  # [2^window] float32
 
@@ -110,6 +113,8 @@ def compile_economy(cfg: LevelConfig) -> EconomyTables | None:
     last_hour = (hour == end - 1).flatten()
     until_start = (((start - hour) % HOURS_PER_DAY).to(f32) / HOURS_PER_DAY).flatten()
     kinds = [EVENT_KINDS.index(e.kind) for e in events]
+    chance = torch.tensor([e.chance_per_day / (e.hours[1] - e.hours[0]) for e in events], dtype=f32)
+    duration_span = torch.tensor([e.duration[1] - e.duration[0] + 1 for e in events], dtype=torch.long)
     window = spec.jobs.absence_window
     masks = popcount(torch.arange(1 << min(window, 12)), window)
     return EconomyTables(
@@ -128,11 +133,11 @@ def compile_economy(cfg: LevelConfig) -> EconomyTables | None:
         event_names=tuple(e.name for e in events),
         event_kind=torch.tensor([EVENT_KINDS.index(e.kind) for e in events], dtype=torch.long),
         event_target=target,
-        event_chance=torch.tensor([e.chance_per_day / (e.hours[1] - e.hours[0]) for e in events], dtype=f32),
+        event_chance=chance,
         event_hours=hours,
         event_cooldown=torch.tensor([e.cooldown for e in events], dtype=torch.long),
         duration_low=torch.tensor([e.duration[0] for e in events], dtype=torch.long),
-        duration_span=torch.tensor([e.duration[1] - e.duration[0] + 1 for e in events], dtype=torch.long),
+        duration_span=duration_span,
         value_low=torch.tensor([e.multiplier[0] for e in events], dtype=f32),
         value_span=torch.tensor([e.multiplier[1] - e.multiplier[0] for e in events], dtype=f32),
         by_kind=tuple(
@@ -146,6 +151,9 @@ def compile_economy(cfg: LevelConfig) -> EconomyTables | None:
         reset_high=high,
         hour_flags=torch.stack((in_shift, on_time_hour, last_hour), dim=1),
         job_hours=torch.stack((in_shift.float(), until_start), dim=1),
+        chance_by_hour=torch.where(hours, chance[:, None], -1.0).t().contiguous(),
+        duration_top=duration_span - 1,
+        is_outage=torch.tensor([k == OUTAGE for k in kinds], dtype=torch.bool),
         spikes=tuple(e for e, k in enumerate(kinds) if k == SPIKE),
         outages=tuple(e for e, k in enumerate(kinds) if k == OUTAGE),
         gatherings=tuple(e for e, k in enumerate(kinds) if k == GATHERING),
@@ -192,7 +200,7 @@ def market(tables: EconomyTables, state: TownState, aff: torch.Tensor) -> Market
     price = tables.base_price.expand(t, n_aff)
     for e in tables.spikes:
         price = price * factor[:, e]
-    closed = _any_of(hit, tables.outages)
+    closed = any_of(hit, tables.outages)
     boost = factor[:, tables.gatherings[0]] if tables.gatherings else torch.ones_like(price)
     for e in tables.gatherings[1:]:  # 1 x the first factor is that factor exactly
         boost = boost * factor[:, e]
@@ -208,7 +216,7 @@ def market(tables: EconomyTables, state: TownState, aff: torch.Tensor) -> Market
     )
 
 
-def _any_of(hit: torch.Tensor, events: tuple[int, ...]) -> torch.Tensor:
+def any_of(hit: torch.Tensor, events: tuple[int, ...]) -> torch.Tensor:
     """[T, A] whether any of `events` hits (`hit`: [T, E, A])."""
     if not events:
         return torch.zeros_like(hit[:, 0])

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from townlet_env.core.economy import END, HOURS_PER_DAY, OUTAGE, READY, EconomyTables
+from townlet_env.core.economy import END, HOURS_PER_DAY, READY, EconomyTables, any_of
 from townlet_env.core.level import CompiledLevel
 from townlet_env.core.observe import affordance_at
 from townlet_env.core.state import TownState
@@ -38,14 +38,12 @@ def schedule(level: CompiledLevel, state: TownState, u: torch.Tensor) -> TownSta
     clock = state.clock[:, None]  # [T, 1]
     end, ready = state.event_clock[..., END], state.event_clock[..., READY]
     active = clock < end
-    hour = (state.clock % HOURS_PER_DAY).long()
-    allowed = tables.event_hours.t().index_select(0, hour)  # [T, E]
-    wants = ~active & (clock >= ready) & allowed & (u[..., 0] < tables.event_chance)
+    # the chance per hour is -1 outside an event's hours, where no uniform in [0, 1) is below it
+    chance = tables.chance_by_hour.index_select(0, state.clock % HOURS_PER_DAY)  # [T, E]
+    wants = ~active & (clock >= ready) & (u[..., 0] < chance)
     room = tables.spec.events.max_concurrent - active.sum(dim=1, keepdim=True)
-    starts = wants & (wants.long().cumsum(dim=1) <= room)
-    duration = tables.duration_low + (u[..., 1] * tables.duration_span).long().clamp(
-        max=tables.duration_span - 1
-    )
+    starts = wants & (wants.cumsum(dim=1) <= room)
+    duration = tables.duration_low + (u[..., 1] * tables.duration_span).long().clamp(max=tables.duration_top)
     value = tables.value_low + u[..., 2] * tables.value_span
     return start(level, state, starts, duration, value)
 
@@ -57,13 +55,11 @@ def start(
     releases every agent on a closed affordance: its use stops and its queue is dropped."""
     tables = level.economy
     assert tables is not None
-    clock = state.clock[:, None]
-    event_clock = state.event_clock.clone()
-    end = torch.where(starts, clock + duration, event_clock[..., END])
-    event_clock[..., END] = end
-    event_clock[..., READY] = torch.where(starts, end + tables.event_cooldown, event_clock[..., READY])
+    end = state.clock[:, None] + duration
+    started = torch.stack((end, end + tables.event_cooldown), dim=2)  # END, READY
+    event_clock = torch.where(starts[..., None], started, state.event_clock)
     state = state.replace(event_clock=event_clock, event_value=torch.where(starts, value, state.event_value))
-    closing = starts & (tables.event_kind == OUTAGE)
+    closing = starts & tables.is_outage
     if bool(closing.any()):
         state = release(level, state, closing)
     return state
@@ -72,12 +68,10 @@ def start(
 def release(level: CompiledLevel, state: TownState, closing: torch.Tensor) -> TownState:
     tables = level.economy
     assert tables is not None
-    shut = torch.zeros(state.num_towns, tables.base_price.shape[0], dtype=torch.bool, device=closing.device)
-    for e, target in tables.by_kind[OUTAGE]:
-        shut = shut | (closing[:, e, None] & target)
+    shut = any_of(closing[:, :, None] & tables.event_target, tables.outages)  # [T, A]
     aff = affordance_at(level, state)
     flat = state.town * shut.shape[1] + aff.clamp(min=0)
-    hit = (aff >= 0) & shut.view(-1).index_select(0, flat)
+    hit = (aff >= 0) & shut.reshape(-1).index_select(0, flat)
     return state.replace(
         progress=torch.where(hit, 0, state.progress),
         queue_key=torch.where(hit, -1, state.queue_key),
