@@ -68,7 +68,7 @@ def economy_info(level: CompiledLevel, state: TownState) -> dict[str, torch.Tens
         "employer": work[:, economy.EMPLOYER],
         "employed": economy.employed(state),
         "shift_status": work[:, economy.SHIFT],
-        "absences": economy.popcount(work[:, economy.ABSENCES], tables.spec.jobs.absence_window),
+        "absences": economy.absences(tables, work[:, economy.ABSENCES]),
         "firings": work[:, economy.FIRINGS],
     }
 
