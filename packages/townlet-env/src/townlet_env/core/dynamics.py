@@ -67,11 +67,14 @@ def step(
     meters = _drain(level, meters, state.difficulty, social)
     meters = torch.where(alive[:, None], meters, state.meters)  # the dead do not change
 
-    died = alive & (meters.index_select(1, level.terminal_index) <= 0.0).any(dim=1)
+    at_zero = meters.index_select(1, level.terminal_index) <= 0.0  # [N, terminal meters]
+    died = alive & at_zero.any(dim=1)
     living = alive & ~died
     if job is not None:  # an eviction ends the agent's life in the town like a death
         assert level.economy is not None
-        evicted, exit_reason, work = economy.leave(level.economy, state, meters, died, living, job.work)
+        evicted, exit_reason, work = economy.leave(
+            level.economy, state, meters, died, living, job.work, at_zero
+        )
         died, living = died | evicted, living & ~evicted
     clock = state.clock + 1
     truncated = living & (state.per_slot(clock) >= level.max_steps)

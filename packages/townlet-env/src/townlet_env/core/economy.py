@@ -235,8 +235,10 @@ def leave(
     died: torch.Tensor,
     living: torch.Tensor,
     work: torch.Tensor,
+    at_zero: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(evicted [N] bool, exit_reason [N] long, work after) from the post-tick meters.
+    """(evicted [N] bool, exit_reason [N] long, work after) from the post-tick meters
+    (`at_zero`: which terminal meters are at 0, when the caller has it).
 
     `died`: a terminal meter reached 0 (its reason is the first such meter in pack order).
     An agent still living is evicted when its money has been at 0 for `evict_broke_ticks` ticks
@@ -250,7 +252,8 @@ def leave(
     out_of_money = living & (broke >= life.evict_broke_ticks) if life.evict_broke_ticks else None
     out_of_work = living & (work[:, FIRINGS] >= life.evict_firings) if life.evict_firings else None
     n_reasons = len(tables.exit_reasons)
-    at_zero = meters.index_select(1, tables.terminal_index) <= 0.0
+    if at_zero is None:
+        at_zero = meters.index_select(1, tables.terminal_index) <= 0.0
     first = at_zero.long().argmax(dim=1) + 1  # 1 + the first terminal meter at 0
     reason = torch.where(died, first, 0)
     evicted = died & False
