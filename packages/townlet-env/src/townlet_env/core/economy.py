@@ -256,13 +256,15 @@ def leave(
         at_zero = meters.index_select(1, tables.terminal_index) <= 0.0
     first = at_zero.long().argmax(dim=1) + 1  # 1 + the first terminal meter at 0
     reason = torch.where(died, first, 0)
-    evicted = died & False
+    evicted = None
     if out_of_work is not None:
         reason = torch.where(out_of_work, n_reasons - 1, reason)
         evicted = out_of_work
     if out_of_money is not None:  # an agent out of both is out of money
         reason = torch.where(out_of_money, n_reasons - 2, reason)
-        evicted = evicted | out_of_money
+        evicted = out_of_money if evicted is None else evicted | out_of_money
+    if evicted is None:
+        evicted = torch.zeros_like(died)
     # a slot that is empty after the tick counts the ticks since its agent left
     gone = ~living | evicted
     work[:, VACANT] = torch.where(gone, torch.where(state.alive, 0, work[:, VACANT] + 1), 0)
@@ -302,8 +304,7 @@ def economy_reward(
     for value in values:
         total = total + value
     total = total.clamp(*clip)
-    counted = living | (reason > 0)
-    total = torch.where(counted, total, 0.0)
+    counted = living | (reason > 0)  # the rows of the others are 0 below, whatever their total
     low, high = spec.episode_clip
     running = ledger[:, 0]
     reward = torch.where(counted, (running + total).clamp(low, high) - running, 0.0)
