@@ -2,6 +2,7 @@
 
     python -m benchmarks.ab_revision --base 000d213                  # L1 and L3 at 64 and 4096 slots
     python -m benchmarks.ab_revision --base HEAD~3 --cases L1_full_observability:4096:nocopy:cpu
+    python -m benchmarks.ab_revision --base e962780 --cases L5_town:4098:nocopy:cpu --threads 1 --cpu-time
 
 For a refactor that should not change speed, a table of figures from another day says little on a
 shared machine; two trees timed in alternation, in fresh processes with the same settings, say
@@ -54,9 +55,9 @@ def run(n):
     if device == "cuda":
         torch.cuda.synchronize()
 run(max(5, steps // 10))
-start = time.perf_counter()
+start, cpu = time.perf_counter(), time.process_time()
 run(steps)
-print(slots * steps / (time.perf_counter() - start))
+print(slots * steps / (time.perf_counter() - start), slots * steps / (time.process_time() - cpu))
 """
 
 
@@ -69,12 +70,14 @@ def export(revision: str, into: Path) -> Path:
     return into / "packages" / "townlet-env" / "src"
 
 
-def measure(source: Path, case: str, steps: int, threads: int) -> float:
+def measure(source: Path, case: str, steps: int, threads: int, cpu_time: bool = False) -> float:
+    """Agent-steps per second of one fresh process, or per CPU-second of it with `cpu_time`."""
     level, slots, copy, device = case.split(":")
     env = dict(os.environ, PYTHONPATH=str(source))
     argv = [sys.executable, "-c", CHILD, level, slots, copy, device, str(steps), str(threads)]
     done = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
-    return float(done.stdout.split()[-1])
+    wall, cpu = done.stdout.split()[-2:]
+    return float(cpu if cpu_time else wall)
 
 
 def main() -> None:
@@ -84,6 +87,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--threads", type=int, default=2, help="torch threads in each timed process")
+    parser.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="agent-steps per CPU-second of each process (steadier on a busy machine with 1 thread)",
+    )
     args = parser.parse_args()
     here = ROOT / "packages" / "townlet-env" / "src"
     rows = []
@@ -95,7 +103,7 @@ def main() -> None:
             for r in range(args.rounds):
                 order = (("base", base), ("this", here)) if r % 2 == 0 else (("this", here), ("base", base))
                 for name, source in order:
-                    runs[name].append(measure(source, case, args.steps, args.threads))
+                    runs[name].append(measure(source, case, args.steps, args.threads, args.cpu_time))
             row = {
                 "case": case,
                 "base_median": statistics.median(runs["base"]),
@@ -118,6 +126,7 @@ def main() -> None:
                 "rounds": args.rounds,
                 "steps": args.steps,
                 "threads": args.threads,
+                "per": "CPU-second" if args.cpu_time else "second",
                 "cases": rows,
             },
             indent=1,
