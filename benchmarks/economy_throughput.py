@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.social_throughput import Runner, run_per_thread_count, tick_breakdown
+from benchmarks.social_throughput import Runner, interleaved, run_per_thread_count, tick_breakdown
 from townlet_env.core import events
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,12 +58,7 @@ def measure(steps: int, repeats: int) -> dict[str, Any]:
     runners = {
         level: Runner(level, slots, apt, copy=False, tally=count_economy) for level, slots, apt in CASES
     }
-    rates: dict[str, list[float]] = {level: [] for level in runners}
-    for runner in runners.values():
-        runner.run(max(5, steps // 5))  # warm-up
-    for _ in range(repeats):
-        for level, runner in runners.items():  # interleaved: the same load on all
-            rates[level].append(runner.run(steps))
+    rates = interleaved(runners, steps, repeats)
     results: dict[str, Any] = {"levels": {}}
     for level, slots, apt in CASES:
         median = statistics.median(rates[level])

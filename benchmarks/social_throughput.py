@@ -70,6 +70,18 @@ class Runner:
         return self.slots * n / (time.perf_counter() - start)
 
 
+def interleaved(runners: dict[str, Runner], steps: int, repeats: int) -> dict[str, list[float]]:
+    """Each runner's rates over `repeats` runs of `steps` steps after a warm-up, level after level
+    within each repeat, so that a busy shared CPU slows all levels alike."""
+    rates: dict[str, list[float]] = {level: [] for level in runners}
+    for runner in runners.values():
+        runner.run(max(5, steps // 5))  # warm-up
+    for _ in range(repeats):
+        for level, runner in runners.items():
+            rates[level].append(runner.run(steps))
+    return rates
+
+
 def tick_breakdown(
     runner: Runner, steps: int, extra: dict[str, Callable[[], Any]] | None = None
 ) -> dict[str, float]:
@@ -149,12 +161,7 @@ def measure(steps: int, repeats: int) -> dict[str, Any]:
     results: dict[str, Any] = {"levels": {}}
     for copy in (False, True):
         runners = {level: Runner(level, slots, apt, copy) for level, slots, apt in CASES}
-        rates: dict[str, list[float]] = {level: [] for level in runners}
-        for runner in runners.values():
-            runner.run(max(5, steps // 5))  # warm-up
-        for _ in range(repeats):
-            for level, runner in runners.items():  # interleaved: the same load on both
-                rates[level].append(runner.run(steps))
+        rates = interleaved(runners, steps, repeats)
         for (level, slots, apt), runner in zip(CASES, runners.values(), strict=True):
             entry = results["levels"].setdefault(level, {"slots": slots, "agents_per_town": apt})
             key = "reused_buffers" if not copy else "fresh_tensors"
