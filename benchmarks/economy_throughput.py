@@ -17,86 +17,48 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from benchmarks.social_throughput import run_per_thread_count
-from townlet_env import TownletVectorEnv
-from townlet_env.core import action_mask, affordance_at, events, observe, step
-from townlet_env.core.pairs import Pairs
+from benchmarks.social_throughput import Runner, interleaved, run_per_thread_count, tick_breakdown
+from townlet_env.core import events
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "economy_throughput.json"
 CASES = (("L1_full_observability", 4096, 1), ("L4_social", 4098, 6), ("L5_town", 4098, 6))
 
 
-class Runner:
-    def __init__(self, level: str, slots: int, apt: int) -> None:
-        self.env = TownletVectorEnv(level, slots, agents_per_town=apt, copy=False)
-        _, self.info = self.env.reset(seed=0)
-        self.gen = torch.Generator().manual_seed(0)
-        self.slots = slots
-        self.tally: Counter = Counter()
-
-    def run(self, n: int) -> float:
-        start = time.perf_counter()
-        for _ in range(n):
-            mask = self.info["action_mask"]
-            actions = torch.rand(mask.shape, generator=self.gen).masked_fill_(~mask, -1.0).argmax(1)
-            _, _, _, _, self.info = self.env.step(actions)
-            if "exit_reason" in self.info:
-                self.tally["ticks"] += 1
-                self.tally["event_slot_ticks"] += int(self.info["events"].sum())
-                self.tally["wage"] += float(self.info["wage"].sum())
-                for code, count in zip(*self.info["exit_reason"].unique(return_counts=True), strict=True):
-                    self.tally[self.env.exit_reasons[int(code)]] += int(count)
-        return self.slots * n / (time.perf_counter() - start)
+def count_economy(runner: Runner, info: dict[str, Any]) -> None:
+    """Events, wages and exits by reason, of a level with an economy."""
+    if "exit_reason" in info:
+        runner.counts["ticks"] += 1
+        runner.counts["event_slot_ticks"] += int(info["events"].sum())
+        runner.counts["wage"] += float(info["wage"].sum())
+        for code, count in zip(*info["exit_reason"].unique(return_counts=True), strict=True):
+            runner.counts[runner.env.exit_reasons[int(code)]] += int(count)
 
 
-def tick_breakdown(runner: Runner, steps: int) -> dict[str, float]:
+def l5_tick_breakdown(runner: Runner, steps: int) -> dict[str, float]:
     """Milliseconds per call of the core pieces of one L5 tick, as social_throughput.py measures
     L4's, plus the scheduler's draw and start of events."""
-    env = runner.env
-    level, state = env.level, env.state
-    aff = affordance_at(level, state)
-    scratch: dict[str, torch.Tensor] = {}
-
-    def fresh() -> Pairs:
-        return Pairs(state, aff, level.max_steps, scratch)
-
-    known = fresh()
-    mask = action_mask(level, state, aff, known)
-    buffer = observe(level, state, aff, pairs=known)
-    actions = torch.rand(mask.shape, generator=runner.gen).masked_fill_(~mask, -1.0).argmax(1)
+    level, state = runner.env.level, runner.env.state
     assert level.economy is not None
+    economy = level.economy
     gen = torch.Generator().manual_seed(1)
-    out: dict[str, float] = {}
-    for name, fn in (
-        ("step", lambda: step(level, state, actions, mask, known)),
-        ("observe", lambda: observe(level, state, aff, out=buffer, pairs=fresh())),
-        ("action_mask", lambda: action_mask(level, state, aff, fresh())),
-        ("schedule", lambda: events.schedule(level, state, events.draw(level.economy, state.num_towns, gen))),
-    ):
-        fn()
-        start = time.perf_counter()
-        for _ in range(steps):
-            fn()
-        out[name] = 1000 * (time.perf_counter() - start) / steps
-    return out
+
+    def schedule() -> Any:
+        return events.schedule(level, state, events.draw(economy, state.num_towns, gen))
+
+    return tick_breakdown(runner, steps, {"schedule": schedule})
 
 
 def measure(steps: int, repeats: int) -> dict[str, Any]:
-    runners = {level: Runner(level, slots, apt) for level, slots, apt in CASES}
-    rates: dict[str, list[float]] = {level: [] for level in runners}
-    for runner in runners.values():
-        runner.run(max(5, steps // 5))  # warm-up
-    for _ in range(repeats):
-        for level, runner in runners.items():  # interleaved: the same load on all
-            rates[level].append(runner.run(steps))
+    runners = {
+        level: Runner(level, slots, apt, copy=False, tally=count_economy) for level, slots, apt in CASES
+    }
+    rates = interleaved(runners, steps, repeats)
     results: dict[str, Any] = {"levels": {}}
     for level, slots, apt in CASES:
         median = statistics.median(rates[level])
@@ -107,13 +69,13 @@ def measure(steps: int, repeats: int) -> dict[str, Any]:
             "runs": rates[level],
         }
         print(f"{level:24s} {median / 1e6:6.3f} M agent-steps/s")
-    l5 = runners["L5_town"]
+    l5, counts = runners["L5_town"], runners["L5_town"].counts
     results["levels"]["L5_town"]["economy"] = {
-        "active_events_per_town_tick": l5.tally["event_slot_ticks"] / max(l5.tally["ticks"] * l5.slots, 1),
-        "exits": {k: v for k, v in l5.tally.items() if k.startswith(("death", "evicted"))},
-        "wage_per_agent_step": l5.tally["wage"] / max(l5.tally["ticks"] * l5.slots, 1),
+        "active_events_per_town_tick": counts["event_slot_ticks"] / max(counts["ticks"] * l5.slots, 1),
+        "exits": {k: v for k, v in counts.items() if k.startswith(("death", "evicted"))},
+        "wage_per_agent_step": counts["wage"] / max(counts["ticks"] * l5.slots, 1),
     }
-    results["levels"]["L5_town"]["tick_ms"] = tick_breakdown(l5, max(5, steps // 5))
+    results["levels"]["L5_town"]["tick_ms"] = l5_tick_breakdown(l5, max(5, steps // 5))
     l1 = results["levels"]["L1_full_observability"]["agent_steps_per_s"]
     results["l5_over_l1"] = results["levels"]["L5_town"]["agent_steps_per_s"] / l1
     results["l4_over_l1"] = results["levels"]["L4_social"]["agent_steps_per_s"] / l1

@@ -4,11 +4,11 @@ learned play, each slot playing one whole episode at full difficulty.
     python -m benchmarks.social_baselines                           # random and scripted
     python -m benchmarks.social_baselines --learned dagger runs/L4_social/seed0 runs/L4_social/seed1
 
-`--learned NAME CHECKPOINT...` evaluates each checkpoint (a .pt file or a run directory: its
-newest checkpoint) on the same towns and stores their mean under `learned_NAME`, with each
-checkpoint's figures under `runs`. Rows of other names already in the JSON are kept, so learners
-can be measured one at a time. Writes `benchmarks/results/social_baselines.json`; docs/results.md
-quotes it.
+`--learned NAME CHECKPOINT...` evaluates each checkpoint (a .pt file, a run directory: its
+newest checkpoint, or RUN_DIR/best, as `townlet-train eval --checkpoint` takes them) on the same
+towns and stores their mean under `learned_NAME`, with each checkpoint's figures under `runs`.
+Rows of other names already in the JSON are kept, so learners can be measured one at a time.
+Writes `benchmarks/results/social_baselines.json`; docs/results.md quotes it.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import torch
 
 from townlet_env.files import atomic_output
 from townlet_train.evaluate import evaluate, load_policy_network
-from townlet_train.run.checkpoint import latest_checkpoint
+from townlet_train.run.checkpoint import CheckpointError, resolve_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "social_baselines.json"
@@ -39,9 +39,10 @@ def measure(
 def learned(checkpoints: list[Path], episodes: int, seed: int) -> dict[str, Any]:
     runs = []
     for given in checkpoints:
-        path = latest_checkpoint(given / "checkpoints") if given.is_dir() else given
-        if path is None:
-            raise SystemExit(f"error: {given}: a run directory without checkpoints")
+        try:
+            path = resolve_checkpoint(given, "--learned")
+        except CheckpointError as exc:
+            raise SystemExit(f"error: {exc}") from None
         network, cfg = load_policy_network(path, torch.device("cpu"))
         figures = measure("learned", episodes, seed, network)
         runs.append({"checkpoint": str(path), "seed": cfg.seed, "total_steps": cfg.total_steps, **figures})

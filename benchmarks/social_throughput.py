@@ -23,6 +23,7 @@ import os
 import platform
 import statistics
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,13 +39,26 @@ RESULTS = ROOT / "benchmarks" / "results" / "social_throughput.json"
 CASES = (("L1_full_observability", 4096, 1), ("L4_social", 4098, 6))
 
 
+Tally = Callable[["Runner", dict[str, Any]], None]
+
+
+def count_chats(runner: Runner, info: dict[str, Any]) -> None:
+    if "chat_success" in info:
+        runner.counts["chats"] += int(info["chat_success"].sum())
+
+
 class Runner:
-    def __init__(self, level: str, slots: int, apt: int, copy: bool) -> None:
+    """Random legal play of one level: `run(n)` steps it n times and returns agent-steps per
+    second; after each step `tally(runner, info)` adds what the benchmark reports of that level
+    to `runner.counts` (inside the timing, as cheap as it is)."""
+
+    def __init__(self, level: str, slots: int, apt: int, copy: bool, tally: Tally = count_chats) -> None:
         self.env = TownletVectorEnv(level, slots, agents_per_town=apt, copy=copy)
         _, self.info = self.env.reset(seed=0)
         self.gen = torch.Generator().manual_seed(0)
         self.slots = slots
-        self.chats = 0
+        self.tally = tally
+        self.counts: Counter[str] = Counter()
 
     def run(self, n: int) -> float:
         start = time.perf_counter()
@@ -52,16 +66,30 @@ class Runner:
             mask = self.info["action_mask"]
             actions = torch.rand(mask.shape, generator=self.gen).masked_fill_(~mask, -1.0).argmax(1)
             _, _, _, _, self.info = self.env.step(actions)
-            if "chat_success" in self.info:
-                self.chats += int(self.info["chat_success"].sum())
+            self.tally(self, self.info)
         return self.slots * n / (time.perf_counter() - start)
 
 
-def tick_breakdown(runner: Runner, steps: int) -> dict[str, float]:
-    """Milliseconds per call of the core pieces of one L4 tick, on the runner's state, as its
+def interleaved(runners: dict[str, Runner], steps: int, repeats: int) -> dict[str, list[float]]:
+    """Each runner's rates over `repeats` runs of `steps` steps after a warm-up, level after level
+    within each repeat, so that a busy shared CPU slows all levels alike."""
+    rates: dict[str, list[float]] = {level: [] for level in runners}
+    for runner in runners.values():
+        runner.run(max(5, steps // 5))  # warm-up
+    for _ in range(repeats):
+        for level, runner in runners.items():
+            rates[level].append(runner.run(steps))
+    return rates
+
+
+def tick_breakdown(
+    runner: Runner, steps: int, extra: dict[str, Callable[[], Any]] | None = None
+) -> dict[str, float]:
+    """Milliseconds per call of the core pieces of one tick, on the runner's state, as its
     `Town` runs them: the observation into a reused buffer, and the mask, each building the
     pairwise facts they need (`Pairs`; a Town builds them once for both), and the step from a
-    state whose facts are known (a Town keeps them from that state's observation)."""
+    state whose facts are known (a Town keeps them from that state's observation); then the
+    `extra` pieces of a level."""
     level, state = runner.env.level, runner.env.state
     aff = affordance_at(level, state)
     scratch: dict[str, torch.Tensor] = {}  # the Town's reused buffers
@@ -73,12 +101,13 @@ def tick_breakdown(runner: Runner, steps: int) -> dict[str, float]:
     mask = action_mask(level, state, aff, known)
     buffer = observe(level, state, aff, pairs=known)
     actions = torch.rand(mask.shape, generator=runner.gen).masked_fill_(~mask, -1.0).argmax(1)
+    pieces: dict[str, Callable[[], Any]] = {
+        "step": lambda: step(level, state, actions, mask, known),
+        "observe": lambda: observe(level, state, aff, out=buffer, pairs=fresh()),
+        "action_mask": lambda: action_mask(level, state, aff, fresh()),
+    }
     out: dict[str, float] = {}
-    for name, fn in (
-        ("step", lambda: step(level, state, actions, mask, known)),
-        ("observe", lambda: observe(level, state, aff, out=buffer, pairs=fresh())),
-        ("action_mask", lambda: action_mask(level, state, aff, fresh())),
-    ):
+    for name, fn in (pieces | (extra or {})).items():
         fn()
         start = time.perf_counter()
         for _ in range(steps):
@@ -132,12 +161,7 @@ def measure(steps: int, repeats: int) -> dict[str, Any]:
     results: dict[str, Any] = {"levels": {}}
     for copy in (False, True):
         runners = {level: Runner(level, slots, apt, copy) for level, slots, apt in CASES}
-        rates: dict[str, list[float]] = {level: [] for level in runners}
-        for runner in runners.values():
-            runner.run(max(5, steps // 5))  # warm-up
-        for _ in range(repeats):
-            for level, runner in runners.items():  # interleaved: the same load on both
-                rates[level].append(runner.run(steps))
+        rates = interleaved(runners, steps, repeats)
         for (level, slots, apt), runner in zip(CASES, runners.values(), strict=True):
             entry = results["levels"].setdefault(level, {"slots": slots, "agents_per_town": apt})
             key = "reused_buffers" if not copy else "fresh_tensors"
@@ -145,7 +169,7 @@ def measure(steps: int, repeats: int) -> dict[str, Any]:
             if level == "L4_social" and not copy:
                 info = runner.info
                 agent_steps = slots * (steps * repeats + max(5, steps // 5))
-                entry["chats_per_agent_step"] = runner.chats / agent_steps
+                entry["chats_per_agent_step"] = runner.counts["chats"] / agent_steps
                 entry["mean_trust"] = float(info["trust"].mean())
                 entry["mean_familiarity"] = float(info["familiarity"].mean())
                 entry["tick_ms"] = tick_breakdown(runner, max(5, steps // 5))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -328,3 +329,67 @@ def test_seeds_gives_the_figures_of_single_runs(tmp_path: Path) -> None:
         assert (result["mean_survival"], result["mean_reward"]) == per_seed[seed]
     assert report["aggregate"]["mean"] == pytest.approx(sum(v[0] for v in per_seed.values()) / 4)
     assert (out / "seeds.md").is_file() and (out / "curves.png").is_file()
+
+
+# Ray's workers are Python processes running default_worker.py: this one dies as it starts, as a
+# worker does whose environment cannot import what it needs, and Ray starts another, for ever
+DYING_WORKER = """\
+import os, sys
+if any(arg.endswith("default_worker.py") for arg in sys.argv):
+    os._exit(3)
+"""
+
+
+def dying_workers(tmp: Path) -> dict[str, str]:
+    """The environment of a command whose Ray workers die at startup, with a 5 s startup timeout."""
+    site = tmp / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(DYING_WORKER)
+    found = env()
+    found["PYTHONPATH"] = os.pathsep.join([str(site), found["PYTHONPATH"]])
+    return found | {"TOWNLET_RAY_STARTUP_TIMEOUT": "5"}
+
+
+def one_error(stderr: str) -> str:
+    """The one `error:` line, the last one (Ray prints its warnings before), with no traceback."""
+    lines = stderr.strip().splitlines()
+    assert "Traceback" not in stderr and [x for x in lines if x.startswith("error:")] == lines[-1:], stderr
+    return lines[-1]
+
+
+def test_seeds_stops_when_no_worker_starts(tmp_path: Path) -> None:
+    config, _ = files(tmp_path)
+    out = tmp_path / "seeds"
+    args = ["seeds", str(config), "--seeds", "0-1", "--episodes", "4", "--cpus", "1", "--out", str(out)]
+    started = time.monotonic()
+    done = townlet_train(*args, environ=dying_workers(tmp_path))
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert time.monotonic() - started < 120
+    error = one_error(done.stderr)
+    assert error.startswith("error: no seed started within 5 s on the local Ray"), error
+    assert "its workers did not start" in error
+    logs = re.search(r"errors in (\S+) \(", error)
+    assert logs and (Path(logs[1]) / "raylet.out").is_file(), error  # this Ray's own logs
+    assert not (out / "seeds.json").exists() and not list(out.glob("seed[0-9]*.json"))
+
+
+def test_a_sweep_that_could_not_start_leaves_its_trials_to_resume(tmp_path: Path) -> None:
+    """The trials asked before the timeout stay in the study as asked and not told: what a killed
+    sweep leaves, and what the test above shows a rerun resumes."""
+    config, _ = files(tmp_path)
+    (tmp_path / "lr.yaml").write_text("algorithm.lr: {low: 1.0e-3, high: 1.0e-2, log: true}\n")
+    out = tmp_path / "out"
+    args = ["sweep", str(config), "--space", str(tmp_path / "lr.yaml"), "--trials", "2", "--seeds", "1"]
+    args += ["--episodes", "4", "--pruner", "none", "--cpus", "1", "--out", str(out)]
+    failed = townlet_train(*args, environ=dying_workers(tmp_path))
+    assert failed.returncode == 2, failed.stderr[-3000:]
+    assert one_error(failed.stderr).startswith("error: no seed started within 5 s"), failed.stderr
+    assert not (out / "sweep.json").exists() and not list(out.glob("trials/*/seed*.json"))
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    storage = JournalStorage(JournalFileBackend(str(out / "study.journal")))
+    study = optuna.load_study(study_name="townlet-out", storage=storage)
+    asked = study.get_trials(deepcopy=False)
+    assert [t.number for t in asked] == [0] and asked[0].state.name == "RUNNING"
+    assert "algorithm.lr" in asked[0].params

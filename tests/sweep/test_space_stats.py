@@ -136,3 +136,20 @@ def test_a_local_ray_keeps_its_session_outside_the_virtualenv(
         assert ray_temp_dir() == "/srv/ray"
     finally:
         tempfile.tempdir = None
+
+
+def test_the_startup_timeout_comes_from_the_option_the_environment_or_the_default(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from townlet_train.sweep.engine import STARTUP_TIMEOUT, startup_timeout
+
+    monkeypatch.delenv("TOWNLET_RAY_STARTUP_TIMEOUT", raising=False)
+    assert startup_timeout(None) == STARTUP_TIMEOUT == 120
+    monkeypatch.setenv("TOWNLET_RAY_STARTUP_TIMEOUT", "30")
+    assert startup_timeout(None) == 30 and startup_timeout(7.5) == 7.5
+    monkeypatch.setenv("TOWNLET_RAY_STARTUP_TIMEOUT", "soon")
+    with pytest.raises(ValueError, match=r"TOWNLET_RAY_STARTUP_TIMEOUT='soon': expected a number of seconds"):
+        startup_timeout(None)
+    monkeypatch.delenv("TOWNLET_RAY_STARTUP_TIMEOUT")
+    assert main(["seeds", "L0_minimal", "--startup-timeout", "0", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == "error: --startup-timeout 0: expected a number of seconds > 0"

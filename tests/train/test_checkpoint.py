@@ -17,6 +17,7 @@ from townlet_train.run.checkpoint import (
     CheckpointError,
     latest_checkpoint,
     load_checkpoint,
+    resolve_checkpoint,
     save_checkpoint,
 )
 from townlet_train.run.loop import Trainer, write_resolved_config
@@ -115,6 +116,24 @@ def test_keep_prunes_oldest_and_latest_is_highest_step(tmp_path: Path) -> None:
     ]
     assert latest_checkpoint(tmp_path).name == "step_000000004000.pt"
     assert latest_checkpoint(tmp_path / "nowhere") is None
+
+
+def test_a_checkpoint_is_a_file_a_run_directory_or_its_best(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    for step in (100, 2000):
+        save_checkpoint({"network": {}}, run_dir / "checkpoints", f"step_{step:012d}", keep=3)
+    newest = run_dir / "checkpoints" / "step_000000002000.pt"
+    assert resolve_checkpoint(run_dir) == newest
+    assert resolve_checkpoint(newest) == newest
+    given = tmp_path / "elsewhere.pt"  # a file is taken as given: loading it reports what is wrong
+    assert resolve_checkpoint(given) == given
+    with pytest.raises(CheckpointError, match=r"^--checkpoint \S+/run/best: no \S+best.pt \(set evaluation"):
+        resolve_checkpoint(run_dir / "best")
+    save_checkpoint({"network": {}}, run_dir / "checkpoints", "best", keep=3)
+    assert resolve_checkpoint(run_dir / "best") == run_dir / "checkpoints" / "best.pt"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match=r"^--learned \S+/empty: a directory without checkpoints/\*"):
+        resolve_checkpoint(tmp_path / "empty", "--learned")
 
 
 # --- every way a checkpoint can be wrong ---------------------------------------------------------

@@ -36,7 +36,7 @@ from townlet_env.config import ConfigError
 from townlet_train.config import TrainConfig, load_config
 from townlet_train.config_files import find_config
 from townlet_train.evaluate import POLICIES, check_level_fits, checkpoint_tag, evaluate, load_policy_network
-from townlet_train.run.checkpoint import CheckpointError
+from townlet_train.run.checkpoint import CheckpointError, resolve_checkpoint
 from townlet_train.run.metrics import MetricsError
 
 
@@ -269,7 +269,7 @@ def _eval(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     if args.checkpoint is not None:
-        args.checkpoint = _resolve_checkpoint(args.checkpoint)
+        args.checkpoint = resolve_checkpoint(args.checkpoint)
     if args.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
     network = agent = None
@@ -313,23 +313,6 @@ def _eval(args: argparse.Namespace) -> int:
                 value = ", ".join(f"{k} {v}" for k, v in shown.items()) or "-"
             print(f"{key:>26}: {value}")
     return 0
-
-
-def _resolve_checkpoint(path: Path) -> Path:
-    """A checkpoint file as given; a run directory's newest checkpoint; RUN_DIR/best's best.pt."""
-    from townlet_train.run.checkpoint import latest_checkpoint
-
-    if path.is_dir():
-        newest = latest_checkpoint(path / "checkpoints")
-        if newest is None:
-            raise ValueError(f"--checkpoint {path}: a directory without checkpoints/*.pt")
-        return newest
-    if not path.exists() and path.name == "best" and path.parent.is_dir():
-        best = path.parent / "checkpoints" / "best.pt"
-        if not best.is_file():
-            raise ValueError(f"--checkpoint {path}: no {best} (set evaluation.every_steps to keep one)")
-        return best
-    return path
 
 
 def _sampled(checkpoint: Path, seed: int, device: torch.device) -> tuple[Any, TrainConfig]:

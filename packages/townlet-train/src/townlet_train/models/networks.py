@@ -102,54 +102,62 @@ def dueling(value: nn.Module | None, advantage: nn.Module, y: torch.Tensor) -> t
     return value(y) + a - a.mean(dim=-1, keepdim=True)
 
 
-class QNetwork(Model):
+class QModel(Model):
+    """Q-values: field encoders -> MLP -> memory -> dueling head (value + advantage), what the two
+    Q-networks share. `FEATURES` and `MEMORY` name the MLP and the memory of each: the names of
+    their parameters in checkpoints, kept from the networks these classes replace."""
+
+    FEATURES = "trunk"
+    MEMORY = "none"
+    encoder: FieldEncoder
+    advantage: nn.Linear
+    value: nn.Linear | None
+
+    def features(self, layout: Layout, hidden: list[int], embed: int) -> int:
+        """Build the encoder and, under FEATURES, the MLP (in that order: the order in which they
+        draw their initial weights); the MLP's output width."""
+        self.encoder = FieldEncoder(layout, embed)
+        setattr(self, self.FEATURES, mlp([self.encoder.out_features, *hidden]))
+        return hidden[-1] if hidden else self.encoder.out_features
+
+    @property
+    def memory_module(self) -> Any:
+        return getattr(self, self.MEMORY)
+
+    def encode(self, obs: torch.Tensor) -> torch.Tensor:
+        features: nn.Module = getattr(self, self.FEATURES)
+        return features(self.encoder(obs))
+
+    def head(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return dueling(self.value, self.advantage, y)
+
+
+class QNetwork(QModel):
     """Feed-forward Q-network, with an optional dueling head (value + advantage)."""
 
     def __init__(self, layout: Layout, n_actions: int, hidden: list[int], embed: int, dueling: bool):
         super().__init__()
-        self.encoder = FieldEncoder(layout, embed)
-        self.trunk = mlp([self.encoder.out_features, *hidden])
-        width = hidden[-1] if hidden else self.encoder.out_features
+        width = self.features(layout, hidden, embed)
         self.dueling = dueling
         self.advantage = nn.Linear(width, n_actions)
         self.value = nn.Linear(width, 1) if dueling else None
         self.none = NoMemory()
 
-    @property
-    def memory_module(self) -> Any:
-        return self.none
 
-    def encode(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.trunk(self.encoder(obs))
-
-    def head(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return dueling(self.value, self.advantage, y)
-
-
-class RecurrentQNetwork(Model):
+class RecurrentQNetwork(QModel):
     """Field encoders -> MLP -> LSTM -> dueling head, for the partial-observation levels."""
 
     recurrent = True
+    FEATURES = "pre"
+    MEMORY = "lstm"
 
     def __init__(self, layout: Layout, n_actions: int, hidden: list[int], embed: int, lstm_hidden: int):
         super().__init__()
-        self.encoder = FieldEncoder(layout, embed)
-        self.pre = mlp([self.encoder.out_features, *hidden])
-        width = hidden[-1] if hidden else self.encoder.out_features
+        width = self.features(layout, hidden, embed)
         self.lstm = LSTMMemory(width, lstm_hidden)
         self.hidden_size = lstm_hidden
         self.advantage = nn.Linear(lstm_hidden, n_actions)
         self.value = nn.Linear(lstm_hidden, 1)
-
-    @property
-    def memory_module(self) -> Any:
-        return self.lstm
-
-    def encode(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.pre(self.encoder(obs))
-
-    def head(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return dueling(self.value, self.advantage, y)
 
 
 class ActorCritic(PolicyModel):

@@ -99,6 +99,23 @@ def latest_checkpoint(directory: Path) -> Path | None:
     return candidates[0] if candidates else None
 
 
+def resolve_checkpoint(path: Path, option: str = "--checkpoint") -> Path:
+    """What a user means by a checkpoint: a file as given; a run directory's newest checkpoint;
+    RUN_DIR/best, the run's checkpoints/best.pt. CheckpointError (one line naming `option`) when
+    the directory holds none."""
+    if path.is_dir():
+        newest = latest_checkpoint(path / "checkpoints")
+        if newest is None:
+            raise CheckpointError(f"{option} {path}: a directory without checkpoints/*.pt")
+        return newest
+    if not path.exists() and path.name == "best" and path.parent.is_dir():
+        best = path.parent / "checkpoints" / "best.pt"
+        if not best.is_file():
+            raise CheckpointError(f"{option} {path}: no {best} (set evaluation.every_steps to keep one)")
+        return best
+    return path
+
+
 def checkpoints_newest_first(directory: Path) -> list[Path]:
     """Every `*.pt` in `directory`, highest step first; whether they verify is for the caller."""
     if not directory.is_dir():

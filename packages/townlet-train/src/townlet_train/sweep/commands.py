@@ -18,6 +18,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cpus", type=int, help="CPUs of the local Ray (default: all); one per running seed")
     p.add_argument("--address", help="join this Ray cluster (ray start --head ...) instead of a local Ray")
     p.add_argument("--force", action="store_true", help="replace existing outputs")
+    p.add_argument(
+        "--startup-timeout",
+        type=float,
+        help="seconds to wait for the first seed to start on Ray before giving up "
+        "(default: TOWNLET_RAY_STARTUP_TIMEOUT, else 120)",
+    )
 
 
 def add_commands(sub: Any) -> None:
@@ -48,17 +54,22 @@ def add_commands(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from townlet_train.sweep.engine import require
+    from townlet_env.cli_errors import fail
+    from townlet_train.sweep.engine import StartupTimeout, require, startup_timeout
 
     require(args.command)
+    args.startup_timeout = startup_timeout(args.startup_timeout)
     if args.cpus is not None and args.address is not None:
         raise ValueError("--cpus is for a local Ray; a cluster (--address) has the CPUs of its nodes")
     if args.cpus is not None and args.cpus < 1:
         raise ValueError(f"--cpus must be >= 1, got {args.cpus}")
-    if args.command == "seeds":
-        from townlet_train.sweep.seeds import run_seeds
+    try:
+        if args.command == "seeds":
+            from townlet_train.sweep.seeds import run_seeds
 
-        return run_seeds(args)
-    from townlet_train.sweep.study import run_sweep
+            return run_seeds(args)
+        from townlet_train.sweep.study import run_sweep
 
-    return run_sweep(args)
+        return run_sweep(args)
+    except StartupTimeout as exc:  # the study and the seeds' results stay as they were: a rerun resumes
+        return fail(exc)

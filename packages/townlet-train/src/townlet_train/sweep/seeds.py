@@ -90,7 +90,7 @@ def run_seeds(args: Any) -> int:
     with sweep_lock(out):
         settings = {"config": configs[0].model_dump(mode="json") | {"seed": None}, "seeds": seeds}
         check_settings(out, settings | {"episodes": args.episodes, "eval_seed": args.eval_seed}, "seeds")
-        engine = Engine(args.address, args.cpus)
+        engine = Engine(args.address, args.cpus, args.startup_timeout)
         try:
             results = _run(engine, configs, out, args)
         finally:
@@ -115,18 +115,20 @@ def _run(engine: Engine, configs: list[TrainConfig], out: Path, args: Any) -> li
     results: dict[int, dict[str, Any]] = {}
     watch = outputs.Watch()
     cpus = engine.cpus()
-    while len(results) < len(configs):
-        for ref, result in engine.finished([r for r in refs if refs[r] not in results], timeout=1.0):
-            results[refs[ref]] = {"seed": refs[ref], **result}
-        pending = len(configs) - len(results)
-        failed = sum(1 for r in results.values() if "error" in r)
-        done = [r["mean_survival"] for r in results.values() if "error" not in r]
-        best = f"; mean so far {sum(done) / len(done):.1f}" if done else ""
-        watch.show(
-            f"seeds: {len(results) - failed} done, {min(pending, cpus)} running, "
-            f"{max(0, pending - cpus)} queued, {failed} failed of {len(configs)}{best}"
-        )
-    watch.close()
+    try:
+        while len(results) < len(configs):
+            for ref, result in engine.finished([r for r in refs if refs[r] not in results], timeout=1.0):
+                results[refs[ref]] = {"seed": refs[ref], **result}
+            pending = len(configs) - len(results)
+            failed = sum(1 for r in results.values() if "error" in r)
+            done = [r["mean_survival"] for r in results.values() if "error" not in r]
+            best = f"; mean so far {sum(done) / len(done):.1f}" if done else ""
+            watch.show(
+                f"seeds: {len(results) - failed} done, {min(pending, cpus)} running, "
+                f"{max(0, pending - cpus)} queued, {failed} failed of {len(configs)}{best}"
+            )
+    finally:  # an error line after the progress line, not on it
+        watch.close()
     return [results[cfg.seed] for cfg in configs]
 
 

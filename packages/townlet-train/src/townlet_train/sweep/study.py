@@ -47,7 +47,7 @@ def run_sweep(args: Any) -> int:
     if args.pruner != "none":
         prune_every = args.prune_every or max(1, base.total_steps // 5)
     with sweep_lock(out):
-        engine = Engine(args.address, args.cpus)
+        engine = Engine(args.address, args.cpus, args.startup_timeout)
         try:
             settings = {
                 "config": base.model_dump(mode="json"),
@@ -133,9 +133,11 @@ class Sweep:
     def run(self, trials: int) -> None:
         self.total = trials
         size = self.settings["batch"]
-        for first in range(0, trials, size):
-            self.batch(list(range(first, min(first + size, trials))))
-        self.watch.close()
+        try:
+            for first in range(0, trials, size):
+                self.batch(list(range(first, min(first + size, trials))))
+        finally:  # an error line after the progress line, not on it
+            self.watch.close()
 
     def batch(self, numbers: list[int]) -> None:
         import optuna
