@@ -80,6 +80,8 @@ class ScalarTown(TownNumbers):
         # a drain row per slot: drain x difficulty, as the core multiplies them every tick
         self.drain = [[f32(d * diff) for d in self.t.drain] for diff in self.difficulty]
         self.view_cache = {}
+        self.place_cache = {}
+        self.rows = None  # the observation rows kept between ticks (scalar_rows), written anew
         self._moves: dict[tuple[int, int], list[bool]] = {}
         if self.social is not None:
             self.social.load(self, state)

@@ -206,6 +206,8 @@ class TownNumbers:
     cells: list[list[int]]  # [H][W] cell codes, no padding
     aff_xy: list[tuple[int, int]]
     view_cache: dict[tuple[int, int], Any]  # per position: see scalar_observe.view_rows, _window
+    place_cache: dict[tuple[int, int], Any]  # per position: see scalar_rows._place
+    rows: Any  # scalar_rows.RowBuffer of a social town once observed, or None
 
     def affordance(self, i: int) -> int:
         """The affordance under slot i, -1 for none."""
