@@ -236,9 +236,10 @@ class ScalarTown(TownNumbers):
         if social is not None and self.social is not None:
             delta = self.social.add_gain(delta, social, i)
         if job is not None and self.economy is not None:
-            delta = list(delta)
-            money = self.economy.money
-            delta[money] = f32(delta[money] + job.money[i])
+            money, paid = self.economy.money, job.money[i]
+            if paid or self.economy.signed_zero:  # + 0.0 changes only a -0.0
+                delta = list(delta)
+                delta[money] = f32(delta[money] + paid)
         using = a == t.interact if social is None else social.using[i]
         self.progress[i], use = self._use(i, using) if using else (0, None)
         if use is not None and market is not None and self.economy is not None and t.level.multi_tick:

@@ -8,6 +8,7 @@ events and the observation fields are in `scalar_events.py`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -92,6 +93,10 @@ class EconomyScalar:
         self.base_price = _tolist(tables.base_price)
         self.cost = _tolist(tables.cost)
         self.aff_required = _tolist(level.aff_required)
+        # an action that changes money by -0.0: adding a wage of 0 must then be done (to +0.0)
+        self.signed_zero = any(
+            v == 0.0 and math.copysign(1.0, v) < 0 for v in level.action_delta[:, self.money].tolist()
+        )
         self.n_events = tables.n_events
         self.kind = _tolist(tables.event_kind)
         self.targets = [_tolist(row.nonzero().flatten()) for row in tables.event_target]

@@ -60,6 +60,7 @@ class EventTables:
         self.broke_share = [min(f32(n / self.broke_scale), 1.0) for n in range(self.broke_scale + 1)]
         self._prices_of: list[float] | None = None  # the market's price list the fields below are of
         self._price_fields: list[float] = []
+        self._idle_fields: list[float] = []  # the fields while no event is on, of these prices
         self.job_width = self.n_employers + 9  # employer (one-hot) and job
         self.no_job = [0.0] * self.job_width
         n = self.n_employers
@@ -129,16 +130,20 @@ def observe_economy(town: ScalarTown) -> list[list[float]]:
 
 
 def shared_fields(town: ScalarTown) -> list[float]:
-    """events, prices and closed: the town's, the same in every agent's row."""
+    """events, prices and closed: the town's, the same in every agent's row. While no event
+    is on, the same list as last time (so the caller may skip writing it again)."""
     eco, ev = town.economy, town.events
     mkt = eco.market(town)
+    if ev._prices_of is not mkt.price:  # the market's lists are kept while its events stay on
+        ev._prices_of, ev._price_fields = mkt.price, _price_fields(ev, mkt.price, mkt.closed)
+        ev._idle_fields = [0.0] * (2 * len(mkt.active)) + ev._price_fields
+    if not any(mkt.active):
+        return ev._idle_fields
     clock = town.clock
     shared: list[float] = []
     for e, active in enumerate(mkt.active):
         left = eco.end[e] - clock
         shared += (1.0, min(f32(left / ev.longest), 1.0)) if active else (0.0, 0.0)
-    if ev._prices_of is not mkt.price:  # the market's lists are kept while its events stay on
-        ev._prices_of, ev._price_fields = mkt.price, _price_fields(ev, mkt.price, mkt.closed)
     return shared + ev._price_fields
 
 

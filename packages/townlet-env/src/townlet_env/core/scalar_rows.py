@@ -39,6 +39,7 @@ class RowBuffer:
         self.head = v.position  # meters, time, interaction and episode progress
         # queue, nearest and (on an economy level) employer and job: written every tick
         self.tail_end = v.social_end if town.economy is None else v.social_end + town.events.job_width
+        self.shared: list[float] | None = None  # the economy's town fields last written
         self.nearest_pad = [0.0] * (8 * v.nearest_rows)
         # a column offset / scale per integer offset (the core divides the same integers)
         span = max(town.t.level.width, town.t.level.height)
@@ -72,7 +73,9 @@ def write_rows(town: ScalarTown, out: np.ndarray) -> np.ndarray:
     rows[:k, : buf.head] = head
     rows[:k, v.queue : buf.tail_end] = _tail(town, buf)
     if town.economy is not None:
-        rows[:k, buf.tail_end :] = shared_fields(town)
+        shared = shared_fields(town)
+        if shared is not buf.shared:
+            rows[:k, buf.tail_end :] = buf.shared = shared
     out[:k] = rows
     return out
 

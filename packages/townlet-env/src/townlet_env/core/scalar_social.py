@@ -16,6 +16,7 @@ import torch
 
 from townlet_env.core.level import HOURS_PER_DAY, CompiledLevel
 from townlet_env.core.scalar_base import _ROUND, f32, f32s, row_sum
+from townlet_env.core.scalar_terms import reward_terms
 from townlet_env.core.social import TIES
 from townlet_env.core.state import TownState
 
@@ -177,8 +178,12 @@ class SocialScalar:
         """On an economy level (`market`) a gathering multiplies the chat gains of the agents at
         its place, and an outage closes its affordances like closing hours do."""
         k = town.k
+        boost = None if market is None else market.boost_here
+        # x 1.0 changes no gain: only a gathering underfoot makes this tick's gains differ
         self.tick_gain = (
-            self.gain if market is None else f32s(list(map(float.__mul__, self.gain, market.boost_here)))
+            self.gain
+            if boost is None or boost.count(1.0) == k
+            else f32s(list(map(float.__mul__, self.gain, boost)))
         )
         out = self.last = Phase(
             [False] * k, [-1] * k, [False] * k, [0.0] * k, [0.0] * k, [], [], [{}, {}, {}], [{}, {}, {}]
@@ -355,46 +360,9 @@ class SocialScalar:
         else:
             self.queue_key = [q if alive else -1 for q, alive in zip(phase.queue_key, living, strict=True)]
             self.stall = [s if alive else 0 for s, alive in zip(phase.stall, living, strict=True)]
-        result.reward_terms = self._rewards(living, phase, result.reward)
+        result.reward_terms = reward_terms(self, living, phase.chat_reward, result.reward)
         result.chat_partner = phase.partner  # -1 but for the agents that chatted
         result.chat_success = phase.success
-
-    def _rewards(self, living: list[bool], phase: Phase, reward: list[float]) -> dict[str, list[float]]:
-        """The declared terms of each living agent (0 for the others), and in `reward` (which
-        holds the needs formula) their sum, clipped: summed term by term, as torch sums them."""
-        r = _ROUND
-        low, high = self.clip
-        needs, survival, chat = self.needs, self.survival, self.chat_reward is not None
-        terms: dict[str, list[float]] = {}
-        if needs is not None:
-            terms["needs"] = []
-        if survival is not None:
-            terms["survival"] = []
-        if chat:
-            terms["chat"] = []
-        for i, alive in enumerate(living):
-            if not alive:
-                for values in terms.values():
-                    values.append(0.0)
-                reward[i] = 0.0
-                continue
-            total = 0.0
-            if needs is not None:
-                r[0] = needs * reward[i]
-                value = r[0]
-                terms["needs"].append(value)
-                total = value
-            if survival is not None:
-                terms["survival"].append(survival)
-                r[0] = total + survival
-                total = r[0]
-            if chat:
-                value = phase.chat_reward[i]
-                terms["chat"].append(value)
-                r[0] = total + value
-                total = r[0]
-            reward[i] = low if total < low else high if total > high else total
-        return terms
 
 
 __all__ = ["TIES", "Phase", "SocialScalar"]
