@@ -1,18 +1,19 @@
 """The observation of a social town (L4, L5) for the scalar engine, kept from tick to tick.
 
-On these levels every field of an agent's row is contiguous (`ObserveTables.one_row`), and most
+On these levels every field of an agent's row is contiguous (`ObserveTables.one_row`), and much
 of the row changes little: the position, underfoot and affordance fields (58 of 115 or 164
-floats) only when the agent moves, personality never, the town's events and prices rarely. A
-float handed to numpy costs some 30-60 ns however it goes there, so `RowBuffer` keeps the last
-rows written as float32 and each tick writes only what may have changed: the leading fields
-(meters, time, progress), the rows of the agents that moved (a float32 row per position, kept
-for the town's life: its affordances never move), and the social and job fields; then one
-numpy copy hands the rows out. Every value is the one `scalar_observe` wrote before, computed
-the same way, so the rows stay equal to the core's bit for bit (tests/env/test_scalar_engine.py).
+floats) only when the agent moves, personality never, the town's events and prices rarely.
+Handing a Python float to numpy costs far more than copying a float32, so those pieces are kept
+as float32 arrays (`array("f")`: the place fields per position for the town's life, as its
+affordances never move) and each tick converts only the rest (meters, time, progress, queue,
+nearest, job), puts every row together in one float32 array and hands it to numpy in one
+assignment. Every value is the one `scalar_observe` wrote before, computed the same way, so the
+rows stay equal to the core's bit for bit (tests/env/test_scalar_engine.py).
 """
 
 from __future__ import annotations
 
+from array import array
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -26,20 +27,17 @@ if TYPE_CHECKING:
 
 
 class RowBuffer:
-    """The rows last written for one loaded town ([K, obs_dim] float32), and the position whose
-    place fields each row holds."""
+    """What stays of a loaded town's rows from tick to tick, as float32 (`array("f")`): each
+    agent's personality, the economy's town fields last written, and per position the place
+    fields (in `town.place_cache`)."""
 
     def __init__(self, town: ScalarTown) -> None:
         v = town.view
         social = town.social
         assert social is not None
-        self.rows = np.zeros((town.k, v.size), dtype=np.float32)
-        self.rows[:, v.personality : v.queue] = social.personality  # fixed for the town's life
-        self.at: list[tuple[int, int] | None] = [None] * town.k
-        self.head = v.position  # meters, time, interaction and episode progress
-        # queue, nearest and (on an economy level) employer and job: written every tick
-        self.tail_end = v.social_end if town.economy is None else v.social_end + town.events.job_width
-        self.shared: list[float] | None = None  # the economy's town fields last written
+        self.personality = [array("f", p) for p in social.personality]  # fixed for the town's life
+        self.shared_of: list[float] | None = None  # the economy's town fields ...
+        self.shared = array("f")  # ... as float32
         self.nearest_pad = [0.0] * (8 * v.nearest_rows)
         # a column offset / scale per integer offset (the core divides the same integers)
         span = max(town.t.level.width, town.t.level.height)
@@ -49,38 +47,38 @@ class RowBuffer:
 
 
 def write_rows(town: ScalarTown, out: np.ndarray) -> np.ndarray:
-    """Every slot's observation into `out` ([K, obs_dim] float32)."""
+    """Every slot's observation into `out` ([K, obs_dim] float32): the rows are put together
+    as one float32 array, the pieces kept from tick to tick copied in whole, and handed to
+    numpy in one assignment."""
     v = town.view
     k = town.k
     buf = town.rows
     if buf is None:
         buf = town.rows = RowBuffer(town)
-    rows = buf.rows
     time = v.hours[town.clock % HOURS_PER_DAY] if v.day_cycle else [0.0, 0.0]
     episode = town.clock / v.max_steps
-    head = []
-    at = buf.at
+    if town.economy is not None:
+        shared = shared_fields(town)
+        if shared is not buf.shared_of:
+            buf.shared_of, buf.shared = shared, array("f", shared)
     cells = town.cells
-    for i in range(k):
+    flat = array("f")
+    for i, tail in enumerate(_tail(town, buf)):
         x, y = town.x[i], town.y[i]
         code = cells[y][x]
         p = town.progress[i]
         progress = p / v.ticks[code] if p and v.multi_tick and code >= 0 else 0.0
-        head.append([*town.meters[i], *time, progress, episode])
-        if at[i] != (x, y):
-            rows[i, v.position : v.personality] = _place(town, x, y)
-            at[i] = (x, y)
-    rows[:k, : buf.head] = head
-    rows[:k, v.queue : buf.tail_end] = _tail(town, buf)
-    if town.economy is not None:
-        shared = shared_fields(town)
-        if shared is not buf.shared:
-            rows[:k, buf.tail_end :] = buf.shared = shared
-    out[:k] = rows
+        flat.fromlist(town.meters[i])
+        flat.fromlist([*time, progress, episode])
+        flat += _place(town, x, y)
+        flat += buf.personality[i]
+        flat.fromlist(tail)
+        flat += buf.shared
+    out[:k] = np.frombuffer(flat, dtype=np.float32).reshape(k, v.size)
     return out
 
 
-def _place(town: ScalarTown, x: int, y: int) -> np.ndarray:
+def _place(town: ScalarTown, x: int, y: int) -> array:
     """position, underfoot and the full view's affordances from (x, y), as float32, kept per
     position for the town's life."""
     place = town.place_cache.get((x, y))
@@ -89,7 +87,7 @@ def _place(town: ScalarTown, x: int, y: int) -> np.ndarray:
         code = town.cells[y][x]
         fields = [x / v.sx, y / v.sy, *v.underfoot_rows[(code if code >= 0 else -1) + 1]]
         fields += _affordance_rows(town, x, y)
-        place = town.place_cache[(x, y)] = np.array(fields, dtype=np.float32)
+        place = town.place_cache[(x, y)] = array("f", fields)
     return place
 
 
