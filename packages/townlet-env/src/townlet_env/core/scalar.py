@@ -278,16 +278,20 @@ class ScalarTown(TownNumbers):
             r[0] = meters[target] - r[0]
             v = r[0]
             meters[target] = 0.0 if v < 0.0 else 1.0 if v > 1.0 else v
-        for stage in self.t.stages:
-            losses: dict[int, float] = {}
-            for source, target, threshold, strength in stage:
-                if threshold > meters[source]:  # else the pressure is 0 and so is the loss
-                    r[0] = threshold - meters[source]
-                    r[0] = r[0] * strength
-                    if target in losses:
-                        r[0] = losses[target] + r[0]
-                    losses[target] = r[0]
-            for target, loss in losses.items():
+        for stage in self.t.stages_by_target:
+            losses = []  # a stage's pressures are read before any of its losses is taken
+            for target, cascades in stage:
+                loss = None
+                for source, threshold, strength in cascades:
+                    if threshold > meters[source]:  # else the pressure is 0 and so is the loss
+                        r[0] = threshold - meters[source]
+                        r[0] = r[0] * strength
+                        if loss is not None:
+                            r[0] = loss + r[0]
+                        loss = r[0]
+                if loss is not None:
+                    losses.append((target, loss))
+            for target, loss in losses:
                 r[0] = meters[target] - loss
                 v = r[0]
                 meters[target] = 0.0 if v < 0.0 else v

@@ -174,6 +174,13 @@ class ScalarTables:
             ]
             for st in level.cascade_stages
         ]
+        # the same cascades grouped by target, in order within each (how a stage sums them)
+        self.stages_by_target: list[list[tuple[int, list[tuple[int, float, float]]]]] = []
+        for stage in self.stages:
+            groups: dict[int, list[tuple[int, float, float]]] = {}
+            for src, tgt, th, sot in stage:
+                groups.setdefault(tgt, []).append((src, th, sot))
+            self.stages_by_target.append(list(groups.items()))
         spec = level.config.reward.reward
         self.reward_kind = spec.kind
         self.reward_meters = level.reward_meters.tolist()

@@ -9,13 +9,14 @@ tie.
 from __future__ import annotations
 
 import math
+from array import array
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 
 from townlet_env.core.level import HOURS_PER_DAY, CompiledLevel
-from townlet_env.core.scalar_base import _ROUND, f32, f32s, row_sum
+from townlet_env.core.scalar_base import f32, f32s, row_sum
 from townlet_env.core.scalar_terms import reward_terms
 from townlet_env.core.social import TIES
 from townlet_env.core.state import TownState
@@ -332,7 +333,6 @@ class SocialScalar:
 
     def settle(self, town: ScalarTown, phase: Phase, result: ScalarResult) -> None:
         """New ties (events, decay, clamp), queue places, reward terms and the clipped reward."""
-        r = _ROUND
         for deltas in (phase.deltas, phase.queue_deltas):
             if not any(deltas):
                 continue
@@ -342,18 +342,12 @@ class SocialScalar:
                     self.quiet = False
         bounds = () if self.quiet else self.bounds
         for tie, (decay, low, high) in zip(self.ties, bounds, strict=False):
-            for row in tie:
-                for j, v in enumerate(row):
-                    if v:  # a zero tie stays zero; within the decay a tie goes to zero
-                        if v > decay:
-                            r[0] = v - decay
-                        elif v < -decay:
-                            r[0] = v + decay
-                        else:
-                            row[j] = 0.0
-                            continue
-                        v = r[0]
-                        row[j] = low if v < low else high if v > high else v
+            for n, row in enumerate(tie):  # within the decay a tie goes to zero (a zero stays)
+                if any(row):
+                    moved = array(
+                        "f", [v - decay if v > decay else v + decay if v < -decay else 0.0 for v in row]
+                    )
+                    tie[n] = [low if v < low else high if v > high else v for v in moved]
         living = town.alive
         if all(living):
             self.queue_key, self.stall = phase.queue_key, phase.stall
