@@ -131,8 +131,8 @@ class ScalarTown(TownNumbers):
                 ok = aff >= 0
                 if ok:
                     meters = self.meters[i]
-                    required = t.aff_required[aff] if market is None else market.required[aff]
-                    ok = all(v >= r for v, r in zip(meters, required, strict=True))
+                    needs = t.aff_needs[aff] if market is None else market.needs[aff]
+                    ok = all(meters[m] >= r for m, r in needs)
                     ok = ok and t.aff_open[aff][hour]
                     ok = ok and not (market is not None and market.closed[aff])
                     ok = ok and not (taken is not None and taken[i])

@@ -135,6 +135,12 @@ class ScalarResult:
     economy: dict[str, list] = field(default_factory=dict)
 
 
+def needs_of(required: list[list[float]]) -> list[list[tuple[int, float]]]:
+    """Per affordance, (meter, least value) of the meters a use needs above 0: a meter is never
+    below 0, so `meter >= 0` always holds and need not be asked (`action_mask`'s check)."""
+    return [[(m, r) for m, r in enumerate(row) if r > 0.0] for row in required]
+
+
 class ScalarTables:
     """The compiled level's tables as Python numbers, read once per level."""
 
@@ -155,6 +161,7 @@ class ScalarTables:
         self.aff_completion = level.aff_completion.tolist()
         self.aff_instant_delta = level.aff_instant_delta.tolist()
         self.aff_required = level.aff_required.tolist()
+        self.aff_needs = needs_of(self.aff_required)
         self.aff_open = level.aff_open.tolist()
         self.drain = level.drain.tolist()
         self.terminal = level.terminal_index.tolist()
