@@ -126,6 +126,8 @@ class SocialScalar:
         )
 
     def has_neighbour(self, town: ScalarTown) -> list[bool]:
+        if town.k == 1:  # an agent alone has none
+            return [False]
         # living agents by cell: a neighbour is another living agent on this cell or the next
         cells: dict[tuple[int, int], int] = {}
         for x, y, alive in zip(town.x, town.y, town.alive, strict=True):
@@ -354,7 +356,8 @@ class SocialScalar:
         else:
             self.queue_key = [q if alive else -1 for q, alive in zip(phase.queue_key, living, strict=True)]
             self.stall = [s if alive else 0 for s, alive in zip(phase.stall, living, strict=True)]
-        result.reward_terms = reward_terms(self, living, phase.chat_reward, result.reward)
+        weights = (self.needs, self.survival, self.chat_reward is not None)
+        result.reward_terms = reward_terms(weights, self.clip, living, phase.chat_reward, result.reward)
         result.chat_partner = phase.partner  # -1 but for the agents that chatted
         result.chat_success = phase.success
 

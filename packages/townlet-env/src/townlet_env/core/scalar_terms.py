@@ -6,22 +6,22 @@ the same order, each float32 operation rounded by the `_ROUND` buffer.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from townlet_env.core.scalar_base import _ROUND
-
-if TYPE_CHECKING:
-    from townlet_env.core.scalar_social import SocialScalar
 
 
 def reward_terms(
-    social: SocialScalar, living: list[bool], chat_reward: list[float], reward: list[float]
+    weights: tuple[float | None, float | None, bool],
+    clip: tuple[float, float],
+    living: list[bool],
+    chat_reward: list[float],
+    reward: list[float],
 ) -> dict[str, list[float]]:
     """The declared terms of each living agent (0 for the others), and in `reward` (which holds
-    the needs formula) their sum, clipped: summed term by term, as torch sums them."""
+    the needs formula) their sum, clipped: summed term by term, as torch sums them. `weights`:
+    the needs weight, the survival bonus (None where not declared) and whether chat is a term."""
     r = _ROUND
-    low, high = social.clip
-    needs, survival, chat = social.needs, social.survival, social.chat_reward is not None
+    low, high = clip
+    needs, survival, chat = weights
     terms: dict[str, list[float]] = {}
     if needs is not None:
         terms["needs"] = []
