@@ -156,6 +156,13 @@ def vector_pair(level: str, slots: int, steps: int) -> tuple[float, float]:
     return env, time_floor(level, slots, torch.device("cpu"), steps, 1)
 
 
+def command() -> str:
+    """This run's command line, the script named from the repository root."""
+    script = Path(sys.argv[0]).resolve()
+    name = script.relative_to(ROOT) if script.is_relative_to(ROOT) else script
+    return " ".join([str(name), *sys.argv[1:]])
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values)
 
@@ -206,7 +213,7 @@ def summarise(
 
     out: dict[str, Any] = {
         "machine": {**machine(torch.device("cpu")), "load_average": os.getloadavg(), "cpus": os.cpu_count()},
-        "command": " ".join(sys.argv),
+        "command": command(),
         "rounds": args.rounds,
         "seconds_per_door": args.seconds,
         "cartpole": door("CartPole-v1"),

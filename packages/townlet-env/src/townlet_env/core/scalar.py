@@ -80,6 +80,8 @@ class ScalarTown(TownNumbers):
         # a drain row per slot: drain x difficulty, as the core multiplies them every tick
         self.drain = [[f32(d * diff) for d in self.t.drain] for diff in self.difficulty]
         self.view_cache = {}
+        self.place_cache = {}
+        self.rows = None  # the observation rows kept between ticks (scalar_rows), written anew
         self._moves: dict[tuple[int, int], list[bool]] = {}
         if self.social is not None:
             self.social.load(self, state)
@@ -129,8 +131,8 @@ class ScalarTown(TownNumbers):
                 ok = aff >= 0
                 if ok:
                     meters = self.meters[i]
-                    required = t.aff_required[aff] if market is None else market.required[aff]
-                    ok = all(v >= r for v, r in zip(meters, required, strict=True))
+                    needs = t.aff_needs[aff] if market is None else market.needs[aff]
+                    ok = all(meters[m] >= r for m, r in needs)
                     ok = ok and t.aff_open[aff][hour]
                     ok = ok and not (market is not None and market.closed[aff])
                     ok = ok and not (taken is not None and taken[i])
@@ -234,9 +236,10 @@ class ScalarTown(TownNumbers):
         if social is not None and self.social is not None:
             delta = self.social.add_gain(delta, social, i)
         if job is not None and self.economy is not None:
-            delta = list(delta)
-            money = self.economy.money
-            delta[money] = f32(delta[money] + job.money[i])
+            money, paid = self.economy.money, job.money[i]
+            if paid or self.economy.signed_zero:  # + 0.0 changes only a -0.0
+                delta = list(delta)
+                delta[money] = f32(delta[money] + paid)
         using = a == t.interact if social is None else social.using[i]
         self.progress[i], use = self._use(i, using) if using else (0, None)
         if use is not None and market is not None and self.economy is not None and t.level.multi_tick:
@@ -275,16 +278,20 @@ class ScalarTown(TownNumbers):
             r[0] = meters[target] - r[0]
             v = r[0]
             meters[target] = 0.0 if v < 0.0 else 1.0 if v > 1.0 else v
-        for stage in self.t.stages:
-            losses: dict[int, float] = {}
-            for source, target, threshold, strength in stage:
-                if threshold > meters[source]:  # else the pressure is 0 and so is the loss
-                    r[0] = threshold - meters[source]
-                    r[0] = r[0] * strength
-                    if target in losses:
-                        r[0] = losses[target] + r[0]
-                    losses[target] = r[0]
-            for target, loss in losses.items():
+        for stage in self.t.stages_by_target:
+            losses = []  # a stage's pressures are read before any of its losses is taken
+            for target, cascades in stage:
+                loss = None
+                for source, threshold, strength in cascades:
+                    if threshold > meters[source]:  # else the pressure is 0 and so is the loss
+                        r[0] = threshold - meters[source]
+                        r[0] = r[0] * strength
+                        if loss is not None:
+                            r[0] = loss + r[0]
+                        loss = r[0]
+                if loss is not None:
+                    losses.append((target, loss))
+            for target, loss in losses:
                 r[0] = meters[target] - loss
                 v = r[0]
                 meters[target] = 0.0 if v < 0.0 else v

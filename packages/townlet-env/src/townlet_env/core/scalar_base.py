@@ -135,6 +135,12 @@ class ScalarResult:
     economy: dict[str, list] = field(default_factory=dict)
 
 
+def needs_of(required: list[list[float]]) -> list[list[tuple[int, float]]]:
+    """Per affordance, (meter, least value) of the meters a use needs above 0: a meter is never
+    below 0, so `meter >= 0` always holds and need not be asked (`action_mask`'s check)."""
+    return [[(m, r) for m, r in enumerate(row) if r > 0.0] for row in required]
+
+
 class ScalarTables:
     """The compiled level's tables as Python numbers, read once per level."""
 
@@ -155,6 +161,7 @@ class ScalarTables:
         self.aff_completion = level.aff_completion.tolist()
         self.aff_instant_delta = level.aff_instant_delta.tolist()
         self.aff_required = level.aff_required.tolist()
+        self.aff_needs = needs_of(self.aff_required)
         self.aff_open = level.aff_open.tolist()
         self.drain = level.drain.tolist()
         self.terminal = level.terminal_index.tolist()
@@ -174,6 +181,13 @@ class ScalarTables:
             ]
             for st in level.cascade_stages
         ]
+        # the same cascades grouped by target, in order within each (how a stage sums them)
+        self.stages_by_target: list[list[tuple[int, list[tuple[int, float, float]]]]] = []
+        for stage in self.stages:
+            groups: dict[int, list[tuple[int, float, float]]] = {}
+            for src, tgt, th, sot in stage:
+                groups.setdefault(tgt, []).append((src, th, sot))
+            self.stages_by_target.append(list(groups.items()))
         spec = level.config.reward.reward
         self.reward_kind = spec.kind
         self.reward_meters = level.reward_meters.tolist()
@@ -206,6 +220,8 @@ class TownNumbers:
     cells: list[list[int]]  # [H][W] cell codes, no padding
     aff_xy: list[tuple[int, int]]
     view_cache: dict[tuple[int, int], Any]  # per position: see scalar_observe.view_rows, _window
+    place_cache: dict[tuple[int, int], Any]  # per position: see scalar_rows._place
+    rows: Any  # scalar_rows.RowBuffer of a social town once observed, or None
 
     def affordance(self, i: int) -> int:
         """The affordance under slot i, -1 for none."""

@@ -8,6 +8,7 @@ events and the observation fields are in `scalar_events.py`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -34,7 +35,7 @@ from townlet_env.core.economy import (
 )
 from townlet_env.core.economy import OUTAGE as OUTAGE
 from townlet_env.core.level import CompiledLevel
-from townlet_env.core.scalar_base import _ROUND, f32
+from townlet_env.core.scalar_base import _ROUND, f32, needs_of
 from townlet_env.core.state import TownState
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
 
 
 # price, closed, boost and what a use needs, per affordance
-Prices = tuple[list[float], list[bool], list[float], list[list[float]]]
+Prices = tuple[list[float], list[bool], list[float], list[list[tuple[int, float]]]]
 
 
 @dataclass
@@ -53,7 +54,7 @@ class ScalarMarket:
     active: list[bool]  # [E]
     price: list[float]  # [A]
     closed: list[bool]  # [A]
-    required: list[list[float]]  # [A][M] what a use needs at this price
+    needs: list[list[tuple[int, float]]]  # [A] what a use needs at this price (`needs_of`)
     price_here: list[float]  # [K] of the affordance underfoot (1 where none)
     closed_here: list[bool]  # [K]
     boost_here: list[float]  # [K]
@@ -92,6 +93,10 @@ class EconomyScalar:
         self.base_price = _tolist(tables.base_price)
         self.cost = _tolist(tables.cost)
         self.aff_required = _tolist(level.aff_required)
+        # an action that changes money by -0.0: adding a wage of 0 must then be done (to +0.0)
+        self.signed_zero = any(
+            v == 0.0 and math.copysign(1.0, v) < 0 for v in level.action_delta[:, self.money].tolist()
+        )
         self.n_events = tables.n_events
         self.kind = _tolist(tables.event_kind)
         self.targets = [_tolist(row.nonzero().flatten()) for row in tables.event_target]
@@ -158,13 +163,13 @@ class EconomyScalar:
             if len(self._prices) > 256:
                 self._prices.clear()
             prices = self._prices[key] = self._price_list(active)
-        price, closed, boost, required = prices
+        price, closed, boost, needs = prices
         here = [town.affordance(i) for i in range(town.k)]
         self._market = ScalarMarket(
             active,
             price,
             closed,
-            required,
+            needs,
             [price[a] if a >= 0 else 1.0 for a in here],
             [a >= 0 and closed[a] for a in here],
             [boost[a] if a >= 0 else 1.0 for a in here],
@@ -192,7 +197,7 @@ class EconomyScalar:
             row if p == 1.0 else [f32(v * p) for v in row]
             for row, p in zip(self.aff_required, price, strict=True)
         ]
-        return price, closed, boost, required
+        return price, closed, boost, needs_of(required)
 
     def surcharge(self, use: list[float], aff: int, price_here: float) -> list[float]:
         """A use's meter change less cost x (price - 1), as `economy.surcharge`."""

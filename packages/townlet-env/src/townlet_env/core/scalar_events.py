@@ -60,6 +60,11 @@ class EventTables:
         self.broke_share = [min(f32(n / self.broke_scale), 1.0) for n in range(self.broke_scale + 1)]
         self._prices_of: list[float] | None = None  # the market's price list the fields below are of
         self._price_fields: list[float] = []
+        self._idle_fields: list[float] = []  # the fields while no event is on, of these prices
+        self.job_width = self.n_employers + 9  # employer (one-hot) and job
+        self.no_job = [0.0] * self.job_width
+        n = self.n_employers
+        self.employer_rows = [[float(e == m) for e in range(n)] for m in range(n)]
 
 
 def schedule(town: ScalarTown, u: list[list[float]]) -> bool:
@@ -120,37 +125,51 @@ def _price_fields(ev: EventTables, price: list[float], closed: list[bool]) -> li
 def observe_economy(town: ScalarTown) -> list[list[float]]:
     """employer, job, events, prices and closed (contiguous fields that follow the social
     ones): one list per agent."""
+    shared = shared_fields(town)
+    return [row + shared for row in job_rows(town)]
+
+
+def shared_fields(town: ScalarTown) -> list[float]:
+    """events, prices and closed: the town's, the same in every agent's row. While no event
+    is on, the same list as last time (so the caller may skip writing it again)."""
     eco, ev = town.economy, town.events
     mkt = eco.market(town)
-    clock, hour = town.clock, town.clock % HOURS_PER_DAY
+    if ev._prices_of is not mkt.price:  # the market's lists are kept while its events stay on
+        ev._prices_of, ev._price_fields = mkt.price, _price_fields(ev, mkt.price, mkt.closed)
+        ev._idle_fields = [0.0] * (2 * len(mkt.active)) + ev._price_fields
+    if not any(mkt.active):
+        return ev._idle_fields
+    clock = town.clock
     shared: list[float] = []
     for e, active in enumerate(mkt.active):
         left = eco.end[e] - clock
         shared += (1.0, min(f32(left / ev.longest), 1.0)) if active else (0.0, 0.0)
-    if ev._prices_of is not mkt.price:  # the market's lists are kept while its events stay on
-        ev._prices_of, ev._price_fields = mkt.price, _price_fields(ev, mkt.price, mkt.closed)
-    shared += ev._price_fields
-    width = ev.n_employers + 9
+    return shared + ev._price_fields
+
+
+def job_rows(town: ScalarTown) -> list[list[float]]:
+    """employer and job: one list per agent (zeros for a dead one)."""
+    eco, ev = town.economy, town.events
+    clock, hour = town.clock, town.clock % HOURS_PER_DAY
     rows = []
     for i, w in enumerate(eco.work):
         if not town.alive[i]:
-            row = [0.0] * width
-        else:
-            employer = w[EMPLOYER]
-            at = employer * HOURS_PER_DAY + hour
-            row = [0.0] * ev.n_employers
-            row[employer] = 1.0
-            rehire = w[REHIRE_AT] - clock
-            row += (
-                float(clock >= w[REHIRE_AT]),
-                float(eco.in_shift[at]),
-                float(town.affordance(i) == eco.place[employer]),
-                float(w[SHIFT] == ON_TIME),
-                float(w[SHIFT] == LATE),
-                ev.absence_share[bin(w[ABSENCES] & ev.absence_bytes).count("1")],
-                eco.until_start[at],
-                min(f32(rehire / ev.cooldown_scale), 1.0) if rehire > 0 else 0.0,
-                ev.broke_share[w[BROKE]] if w[BROKE] < ev.broke_scale else 1.0,
-            )
-        rows.append(row + shared)
+            rows.append(ev.no_job)
+            continue
+        employer = w[EMPLOYER]
+        at = employer * HOURS_PER_DAY + hour
+        rehire = w[REHIRE_AT] - clock
+        row = list(ev.employer_rows[employer])
+        row += (
+            float(clock >= w[REHIRE_AT]),
+            float(eco.in_shift[at]),
+            float(town.affordance(i) == eco.place[employer]),
+            float(w[SHIFT] == ON_TIME),
+            float(w[SHIFT] == LATE),
+            ev.absence_share[bin(w[ABSENCES] & ev.absence_bytes).count("1")],
+            eco.until_start[at],
+            min(f32(rehire / ev.cooldown_scale), 1.0) if rehire > 0 else 0.0,
+            ev.broke_share[w[BROKE]] if w[BROKE] < ev.broke_scale else 1.0,
+        )
+        rows.append(row)
     return rows

@@ -14,6 +14,7 @@ import numpy as np
 from townlet_env.core.level import BLOCKED, EMPTY, HOURS_PER_DAY, CompiledLevel
 from townlet_env.core.observe_social import FAR
 from townlet_env.core.scalar_events import observe_economy
+from townlet_env.core.scalar_rows import write_rows
 
 if TYPE_CHECKING:
     from townlet_env.core.scalar_base import TownNumbers as ScalarTown
@@ -105,6 +106,8 @@ def observe_into(town: ScalarTown, out: np.ndarray) -> np.ndarray:
     fields, up to the affordances of the full view, are one Python list per agent, written with
     one assignment: each numpy call costs about a microsecond, a list of floats far less."""
     v = town.view
+    if v.one_row:  # a social town, its rows kept from tick to tick
+        return write_rows(town, out)
     k = town.k
     out[:k].fill(0.0)
     time = v.hours[town.clock % HOURS_PER_DAY] if v.day_cycle else [0.0, 0.0]
@@ -123,9 +126,7 @@ def observe_into(town: ScalarTown, out: np.ndarray) -> np.ndarray:
                 row += view_rows(town, x, y)
             else:
                 row += v.no_affordances
-        if v.one_row and tail is not None:
-            row += tail[i]
-        elif v.agents_follow and k > 1:
+        if v.agents_follow and k > 1:
             row += _other_agents(town, i)
         out[i, : len(row)] = row
     if full:
@@ -134,7 +135,7 @@ def observe_into(town: ScalarTown, out: np.ndarray) -> np.ndarray:
                 out[i, v.agents : v.agents + 3 * v.others] = _other_agents(town, i)
     else:
         _window(town, out)
-    if tail is not None and not v.one_row:
+    if tail is not None:
         for i, row in enumerate(tail):
             out[i, v.personality : v.personality + len(row)] = row
     return out

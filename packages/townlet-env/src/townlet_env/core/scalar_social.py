@@ -9,13 +9,15 @@ tie.
 from __future__ import annotations
 
 import math
+from array import array
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 
 from townlet_env.core.level import HOURS_PER_DAY, CompiledLevel
-from townlet_env.core.scalar_base import _ROUND, f32, f32s, row_sum
+from townlet_env.core.scalar_base import f32, f32s, row_sum
+from townlet_env.core.scalar_terms import reward_terms
 from townlet_env.core.social import TIES
 from townlet_env.core.state import TownState
 
@@ -124,6 +126,8 @@ class SocialScalar:
         )
 
     def has_neighbour(self, town: ScalarTown) -> list[bool]:
+        if town.k == 1:  # an agent alone has none
+            return [False]
         # living agents by cell: a neighbour is another living agent on this cell or the next
         cells: dict[tuple[int, int], int] = {}
         for x, y, alive in zip(town.x, town.y, town.alive, strict=True):
@@ -177,8 +181,12 @@ class SocialScalar:
         """On an economy level (`market`) a gathering multiplies the chat gains of the agents at
         its place, and an outage closes its affordances like closing hours do."""
         k = town.k
+        boost = None if market is None else market.boost_here
+        # x 1.0 changes no gain: only a gathering underfoot makes this tick's gains differ
         self.tick_gain = (
-            self.gain if market is None else f32s(list(map(float.__mul__, self.gain, market.boost_here)))
+            self.gain
+            if boost is None or boost.count(1.0) == k
+            else f32s(list(map(float.__mul__, self.gain, boost)))
         )
         out = self.last = Phase(
             [False] * k, [-1] * k, [False] * k, [0.0] * k, [0.0] * k, [], [], [{}, {}, {}], [{}, {}, {}]
@@ -327,7 +335,6 @@ class SocialScalar:
 
     def settle(self, town: ScalarTown, phase: Phase, result: ScalarResult) -> None:
         """New ties (events, decay, clamp), queue places, reward terms and the clipped reward."""
-        r = _ROUND
         for deltas in (phase.deltas, phase.queue_deltas):
             if not any(deltas):
                 continue
@@ -337,64 +344,22 @@ class SocialScalar:
                     self.quiet = False
         bounds = () if self.quiet else self.bounds
         for tie, (decay, low, high) in zip(self.ties, bounds, strict=False):
-            for row in tie:
-                for j, v in enumerate(row):
-                    if v:  # a zero tie stays zero; within the decay a tie goes to zero
-                        if v > decay:
-                            r[0] = v - decay
-                        elif v < -decay:
-                            r[0] = v + decay
-                        else:
-                            row[j] = 0.0
-                            continue
-                        v = r[0]
-                        row[j] = low if v < low else high if v > high else v
+            for n, row in enumerate(tie):  # within the decay a tie goes to zero (a zero stays)
+                if any(row):
+                    moved = array(
+                        "f", [v - decay if v > decay else v + decay if v < -decay else 0.0 for v in row]
+                    )
+                    tie[n] = [low if v < low else high if v > high else v for v in moved]
         living = town.alive
         if all(living):
             self.queue_key, self.stall = phase.queue_key, phase.stall
         else:
             self.queue_key = [q if alive else -1 for q, alive in zip(phase.queue_key, living, strict=True)]
             self.stall = [s if alive else 0 for s, alive in zip(phase.stall, living, strict=True)]
-        result.reward_terms = self._rewards(living, phase, result.reward)
+        weights = (self.needs, self.survival, self.chat_reward is not None)
+        result.reward_terms = reward_terms(weights, self.clip, living, phase.chat_reward, result.reward)
         result.chat_partner = phase.partner  # -1 but for the agents that chatted
         result.chat_success = phase.success
-
-    def _rewards(self, living: list[bool], phase: Phase, reward: list[float]) -> dict[str, list[float]]:
-        """The declared terms of each living agent (0 for the others), and in `reward` (which
-        holds the needs formula) their sum, clipped: summed term by term, as torch sums them."""
-        r = _ROUND
-        low, high = self.clip
-        needs, survival, chat = self.needs, self.survival, self.chat_reward is not None
-        terms: dict[str, list[float]] = {}
-        if needs is not None:
-            terms["needs"] = []
-        if survival is not None:
-            terms["survival"] = []
-        if chat:
-            terms["chat"] = []
-        for i, alive in enumerate(living):
-            if not alive:
-                for values in terms.values():
-                    values.append(0.0)
-                reward[i] = 0.0
-                continue
-            total = 0.0
-            if needs is not None:
-                r[0] = needs * reward[i]
-                value = r[0]
-                terms["needs"].append(value)
-                total = value
-            if survival is not None:
-                terms["survival"].append(survival)
-                r[0] = total + survival
-                total = r[0]
-            if chat:
-                value = phase.chat_reward[i]
-                terms["chat"].append(value)
-                r[0] = total + value
-                total = r[0]
-            reward[i] = low if total < low else high if total > high else total
-        return terms
 
 
 __all__ = ["TIES", "Phase", "SocialScalar"]

@@ -55,6 +55,7 @@ class TownletEnv(LevelNames, gym.Env[np.ndarray, np.int64]):
         self.observation_space = gym.spaces.Box(-1.0, 1.0, (self.level.layout.size,), np.float32)
         self.action_space = gym.spaces.Discrete(self.level.n_actions)
         self._mask = np.ones(self.level.n_actions, dtype=bool)
+        self._masks: dict[tuple[bool, ...], tuple[np.ndarray, np.ndarray]] = {}  # bool, int8
         self._ended = False
 
     # --- names and layout ------------------------------------------------------------------
@@ -110,9 +111,13 @@ class TownletEnv(LevelNames, gym.Env[np.ndarray, np.int64]):
     def _observe(self) -> tuple[np.ndarray, dict[str, Any]]:
         engine = self.town.engine
         obs = engine.observe(np.empty((1, self.level.layout.size), dtype=np.float32))[0]
-        self._mask = np.array(engine.mask()[0])
+        row = engine.mask()[0]
+        masks = self._masks.get(tuple(row))
+        if masks is None:  # a level has few distinct masks: each made once, handed out as copies
+            masks = self._masks[tuple(row)] = (np.array(row, dtype=bool), np.array(row, dtype=np.int8))
+        self._mask = masks[0]
         info = {
-            "action_mask": self._mask.astype(np.int8),
+            "action_mask": masks[1].copy(),
             "meters": np.array(engine.meters[0], dtype=np.float32),
             "position": np.array((engine.x[0], engine.y[0]), dtype=np.int64),
             "episode_step": engine.life_steps[0],
