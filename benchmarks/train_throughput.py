@@ -10,7 +10,9 @@ other part's figures are kept):
   level's default configs/<level>.yaml where that is DQN) after a warm-up past
   `learning_starts`, so every timed step includes acting, env stepping, storing and the
   gradient updates the replay ratio asks for.
-- `--cases` (on L1): the DQN config as the reference, PPO, and DAgger (L1's default config). A
+- `--cases` (on L1 unless named): the DQN config as the reference, PPO, DAgger (L1's default
+  config), and the default DAgger configs of L4_social and L5_town (`dagger_L4_social`,
+  `dagger_L5_town`). A
   PPO case is timed over whole iterations (a rollout of `rollout_steps` env steps, then
   `epochs` passes of minibatch updates), after one warm-up iteration; DAgger after its
   `learning_starts`. The cases run `--rounds` times in alternating order, so that a machine
@@ -62,6 +64,10 @@ CASES: dict[str, tuple[Path, dict[str, Any]]] = {
     "ppo_fast_2_epochs": (RECIPES / f"{L1}_ppo_from_dagger.yaml", {**PPO_FAST, "algorithm__epochs": 2}),
     "ppo_fast": (RECIPES / f"{L1}_ppo_from_dagger.yaml", PPO_FAST),
     "dagger": (CONFIG_DIR / f"{L1}.yaml", {}),  # L1's default config
+    # the social towns' default configs (DAgger, towns of six), to set their training time
+    # beside L1's, whose whole default run is timed on docs/results.md
+    "dagger_L4_social": (CONFIG_DIR / "L4_social.yaml", {}),
+    "dagger_L5_town": (CONFIG_DIR / "L5_town.yaml", {}),
 }
 
 
@@ -209,10 +215,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of the cases")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="JSON to update (default: %(default)s)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    results: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"levels": {}}
+    results: dict[str, Any] = json.loads(args.out.read_text()) if args.out.is_file() else {"levels": {}}
     if args.levels:
         results["machine"], results["levels"] = machine(args.device), {}
         for level in args.levels:
@@ -224,7 +231,7 @@ def main() -> None:
                 flush=True,
             )
     if args.cases:
-        print(f"{L1} cases, {args.rounds} alternating rounds of {args.seconds:.0f} s:", flush=True)
+        print(f"cases, {args.rounds} alternating rounds of {args.seconds:.0f} s:", flush=True)
         results["cases"] = {
             "machine": machine(args.device),
             "rounds": args.rounds,
@@ -232,8 +239,8 @@ def main() -> None:
         }
         for name, run in results["cases"]["runs"].items():
             print(f"{name:<18} median {run['agent_steps_per_s']:>9,.0f} agent-steps/s", flush=True)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=1))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":
