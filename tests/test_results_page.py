@@ -62,6 +62,25 @@ def test_results_page_quotes_the_social_baselines() -> None:
         assert row in section, f"docs/results.md lacks: {row}"
 
 
+def test_results_page_quotes_the_economy_baselines() -> None:
+    results = json.loads((ROOT / "benchmarks" / "results" / "economy_baselines.json").read_text())
+    page = (ROOT / "docs" / "results.md").read_text()
+    section = page[page.index("## L5_town") : page.index("## Reference learners")]
+    assert set(results["policies"]) == {"random", "scripted", "learned_dagger"}
+    for name, p in results["policies"].items():
+        label = name.replace("learned_", "learned, ")
+        exits = ", ".join(f"{reason} {count:g}" for reason, count in p["exits"].items() if count)
+        row = (
+            f"| {label} | {p['mean_survival']:.1f} | {p['median_survival']:.0f} | {p['mean_reward']:.1f} | "
+            f"{p['wages_per_episode']:.2f} | {p['on_time_rate']:.2f} | {p['evictions']:g} | {exits} | "
+            f"{p['chats_per_episode']:.1f} | {p['mean_trust']:.3f} |"
+        )
+        assert row in section, f"docs/results.md lacks: {row}"
+    runs = results["policies"]["learned_dagger"]["runs"]
+    assert [run["seed"] for run in runs] == [0, 1, 2]
+    assert ", ".join(f"{run['mean_survival']:.1f}" for run in runs[:2]) in section
+
+
 def test_performance_page_quotes_the_social_throughput() -> None:
     results = json.loads((ROOT / "benchmarks" / "results" / "social_throughput.json").read_text())
     page = (ROOT / "docs" / "performance.md").read_text()
