@@ -31,7 +31,16 @@ import torch
 from gymnasium.wrappers import OrderEnforcing, PassiveEnvChecker
 
 import townlet_env
-from benchmarks.door_throughput import ROOT, command, gym_loop, legal, timed, write_json
+from benchmarks.door_throughput import (
+    ROOT,
+    aec_loop,
+    command,
+    gym_loop,
+    legal,
+    parallel_loop,
+    timed,
+    write_json,
+)
 
 RESULTS = ROOT / "benchmarks" / "results" / "door_ab.json"
 PACKAGE = "packages/townlet-env/src/townlet_env"
@@ -70,41 +79,6 @@ def gym_door(envs: Any, level: str) -> Callable[[], int]:
     return loop
 
 
-def parallel_door(package: Any, level: str, agents: int) -> Callable[[], int]:
-    env = package.parallel_env(level=level, num_agents=agents)
-    rng = random.Random(0)
-    state = {"obs": env.reset(seed=0)[0]}
-
-    def loop() -> int:
-        obs, done = state["obs"], 0
-        for _ in range(50):
-            if not env.agents:
-                obs, _ = env.reset()
-            actions = {a: legal(rng, obs[a]["action_mask"]) for a in env.agents}
-            obs = env.step(actions)[0]
-            done += len(actions)
-        state["obs"] = obs
-        return done
-
-    return loop
-
-
-def aec_door(package: Any, level: str, agents: int) -> Callable[[], int]:
-    env = package.env(level=level, num_agents=agents)
-    rng = random.Random(0)
-    env.reset(seed=0)
-
-    def loop() -> int:
-        for _ in range(200):
-            if not env.agents:
-                env.reset()
-            obs, _, terminated, truncated, _ = env.last()
-            env.step(None if terminated or truncated else legal(rng, obs["action_mask"]))
-        return 200
-
-    return loop
-
-
 def quartiles(values: list[float]) -> list[float]:
     q = statistics.quantiles(values, n=4) if len(values) > 1 else values * 3
     return [q[0], statistics.median(values), q[2]]
@@ -117,10 +91,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for level in args.levels:
         pairs[f"gym.make {level}"] = (gym_door(old_gym, level), gym_door(new_gym, level))
         pairs[f"parallel_env {level} x6"] = (
-            parallel_door(base, level, 6),
-            parallel_door(townlet_env, level, 6),
+            parallel_loop(level, 6, base),
+            parallel_loop(level, 6, townlet_env),
         )
-        pairs[f"aec env {level} x6"] = (aec_door(base, level, 6), aec_door(townlet_env, level, 6))
+        pairs[f"aec env {level} x6"] = (aec_loop(level, 6, base), aec_loop(level, 6, townlet_env))
     cartpole = gym_loop("CartPole-v1")
     pick = 0 if args.wall else 1
     runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in pairs}

@@ -89,8 +89,9 @@ def gym_loop(env_id: str, **kwargs: Any) -> Callable[[], int]:
     return loop
 
 
-def parallel_loop(level: str, agents: int) -> Callable[[], int]:
-    env = townlet_env.parallel_env(level=level, num_agents=agents)
+def parallel_loop(level: str, agents: int, package: Any = townlet_env) -> Callable[[], int]:
+    """`package`: townlet_env, or another tree's copy of it (door_ab's base revision)."""
+    env = package.parallel_env(level=level, num_agents=agents)
     rng = random.Random(0)
     state = {"obs": env.reset(seed=0)[0]}
 
@@ -108,8 +109,8 @@ def parallel_loop(level: str, agents: int) -> Callable[[], int]:
     return loop
 
 
-def aec_loop(level: str, agents: int) -> Callable[[], int]:
-    env = townlet_env.env(level=level, num_agents=agents)
+def aec_loop(level: str, agents: int, package: Any = townlet_env) -> Callable[[], int]:
+    env = package.env(level=level, num_agents=agents)
     rng = random.Random(0)
     env.reset(seed=0)
 
